@@ -1,0 +1,283 @@
+//! JWT bearer verification against a JWKS: explicit algorithm allow-list, no keys taken from the token itself,
+//! `iss`/`aud`/`exp`/`nbf` checked with bounded leeway, keys cached and refetched (rate-limited) when a token
+//! names an unknown `kid`, cached keys kept when the identity provider is down.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::identity::{Identity, is_header_safe};
+use crate::config::JwtConfig;
+use crate::context::RequestContext;
+use crate::downstream::Downstream;
+use crate::error::BffError;
+use crate::trace::TraceContext;
+
+/// Longest token accepted; longer ones are rejected before any parsing.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Longest `kid` looked up.
+const MAX_KID_LEN: usize = 128;
+
+/// Parses an allowed algorithm name; `none` and HMAC algorithms are refused (a JWKS of public keys cannot
+/// verify them safely, and accepting them invites key confusion).
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    let alg = Algorithm::from_str(name).map_err(|_| format!("unknown algorithm `{name}`"))?;
+    match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Err(format!(
+            "`{name}` is a shared-secret algorithm; only asymmetric algorithms are accepted"
+        )),
+        _ => Ok(alg),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    aud: Audience,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+struct CachedKey {
+    key: DecodingKey,
+    /// The `alg` the JWKS declares for the key, if any: a token must use exactly it.
+    alg: Option<Algorithm>,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, Arc<CachedKey>>,
+    /// When the current keys were fetched.
+    fetched_at: Option<Instant>,
+    /// When a fetch was last attempted (successful or not), for the refetch rate limit.
+    attempted_at: Option<Instant>,
+}
+
+/// Verifies bearer tokens for one audience.
+pub struct JwtVerifier {
+    config: JwtConfig,
+    algorithms: Vec<Algorithm>,
+    jwks: Downstream,
+    cache: RwLock<KeyCache>,
+    /// Serialises fetches, so a burst of unknown `kid`s causes one fetch, not one per request.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("audience", &self.config.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unauthenticated(reason: &'static str) -> BffError {
+    BffError::Unauthenticated { reason }
+}
+
+impl JwtVerifier {
+    /// A verifier for validated `config`, fetching keys from `jwks`.
+    pub fn new(config: JwtConfig, jwks: Downstream) -> Self {
+        let algorithms = config
+            .algorithms
+            .iter()
+            .filter_map(|a| parse_algorithm(a).ok())
+            .collect();
+        Self {
+            config,
+            algorithms,
+            jwks,
+            cache: RwLock::new(KeyCache::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Verifies `token` and returns the caller's identity.
+    pub async fn verify(&self, token: &str) -> Result<Identity, BffError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(unauthenticated("malformed token"));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(unauthenticated("token algorithm not accepted"));
+        }
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(unauthenticated(
+                "tokens carrying their own keys are not accepted",
+            ));
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(unauthenticated("token has no key id"))?;
+        if kid.is_empty() || kid.len() > MAX_KID_LEN {
+            return Err(unauthenticated("unknown signing key"));
+        }
+        let key = self
+            .key(kid)
+            .await
+            .ok_or(unauthenticated("unknown signing key"))?;
+        if key.alg.is_some_and(|alg| alg != header.alg) || key.key.family() != header.alg.family() {
+            return Err(unauthenticated("token algorithm does not match its key"));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.config.leeway_s;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::ImmatureSignature => "token not yet valid",
+                ErrorKind::InvalidAudience => "token is for another client",
+                ErrorKind::InvalidIssuer => "token from an untrusted issuer",
+                ErrorKind::InvalidSignature => "bad token signature",
+                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                _ => "invalid token",
+            };
+            tracing::debug!(error = %e, "token rejected");
+            unauthenticated(reason)
+        })?;
+        let claims = data.claims;
+        if !is_header_safe(&claims.sub) {
+            return Err(unauthenticated("invalid subject"));
+        }
+        let mut scopes: Vec<String> = claims
+            .scope
+            .iter()
+            .flat_map(|s| s.split(' '))
+            .map(str::to_owned)
+            .collect();
+        scopes.extend(claims.scopes.unwrap_or_default());
+        scopes.retain(|s| is_header_safe(s));
+        scopes.sort();
+        scopes.dedup();
+        let client = match claims.aud {
+            Audience::One(a) => a,
+            Audience::Many(all) => all
+                .into_iter()
+                .find(|a| *a == self.config.audience)
+                .unwrap_or_else(|| self.config.audience.clone()),
+        };
+        Ok(Identity {
+            subject: claims.sub,
+            client,
+            scopes,
+            partner: None,
+        })
+    }
+
+    fn cached(&self, kid: &str) -> (Option<Arc<CachedKey>>, bool) {
+        let Ok(cache) = self.cache.read() else {
+            return (None, false);
+        };
+        let max_age = Duration::from_secs(self.config.jwks_max_age_s);
+        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < max_age);
+        (cache.keys.get(kid).cloned(), fresh)
+    }
+
+    async fn key(&self, kid: &str) -> Option<Arc<CachedKey>> {
+        if let (Some(key), true) = self.cached(kid) {
+            return Some(key);
+        }
+        let _guard = self.refresh.lock().await;
+        let (key, fresh) = self.cached(kid);
+        if key.is_some() && fresh {
+            return key;
+        }
+        let min_interval = Duration::from_millis(self.config.jwks_min_refresh_ms);
+        let recently = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.attempted_at)
+            .is_some_and(|t| t.elapsed() < min_interval);
+        if recently {
+            return key;
+        }
+        self.fetch().await;
+        self.cached(kid).0
+    }
+
+    /// Fetches the JWKS; on failure the cached keys stay in use.
+    async fn fetch(&self) {
+        let ctx = RequestContext::new(
+            format!("jwks-{}", uuid::Uuid::new_v4()),
+            TraceContext::from_headers(&Default::default()),
+            None,
+            Instant::now() + Duration::from_secs(5),
+        );
+        let result = self
+            .jwks
+            .get_json::<JwkSet>(&ctx, &self.config.jwks_path)
+            .await;
+        let Ok(mut cache) = self.cache.write() else {
+            return;
+        };
+        cache.attempted_at = Some(Instant::now());
+        match result {
+            Ok(set) => {
+                let mut keys = HashMap::new();
+                for jwk in &set.keys {
+                    let Some(kid) = jwk.common.key_id.clone() else {
+                        continue;
+                    };
+                    let alg = jwk
+                        .common
+                        .key_algorithm
+                        .and_then(|a| Algorithm::from_str(&format!("{a:?}")).ok());
+                    match DecodingKey::from_jwk(jwk) {
+                        Ok(key) => {
+                            keys.insert(kid, Arc::new(CachedKey { key, alg }));
+                        }
+                        Err(e) => tracing::warn!(kid, error = %e, "unusable JWK skipped"),
+                    }
+                }
+                tracing::info!(keys = keys.len(), "JWKS refreshed");
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, cached = cache.keys.len(), "JWKS fetch failed; keeping cached keys")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `none`, HMAC and unknown names are refused as configured algorithms; asymmetric ones are accepted.
+    #[test]
+    fn algorithm_allow_list() {
+        assert!(parse_algorithm("RS256").is_ok());
+        assert!(parse_algorithm("ES256").is_ok());
+        assert!(parse_algorithm("EdDSA").is_ok());
+        assert!(parse_algorithm("none").is_err());
+        assert!(parse_algorithm("HS256").is_err());
+        assert!(parse_algorithm("rs256").is_err());
+    }
+}

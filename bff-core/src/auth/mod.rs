@@ -1,0 +1,112 @@
+//! Authentication (who is calling) and coarse authorization (may they call this route): JWT bearer tokens or
+//! partner API keys, turned into one [`Identity`] that handlers read from the request context and that
+//! downstream calls carry as identity headers.
+
+mod api_key;
+mod identity;
+pub mod jwt;
+
+use axum::http::{HeaderMap, header};
+
+pub use api_key::{ApiKeys, hash_key};
+pub use identity::{
+    CLIENT_HEADER, IDENTITY_HEADER_PREFIX, Identity, PARTNER_ID_HEADER, PARTNER_TIER_HEADER,
+    Partner, SCOPES_HEADER, USER_ID_HEADER,
+};
+pub use jwt::JwtVerifier;
+
+use crate::error::BffError;
+
+/// Header carrying a partner API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The credential check a gateway applies to every non-public route.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// Everyone is anonymous (development only).
+    None,
+    /// `Authorization: Bearer <JWT>`.
+    Jwt(std::sync::Arc<JwtVerifier>),
+    /// `x-api-key: <key>`.
+    ApiKey(std::sync::Arc<ApiKeys>),
+}
+
+fn single_header(
+    headers: &HeaderMap,
+    name: impl header::AsHeaderName,
+) -> Result<Option<&str>, BffError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(BffError::Unauthenticated {
+            reason: "more than one credential",
+        });
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| BffError::Unauthenticated {
+            reason: "malformed credential",
+        })
+}
+
+impl Authenticator {
+    /// The verified identity of the request, `Ok(None)` when authentication is off, or 401.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Identity>, BffError> {
+        match self {
+            Self::None => Ok(None),
+            Self::Jwt(verifier) => {
+                let value = single_header(headers, header::AUTHORIZATION)?.ok_or(
+                    BffError::Unauthenticated {
+                        reason: "bearer token required",
+                    },
+                )?;
+                let (scheme, token) = value.split_once(' ').ok_or(BffError::Unauthenticated {
+                    reason: "malformed authorization header",
+                })?;
+                if !scheme.eq_ignore_ascii_case("bearer") {
+                    return Err(BffError::Unauthenticated {
+                        reason: "bearer token required",
+                    });
+                }
+                verifier.verify(token.trim()).await.map(Some)
+            }
+            Self::ApiKey(keys) => {
+                let key =
+                    single_header(headers, API_KEY_HEADER)?.ok_or(BffError::Unauthenticated {
+                        reason: "API key required",
+                    })?;
+                keys.verify(key).map(Some).ok_or(BffError::Unauthenticated {
+                    reason: "unknown API key",
+                })
+            }
+        }
+    }
+}
+
+/// Removes every client-sent header in the gateway's identity namespace (`x-bff-*`).
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let names: Vec<_> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with(IDENTITY_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+impl crate::context::RequestContext {
+    /// 401 without an identity, 403 when it lacks any of `scopes`; call first thing in a handler.
+    pub fn require_scopes(&self, scopes: &[&str]) -> Result<&Identity, BffError> {
+        let identity = self.require_identity()?;
+        if identity.has_scopes(scopes) {
+            Ok(identity)
+        } else {
+            tracing::info!(subject = %identity.subject, required = ?scopes, "missing scope");
+            Err(BffError::Forbidden)
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Typed configuration: built-in defaults < TOML file < `BFF_SECTION__KEY` environment variables, loaded with
+//! figment, unknown keys rejected, then validated into a usable value or an error that names the bad key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BffConfig {
+    /// The listening socket and the limits of the edge.
+    pub server: ServerConfig,
+    /// Downstream services by name (`users`, `catalog`, ...), each with its base URL and call policy.
+    pub downstreams: BTreeMap<String, DownstreamConfig>,
+    /// How clients authenticate.
+    pub auth: AuthConfig,
+    /// Declarative routes that forward a public path to a downstream path.
+    pub routes: Vec<RouteConfig>,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+}
+
+/// The listening socket and the limits of the edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// The time budget of one client request, in milliseconds: every downstream call gets what remains of it,
+    /// and the client gets a 504 when it is spent.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 5_000,
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+/// One downstream service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownstreamConfig {
+    /// Base URL (`http://` or `https://`), e.g. `http://127.0.0.1:7001`; paths are appended to it.
+    pub url: String,
+    /// Timeout of one call (connect + answer + body), in milliseconds; the request budget may cut it shorter.
+    pub timeout_ms: u64,
+    /// Timeout of establishing a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Largest accepted response body, in bytes; a larger answer is a bad answer (502).
+    pub max_response_bytes: usize,
+}
+
+impl Default for DownstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_ms: 2_000,
+            connect_timeout_ms: 500,
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl DownstreamConfig {
+    /// A downstream at `url` with default policy.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Which credential clients present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No authentication (only for development and tests).
+    #[default]
+    None,
+    /// `Authorization: Bearer <JWT>`, verified against a JWKS.
+    Jwt,
+    /// `x-api-key: <key>`, looked up among the configured hashed keys.
+    ApiKey,
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The credential this gateway accepts.
+    pub mode: AuthMode,
+    /// JWT verification (used when `mode = "jwt"`).
+    pub jwt: JwtConfig,
+    /// Accepted API keys (used when `mode = "api_key"`), stored as SHA-256 hashes.
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            jwt: JwtConfig::default(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+/// JWT verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Name of the downstream that serves the JWKS (its timeout and size cap apply to the fetch).
+    pub jwks_downstream: String,
+    /// Path of the JWKS document on that downstream.
+    pub jwks_path: String,
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim: the client this gateway serves, e.g. `bff-web`.
+    pub audience: String,
+    /// Accepted signature algorithms (explicit allow-list): any of `RS256`, `RS384`, `RS512`, `PS256`, `ES256`,
+    /// `ES384`, `EdDSA`. `none` and HMAC algorithms are refused.
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
+    pub leeway_s: u64,
+    /// Minimum interval between two JWKS fetches triggered by an unknown `kid`, in milliseconds.
+    pub jwks_min_refresh_ms: u64,
+    /// Age after which the cached JWKS is fetched again on the next request, in seconds.
+    pub jwks_max_age_s: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            jwks_downstream: "identity".into(),
+            jwks_path: "/.well-known/jwks.json".into(),
+            issuer: "bff-dev-idp".into(),
+            audience: String::new(),
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            leeway_s: 30,
+            jwks_min_refresh_ms: 1_000,
+            jwks_max_age_s: 300,
+        }
+    }
+}
+
+/// One accepted API key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Lower-case hex SHA-256 of the key (the key itself is never stored).
+    pub key_sha256: String,
+    /// The partner the key belongs to, e.g. `acme`.
+    pub partner_id: String,
+    /// The partner's tier, e.g. `gold`.
+    pub tier: String,
+    /// Scopes granted to the key.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// A declarative route: a public path forwarded to a downstream path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Public path, with `{name}` parameters, e.g. `/api/users/{id}/card`.
+    pub path: String,
+    /// The downstream to forward to.
+    pub downstream: String,
+    /// Path on the downstream, with the same `{name}` parameters, e.g. `/users/{id}`.
+    pub downstream_path: String,
+    /// Query parameters passed through (others are dropped).
+    #[serde(default)]
+    pub query_allow: Vec<String>,
+    /// Request headers passed through (identity and hop-by-hop headers never are).
+    #[serde(default)]
+    pub header_allow: Vec<String>,
+    /// Response fields kept (dotted paths, e.g. `price.amount_cents`); empty keeps the whole body.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Scopes the caller must hold.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Output format.
+    pub log_format: LogFormat,
+    /// Filter directive (`info`, `bff_core=debug,warn`, ...); `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded or is invalid; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Parsing or merging failed (syntax, unknown key, wrong type).
+    #[error("{0}")]
+    Load(String),
+    /// A value is out of its allowed range or inconsistent.
+    #[error("invalid value for key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The environment variable prefix: `BFF_SERVER__LISTEN` sets `server.listen`.
+pub const ENV_PREFIX: &str = "BFF_";
+
+impl BffConfig {
+    /// The figment of `defaults` < `file` (if any) < `BFF_*` environment variables.
+    pub fn figment(defaults: &BffConfig, file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Loads and validates: `defaults` < `file` < environment.
+    pub fn load(defaults: &BffConfig, file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(defaults, file))
+    }
+
+    /// Extracts and validates a configuration from any figment.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: BffConfig = figment.extract().map_err(|e| {
+            ConfigError::Load(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and cross-references; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.request_timeout_ms == 0 || s.request_timeout_ms > 600_000 {
+            return Err(ConfigError::invalid(
+                "server.request_timeout_ms",
+                "must be between 1 and 600000",
+            ));
+        }
+        for (name, d) in &self.downstreams {
+            let key = |k: &str| format!("downstreams.{name}.{k}");
+            match url::Url::parse(&d.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(ConfigError::invalid(
+                        key("url"),
+                        "must be an absolute http(s) URL",
+                    ));
+                }
+            }
+            if d.timeout_ms == 0 {
+                return Err(ConfigError::invalid(key("timeout_ms"), "must be positive"));
+            }
+            if d.connect_timeout_ms == 0 {
+                return Err(ConfigError::invalid(
+                    key("connect_timeout_ms"),
+                    "must be positive",
+                ));
+            }
+            if d.max_response_bytes == 0 {
+                return Err(ConfigError::invalid(
+                    key("max_response_bytes"),
+                    "must be positive",
+                ));
+            }
+        }
+        let auth = &self.auth;
+        if auth.mode == AuthMode::Jwt {
+            let jwt = &auth.jwt;
+            if !self.downstreams.contains_key(&jwt.jwks_downstream) {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.jwks_downstream",
+                    "names no configured downstream",
+                ));
+            }
+            if jwt.audience.is_empty() {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.audience",
+                    "must not be empty",
+                ));
+            }
+            if jwt.issuer.is_empty() {
+                return Err(ConfigError::invalid("auth.jwt.issuer", "must not be empty"));
+            }
+            if jwt.algorithms.is_empty() {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.algorithms",
+                    "must not be empty",
+                ));
+            }
+            for alg in &jwt.algorithms {
+                crate::auth::jwt::parse_algorithm(alg)
+                    .map_err(|reason| ConfigError::invalid("auth.jwt.algorithms", reason))?;
+            }
+            if jwt.leeway_s > 300 {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.leeway_s",
+                    "must be at most 300",
+                ));
+            }
+        }
+        if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() {
+            return Err(ConfigError::invalid(
+                "auth.api_keys",
+                "at least one key is needed",
+            ));
+        }
+        for (i, k) in auth.api_keys.iter().enumerate() {
+            let valid = k.key_sha256.len() == 64
+                && k.key_sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !valid {
+                return Err(ConfigError::invalid(
+                    format!("auth.api_keys[{i}].key_sha256"),
+                    "must be 64 lower-case hex digits",
+                ));
+            }
+            if k.partner_id.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("auth.api_keys[{i}].partner_id"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = |k: &str| format!("routes[{i}].{k}");
+            if !r.path.starts_with('/') {
+                return Err(ConfigError::invalid(key("path"), "must start with `/`"));
+            }
+            if !r.downstream_path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    key("downstream_path"),
+                    "must start with `/`",
+                ));
+            }
+            if !self.downstreams.contains_key(&r.downstream) {
+                return Err(ConfigError::invalid(
+                    key("downstream"),
+                    "names no configured downstream",
+                ));
+            }
+            for param in crate::routes::path_params(&r.downstream_path) {
+                if !crate::routes::path_params(&r.path).any(|p| p == param) {
+                    return Err(ConfigError::invalid(
+                        key("downstream_path"),
+                        format!("parameter `{param}` does not occur in `path`"),
+                    ));
+                }
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
+            .map_err(|e| ConfigError::invalid("telemetry.log_level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn defaults() -> BffConfig {
+        let mut c = BffConfig::default();
+        c.downstreams.insert(
+            "users".into(),
+            DownstreamConfig::at("http://127.0.0.1:7001"),
+        );
+        c
+    }
+
+    /// The file overrides the defaults and the environment overrides the file.
+    #[test]
+    fn layering_defaults_file_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                "[server]\nrequest_timeout_ms = 1234\n[downstreams.users]\nurl = \"http://10.0.0.1:1\"\n",
+            )?;
+            jail.set_env("BFF_DOWNSTREAMS__USERS__URL", "http://10.0.0.2:2");
+            let c = BffConfig::load(&defaults(), Some(Path::new("gw.toml"))).expect("valid");
+            assert_eq!(c.server.request_timeout_ms, 1234);
+            assert_eq!(c.downstreams["users"].url, "http://10.0.0.2:2");
+            assert_eq!(c.downstreams["users"].timeout_ms, 2_000);
+            Ok(())
+        });
+    }
+
+    /// An unknown key in the file is an error that names it.
+    #[test]
+    fn unknown_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("gw.toml", "[server]\nlisten_port = 1\n")?;
+            let e = BffConfig::load(&defaults(), Some(Path::new("gw.toml"))).unwrap_err();
+            assert!(e.to_string().contains("listen_port"), "{e}");
+            Ok(())
+        });
+    }
+
+    /// An unknown environment key is an error too.
+    #[test]
+    fn unknown_env_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("BFF_SERVER__BOGUS", "1");
+            let e = BffConfig::load(&defaults(), None).unwrap_err();
+            assert!(e.to_string().contains("bogus"), "{e}");
+            Ok(())
+        });
+    }
+
+    /// Out-of-range values are rejected with their key.
+    #[test]
+    fn invalid_values_are_named() {
+        let mut c = defaults();
+        c.downstreams.get_mut("users").unwrap().url = "ftp://x".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("downstreams.users.url")
+        );
+        let mut c = defaults();
+        c.auth.mode = AuthMode::Jwt;
+        c.auth.jwt.audience = "bff-web".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("auth.jwt.jwks_downstream")
+        );
+        c.auth.jwt.jwks_downstream = "users".into();
+        c.auth.jwt.algorithms = vec!["none".into()];
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("auth.jwt.algorithms")
+        );
+        c.auth.jwt.algorithms = vec!["HS256".into()];
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("auth.jwt.algorithms")
+        );
+        c.auth.jwt.algorithms = vec!["RS256".into()];
+        assert!(c.validate().is_ok());
+    }
+}

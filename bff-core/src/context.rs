@@ -1,0 +1,126 @@
+//! The per-request context every handler and downstream call sees: request id, trace context, identity,
+//! the deadline of the request's time budget, and the list of optional parts that failed.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tokio::time::Instant;
+
+use crate::auth::Identity;
+use crate::error::BffError;
+use crate::trace::TraceContext;
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// Runs `fut` with `request_id` as the id that error bodies report.
+pub(crate) async fn with_request_id<F: Future>(request_id: String, fut: F) -> F::Output {
+    CURRENT_REQUEST_ID.scope(request_id, fut).await
+}
+
+/// The id of the request being served on this task, if any.
+pub(crate) fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Cheap to clone; created by the edge for every request and put into the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Echoed to the client and sent to every downstream, to correlate logs.
+    request_id: String,
+    /// W3C trace context of this hop.
+    trace: TraceContext,
+    /// The verified caller, when the route is authenticated.
+    identity: Option<Identity>,
+    /// When the request's time budget is spent.
+    deadline: Instant,
+    /// Optional parts that failed, in order of failure; rendered as the `bff-partial` header.
+    partial: Mutex<Vec<&'static str>>,
+}
+
+impl RequestContext {
+    /// A context for one request.
+    pub fn new(
+        request_id: String,
+        trace: TraceContext,
+        identity: Option<Identity>,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                request_id,
+                trace,
+                identity,
+                deadline,
+                partial: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        &self.inner.request_id
+    }
+
+    /// The trace context of this hop.
+    pub fn trace(&self) -> &TraceContext {
+        &self.inner.trace
+    }
+
+    /// The verified caller, if the route is authenticated.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.inner.identity.as_ref()
+    }
+
+    /// The verified caller, or 401.
+    pub fn require_identity(&self) -> Result<&Identity, BffError> {
+        self.identity().ok_or(BffError::Unauthenticated {
+            reason: "credentials required",
+        })
+    }
+
+    /// When the request's time budget is spent.
+    pub fn deadline(&self) -> Instant {
+        self.inner.deadline
+    }
+
+    /// Records that an optional part failed.
+    pub fn mark_partial(&self, part: &'static str) {
+        if let Ok(mut parts) = self.inner.partial.lock()
+            && !parts.contains(&part)
+        {
+            parts.push(part);
+        }
+    }
+
+    /// The optional parts that failed so far.
+    pub fn partial_parts(&self) -> Vec<&'static str> {
+        self.inner
+            .partial
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = BffError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!("RequestContext missing: the router was not wrapped by the edge");
+                BffError::Internal
+            })
+    }
+}

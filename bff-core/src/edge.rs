@@ -1,0 +1,151 @@
+//! The edge pipeline every request passes, assembled in one place. Outermost first:
+//!
+//! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
+//! 2. **span + access log** — one `request` span per request, one log line at completion;
+//! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
+//! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
+//!    unauthenticated caller learns nothing about which routes exist;
+//! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
+//! 6. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
+//!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
+//! 7. then, inside: panic catcher → request body limit → router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, strip_identity_headers};
+use crate::compose::PARTIAL_HEADER;
+use crate::context::{RequestContext, with_request_id};
+use crate::error::{BffError, PROBLEM_JSON};
+use crate::trace::{self, TraceContext};
+
+/// Paths served without authentication.
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+
+/// What the edge needs, shared by all requests.
+#[derive(Debug)]
+pub(crate) struct EdgeState {
+    /// The credential check.
+    pub(crate) auth: Authenticator,
+    /// The time budget of one request.
+    pub(crate) budget: Duration,
+}
+
+/// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
+/// answer first, since every part is bounded by the same deadline).
+const DEADLINE_GRACE: Duration = Duration::from_millis(20);
+
+/// The edge middleware (steps 1–6 of the module docs).
+pub(crate) async fn edge(
+    State(state): State<Arc<EdgeState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = trace::request_id(request.headers());
+    let trace = TraceContext::from_headers(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        trace_id = %trace.trace_id,
+    );
+    let traceparent = trace.header_value();
+    let rid = request_id.clone();
+    let handled = async move {
+        strip_identity_headers(request.headers_mut());
+        let public = PUBLIC_PATHS.contains(&request.uri().path());
+        let identity = if public {
+            Ok(None)
+        } else {
+            state.auth.authenticate(request.headers()).await
+        };
+        let mut response = match identity {
+            Err(e) => {
+                tracing::info!(reason = %e, "authentication failed");
+                e.into_response()
+            }
+            Ok(identity) => {
+                let deadline = started + state.budget;
+                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
+                request.extensions_mut().insert(ctx.clone());
+                let mut response =
+                    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
+                        .await
+                    {
+                        Ok(response) => response,
+                        Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
+                    };
+                let partial = ctx.partial_parts();
+                if !partial.is_empty()
+                    && response.status().is_success()
+                    && let Ok(v) = HeaderValue::from_str(&partial.join(","))
+                {
+                    response.headers_mut().insert(PARTIAL_HEADER, v);
+                }
+                response
+            }
+        };
+        response = normalize_error(response);
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request completed"
+        );
+        response
+    };
+    let mut response = with_request_id(rid.clone(), handled.instrument(span)).await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        headers.insert(trace::REQUEST_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&traceparent) {
+        headers.insert(trace::TRACEPARENT, v);
+    }
+    response
+}
+
+/// Replaces a 4xx/5xx that is not problem+json with the problem document of its status.
+fn normalize_error(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => BffError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => BffError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => BffError::PayloadTooLarge,
+        s if s.is_client_error() => BffError::BadRequest {
+            detail: "the request is malformed".into(),
+        },
+        _ => BffError::Internal,
+    };
+    tracing::debug!(
+        status = status.as_u16(),
+        "error response normalised to problem+json"
+    );
+    let mut normalized = error.into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = response.headers().get(header::ALLOW)
+    {
+        normalized
+            .headers_mut()
+            .insert(header::ALLOW, allow.clone());
+    }
+    normalized
+}

@@ -1,0 +1,240 @@
+//! One error type for everything a client can be told, rendered as RFC 9457 `application/problem+json` with a
+//! stable machine `code` and the request id. The cause is logged where it happens; it is never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::downstream::{DownstreamError, DownstreamErrorKind};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What went wrong, in terms a client may see. Variants carry only public labels (a part name, a field name),
+/// never a host, a URL, a library message or an upstream body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BffError {
+    /// 400: the request is malformed; `detail` is written for the client.
+    #[error("bad request: {detail}")]
+    BadRequest {
+        /// Client-facing explanation (never contains internal data).
+        detail: String,
+    },
+    /// 401: no valid credential.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// Client-facing reason, e.g. `token expired`.
+        reason: &'static str,
+    },
+    /// 403: authenticated, but lacking a required scope.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404: no such route or resource.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: request body too large.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 502: a required downstream answered badly (error status, malformed or oversized body).
+    #[error("bad downstream answer for part {part}")]
+    BadGateway {
+        /// The composed part that failed.
+        part: &'static str,
+    },
+    /// 503: a required downstream could not be reached.
+    #[error("downstream unavailable for part {part}")]
+    Unavailable {
+        /// The composed part that failed.
+        part: &'static str,
+    },
+    /// 503: the gateway is not ready (readiness probe).
+    #[error("not ready")]
+    NotReady,
+    /// 504: the request's time budget ran out.
+    #[error("deadline exceeded")]
+    DeadlineExceeded {
+        /// The part that was still running, if known.
+        part: Option<&'static str>,
+    },
+    /// 500: a bug or an unexpected state in the gateway itself.
+    #[error("internal error")]
+    Internal,
+}
+
+impl BffError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::Unavailable { .. } | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code (part of the public contract; never renamed).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "bad_request",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BadGateway { .. } => "bad_gateway",
+            Self::Unavailable { .. } => "downstream_unavailable",
+            Self::NotReady => "not_ready",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "Bad request",
+            Self::Unauthenticated { .. } => "Unauthenticated",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::BadGateway { .. } => "Bad gateway",
+            Self::Unavailable { .. } => "Service unavailable",
+            Self::NotReady => "Not ready",
+            Self::DeadlineExceeded { .. } => "Deadline exceeded",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::BadRequest { detail } => Some(detail.clone()),
+            Self::Unauthenticated { reason } => Some((*reason).to_string()),
+            Self::Forbidden => Some("the credential lacks a scope this route requires".into()),
+            Self::BadGateway { part } => {
+                Some(format!("a required part ({part}) could not be loaded"))
+            }
+            Self::Unavailable { part } => Some(format!("a required part ({part}) is unavailable")),
+            Self::DeadlineExceeded { part: Some(part) } => {
+                Some(format!("the time budget ran out while loading {part}"))
+            }
+            _ => None,
+        }
+    }
+
+    fn part(&self) -> Option<&'static str> {
+        match self {
+            Self::BadGateway { part } | Self::Unavailable { part } => Some(part),
+            Self::DeadlineExceeded { part } => *part,
+            _ => None,
+        }
+    }
+
+    /// Maps the failure of a required part to what the client is told.
+    pub fn from_part(part: &'static str, error: &DownstreamError) -> Self {
+        match error.kind {
+            DownstreamErrorKind::NotFound => Self::NotFound,
+            DownstreamErrorKind::Connect => Self::Unavailable { part },
+            DownstreamErrorKind::Timeout | DownstreamErrorKind::Deadline => {
+                Self::DeadlineExceeded { part: Some(part) }
+            }
+            DownstreamErrorKind::Status(_)
+            | DownstreamErrorKind::Body
+            | DownstreamErrorKind::Decode
+            | DownstreamErrorKind::TooLarge => Self::BadGateway { part },
+        }
+    }
+
+    /// The problem document of this error for the current request.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:bff:problem:{}", self.code()),
+            title: self.title(),
+            status: self.status().as_u16(),
+            code: self.code(),
+            detail: self.detail(),
+            part: self.part(),
+            request_id: crate::context::current_request_id(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URN naming the problem type: `urn:bff:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short human-readable summary of the type.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine code, e.g. `deadline_exceeded`.
+    pub code: &'static str,
+    /// Explanation of this occurrence, when there is something safe to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The composed part that failed, for 502/503/504.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<&'static str>,
+    /// The request id (also in the `x-request-id` header), for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl IntoResponse for BffError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, Self::Unauthenticated { .. }) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each failure kind of a required part maps to the status of the contract.
+    #[test]
+    fn part_failures_map_to_contract_statuses() {
+        let e = |kind| DownstreamError::new("users", kind);
+        let status = |k| BffError::from_part("profile", &e(k)).status().as_u16();
+        assert_eq!(status(DownstreamErrorKind::Connect), 503);
+        assert_eq!(status(DownstreamErrorKind::Timeout), 504);
+        assert_eq!(status(DownstreamErrorKind::Deadline), 504);
+        assert_eq!(status(DownstreamErrorKind::Status(500)), 502);
+        assert_eq!(status(DownstreamErrorKind::Decode), 502);
+        assert_eq!(status(DownstreamErrorKind::TooLarge), 502);
+        assert_eq!(status(DownstreamErrorKind::NotFound), 404);
+    }
+
+    /// The body is problem+json with the code, and the downstream name never appears in it.
+    #[test]
+    fn problem_body_has_code_and_no_downstream_name() {
+        let err = BffError::from_part(
+            "profile",
+            &DownstreamError::new("users-internal", DownstreamErrorKind::Connect),
+        );
+        let body = serde_json::to_string(&err.problem()).unwrap();
+        assert!(
+            body.contains("\"code\":\"downstream_unavailable\""),
+            "{body}"
+        );
+        assert!(!body.contains("users-internal"), "{body}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Assembling a gateway: from a validated [`BffConfig`] to the downstream clients a gateway crate composes
+//! with, and from the gateway's API router to the complete, edge-wrapped [`Router`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
+use crate::config::{AuthMode, BffConfig, ConfigError};
+use crate::downstream::{Downstream, http_client};
+use crate::edge::{EdgeState, edge};
+use crate::error::BffError;
+
+/// A gateway under construction: config, downstream clients and the credential check.
+#[derive(Debug)]
+pub struct Gateway {
+    config: BffConfig,
+    downstreams: BTreeMap<String, Downstream>,
+    auth: Authenticator,
+}
+
+impl Gateway {
+    /// Validates `config` and builds the downstream clients (one shared connection pool) and the authenticator.
+    pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        // One pool for all downstreams; it connects with the smallest configured connect timeout.
+        let connect_timeout = config
+            .downstreams
+            .values()
+            .map(|d| d.connect_timeout_ms)
+            .min()
+            .unwrap_or(500);
+        let client = http_client(Duration::from_millis(connect_timeout));
+        let downstreams: BTreeMap<String, Downstream> = config
+            .downstreams
+            .iter()
+            .map(|(name, c)| (name.clone(), Downstream::new(name, c, client.clone())))
+            .collect();
+        let auth = match config.auth.mode {
+            AuthMode::None => Authenticator::None,
+            AuthMode::Jwt => {
+                let jwks = downstreams
+                    .get(&config.auth.jwt.jwks_downstream)
+                    .cloned()
+                    .ok_or_else(|| missing("auth.jwt.jwks_downstream"))?;
+                Authenticator::Jwt(Arc::new(JwtVerifier::new(config.auth.jwt.clone(), jwks)))
+            }
+            AuthMode::ApiKey => {
+                Authenticator::ApiKey(Arc::new(ApiKeys::new(&config.auth.api_keys)))
+            }
+        };
+        Ok(Self {
+            config,
+            downstreams,
+            auth,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BffConfig {
+        &self.config
+    }
+
+    /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.
+    pub fn downstream(&self, name: &str) -> Result<Downstream, ConfigError> {
+        self.downstreams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| missing(&format!("downstreams.{name}")))
+    }
+
+    /// The complete router: `api` (the gateway's composed endpoints), the declarative routes of the config,
+    /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
+    /// wrapped by the edge pipeline (see [`crate::edge`]).
+    pub fn into_router(
+        self,
+        api: Router,
+        openapi: utoipa::openapi::OpenApi,
+        ready_on: &[&str],
+    ) -> Result<Router, ConfigError> {
+        let ready: Vec<Downstream> = ready_on
+            .iter()
+            .map(|n| self.downstream(n))
+            .collect::<Result<_, _>>()?;
+        let declarative =
+            crate::routes::router(&self.config.routes, |n| self.downstreams.get(n).cloned());
+        let state = Arc::new(EdgeState {
+            auth: self.auth,
+            budget: Duration::from_millis(self.config.server.request_timeout_ms),
+        });
+        let router = Router::new()
+            .route("/healthz", get(crate::health::healthz))
+            .route(
+                "/readyz",
+                get(crate::health::readyz).with_state(Arc::new(ready)),
+            )
+            .merge(crate::docs::router(openapi))
+            .merge(declarative)
+            .merge(api)
+            .fallback(|| async { BffError::NotFound })
+            .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+            .layer(RequestBodyLimitLayer::new(
+                self.config.server.max_body_bytes,
+            ))
+            .layer(CatchPanicLayer::custom(|_| {
+                tracing::error!("handler panicked");
+                axum::response::IntoResponse::into_response(BffError::Internal)
+            }))
+            .layer(axum::middleware::from_fn_with_state(state, edge));
+        Ok(router)
+    }
+}
+
+fn missing(key: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: "required by this gateway but not configured".into(),
+    }
+}

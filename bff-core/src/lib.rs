@@ -1,0 +1,52 @@
+//! # bff-core
+//!
+//! The shared core of Backend-for-Frontend gateways: everything hard is done once, here, so that a gateway
+//! crate only declares routes, composes downstream calls and shapes views.
+//!
+//! ```ignore
+//! /// GET /api/home — profile + recent orders + (optional) recommendations.
+//! async fn home(State(app): State<Arc<App>>, ctx: RequestContext) -> Result<Json<HomeView>, BffError> {
+//!     let user = ctx.require_scopes(&[])?.subject.clone();
+//!     let (profile, orders, recs) = tokio::try_join!(
+//!         ctx.required("profile", app.users.get_json::<User>(&ctx, &format!("/users/{}", encode_segment(&user)))),
+//!         ctx.required("orders", app.orders.get_json::<OrderPage>(&ctx, "...")),
+//!         ctx.optional("recommendations", app.recs.get_json::<Recommendations>(&ctx, "...")),
+//!     )?;
+//!     Ok(Json(HomeView::new(profile, orders, recs)))
+//! }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: typed config, figment layering (defaults < file < `BFF_*` env), validation naming bad keys.
+//! - [`gateway`]: from config to downstream clients, authenticator and the complete edge-wrapped router.
+//! - [`edge`]: the request pipeline (request id, trace, identity strip, auth, deadline, error normalisation).
+//! - [`context`]: the per-request context handlers receive; [`compose`]: required/optional parts, batching.
+//! - [`downstream`]: the pooled HTTP client and per-service clients with timeouts and size caps.
+//! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
+//! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes.
+//! - [`shape`], [`routes`]: field allow-lists and declarative forwarding routes from config.
+//! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
+//! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
+
+pub mod auth;
+pub mod cli;
+pub mod compose;
+pub mod config;
+pub mod context;
+mod docs;
+pub mod downstream;
+pub mod edge;
+pub mod error;
+pub mod gateway;
+mod health;
+pub mod routes;
+pub mod server;
+pub mod shape;
+pub mod telemetry;
+pub mod trace;
+
+pub use compose::PARTIAL_HEADER;
+pub use config::BffConfig;
+pub use context::RequestContext;
+pub use error::BffError;
+pub use gateway::Gateway;

@@ -1,0 +1,144 @@
+//! Request ids and W3C trace context: accepted from the client when well-formed, generated otherwise, and
+//! propagated to every downstream call and back to the client.
+
+use axum::http::HeaderMap;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Header carrying the W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The client's `x-request-id` when it is 1..=128 characters of `[A-Za-z0-9._:-]`, else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn is_valid_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// This hop's W3C trace context: the trace it belongs to and the span id the gateway uses as parent of its
+/// downstream calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 lower-case hex digits, never all zero.
+    pub trace_id: String,
+    /// 16 lower-case hex digits: the gateway's own span.
+    pub span_id: String,
+    /// Trace flags (bit 0 = sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Continues the client's trace when its `traceparent` is valid (version 00), else starts a new one;
+    /// either way with a new span id for this hop.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let span_id = format!("{:016x}", random_u64_nonzero());
+        match headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+        {
+            Some((trace_id, flags)) => Self {
+                trace_id,
+                span_id,
+                flags,
+            },
+            None => Self {
+                trace_id: format!("{:032x}", uuid::Uuid::new_v4().as_u128()),
+                span_id,
+                flags: 1,
+            },
+        }
+    }
+
+    /// The `traceparent` header value naming this hop as parent.
+    pub fn header_value(&self) -> String {
+        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+fn random_u64_nonzero() -> u64 {
+    loop {
+        let v = uuid::Uuid::new_v4().as_u64_pair().0;
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; returns the trace id and flags.
+fn parse_traceparent(v: &str) -> Option<(String, u8)> {
+    let mut parts = v.trim().split('-');
+    let (version, trace_id, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version != "00" {
+        return None;
+    }
+    let valid = trace_id.len() == 32
+        && parent.len() == 16
+        && flags.len() == 2
+        && [trace_id, parent, flags].iter().all(|s| is_lower_hex(s))
+        && trace_id.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    if !valid {
+        return None;
+    }
+    Some((trace_id.to_owned(), u8::from_str_radix(flags, 16).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, value.parse().unwrap());
+        h
+    }
+
+    /// A valid client traceparent is continued with a new span id; an invalid one starts a new trace.
+    #[test]
+    fn traceparent_continued_or_restarted() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = TraceContext::from_headers(&headers(TRACEPARENT, incoming));
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(t.span_id, "00f067aa0ba902b7");
+        assert!(
+            t.header_value()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let t = TraceContext::from_headers(&headers(TRACEPARENT, bad));
+            assert_ne!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(t.trace_id.len(), 32);
+        }
+    }
+
+    /// Well-formed request ids are kept; malformed or oversized ones are replaced.
+    #[test]
+    fn request_id_validated() {
+        assert_eq!(request_id(&headers(REQUEST_ID, "abc-123")), "abc-123");
+        let long = "a".repeat(129);
+        assert_ne!(request_id(&headers(REQUEST_ID, &long)), long);
+        assert_ne!(request_id(&headers(REQUEST_ID, "a b")), "a b");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 36);
+    }
+}

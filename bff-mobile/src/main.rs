@@ -1,0 +1,10 @@
+//! The `bff-mobile` binary: serves the mobile gateway (see [`bff_mobile`]).
+
+fn main() -> std::process::ExitCode {
+    bff_core::cli::main(bff_core::cli::GatewaySpec {
+        name: "bff-mobile",
+        about: "the mobile Backend-for-Frontend (lean screens, ETags)",
+        defaults: bff_mobile::defaults,
+        app: bff_mobile::app,
+    })
+}

@@ -1,0 +1,389 @@
+//! # bff-partner
+//!
+//! The partner Backend-for-Frontend gateway: a small, versioned (`/v1`), stable API for external partners,
+//! authenticated by API key (`x-api-key` header). It exposes catalog facts, stock figures and the partner's
+//! own orders, and never any personal or internal data (no user ids, names, e-mails, addresses, payment data,
+//! supplier or warehouse data). Views: [`shared_schemas::views::partner`].
+//!
+//! | Route | Scope | Downstream calls |
+//! |---|---|---|
+//! | `GET /v1/products/{id}` | `catalog:read` | catalog (required) + inventory (optional, only with `inventory:read`), in parallel |
+//! | `GET /v1/products?ids=a,b,c` | `catalog:read` | ONE catalog batch + ONE inventory batch (only with `inventory:read`), in parallel |
+//! | `GET /v1/products/{id}/availability` | `inventory:read` | inventory (required; its 404 is the client's 404) |
+//! | `GET /v1/orders/{id}` | `orders:read` | orders (required), then ONE catalog batch for line SKUs/names (optional part `products`) |
+//!
+//! Contract details:
+//! - No or an unknown key: 401 `unauthenticated`; a key without the route's scope: 403 `forbidden`.
+//! - Path ids are 1..=32 ASCII digits, anything else is 404 `not_found`.
+//! - `ids` lists 1..=50 comma-separated ids (counted as sent, before duplicates are removed); an absent,
+//!   empty, malformed or longer list is 400 `bad_request`. The answer is `{items, missing}` in request order.
+//! - An order that was not placed through the calling partner is 404 `not_found`, exactly like an order that
+//!   does not exist.
+//! - `availability` of a product is `null` when the key lacks `inventory:read` (inventory is then not called)
+//!   or when stock could not be loaded (the `bff-partial` response header then names `availability`).
+//! - Downstreams see the partner only through the gateway's identity headers (`x-bff-partner-id`,
+//!   `x-bff-partner-tier`, `x-bff-client: partner`, `x-bff-scopes`), never the API key; client-sent `x-bff-*`
+//!   headers are removed at the edge.
+//!
+//! # Development keys
+//! [`defaults`] accepts two keys, stored as SHA-256 hashes (for local development and tests only; production
+//! configuration replaces `auth.api_keys`):
+//!
+//! | Key (`x-api-key`) | Partner | Tier | Scopes |
+//! |---|---|---|---|
+//! | `dev-acme-key` | `acme` | `gold` | `catalog:read inventory:read orders:read` |
+//! | `dev-globex-key` | `globex` | `silver` | `catalog:read` |
+//!
+//! The gateway listens on `127.0.0.1:8083` by default and needs the downstreams `catalog`, `inventory` and
+//! `orders` (probed by `/readyz`). OpenAPI: `/openapi.json`, docs page: `/docs`.
+
+mod ids;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use bff_core::compose::{index_by, unique_ids};
+use bff_core::config::{ApiKeyConfig, AuthMode, ConfigError, DownstreamConfig};
+use bff_core::downstream::{Downstream, DownstreamError, encode_query, encode_segment};
+use bff_core::error::Problem;
+use bff_core::{BffConfig, BffError, Gateway, RequestContext};
+use serde::Deserialize;
+use shared_schemas::downstream::{Inventory, InventoryBatch, Money, Order, Product, ProductBatch};
+use shared_schemas::views::partner::{
+    AvailabilityV1, OrderItemV1, OrderV1, ProductAvailabilityV1, ProductListV1, ProductV1,
+};
+use utoipa::OpenApi;
+
+pub use ids::{MAX_BATCH_IDS, is_valid_id, parse_id_list};
+
+/// Scope needed to read products.
+pub const SCOPE_CATALOG_READ: &str = "catalog:read";
+/// Scope needed to read stock (and to get `availability` embedded in products).
+pub const SCOPE_INVENTORY_READ: &str = "inventory:read";
+/// Scope needed to read the partner's orders.
+pub const SCOPE_ORDERS_READ: &str = "orders:read";
+
+/// The downstream services this gateway calls (all required for readiness).
+pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
+
+/// Built-in defaults: listen on `127.0.0.1:8083`, the `catalog`, `inventory` and `orders` downstreams at
+/// their default mock ports, API-key authentication with the two development keys of the crate docs.
+pub fn defaults() -> BffConfig {
+    let mut c = BffConfig::default();
+    c.server.listen = ([127, 0, 0, 1], 8083).into();
+    for (name, port) in shared_schemas::services::DEFAULT_PORTS {
+        if DOWNSTREAMS.contains(name) {
+            c.downstreams.insert(
+                (*name).into(),
+                DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
+            );
+        }
+    }
+    c.auth.mode = AuthMode::ApiKey;
+    c.auth.api_keys = vec![
+        ApiKeyConfig {
+            // sha256("dev-acme-key")
+            key_sha256: "62c2fc277ab4261d4243be7b5cf49bdab2c39fed01ae2d4ce1cf9a38ec4e793c".into(),
+            partner_id: "acme".into(),
+            tier: "gold".into(),
+            scopes: vec![
+                SCOPE_CATALOG_READ.into(),
+                SCOPE_INVENTORY_READ.into(),
+                SCOPE_ORDERS_READ.into(),
+            ],
+        },
+        ApiKeyConfig {
+            // sha256("dev-globex-key")
+            key_sha256: "4763e480ccf7dc583baddba37894eb1dc1fabf79bfc9d82a4a8b00710e18f124".into(),
+            partner_id: "globex".into(),
+            tier: "silver".into(),
+            scopes: vec![SCOPE_CATALOG_READ.into()],
+        },
+    ];
+    c
+}
+
+/// The downstream clients the handlers compose with.
+struct App {
+    catalog: Downstream,
+    inventory: Downstream,
+    orders: Downstream,
+}
+
+/// The complete router (edge pipeline, health, OpenAPI and docs included) for `config`.
+pub fn app(config: BffConfig) -> Result<axum::Router, ConfigError> {
+    let gw = Gateway::new(config)?;
+    let app = Arc::new(App {
+        catalog: gw.downstream("catalog")?,
+        inventory: gw.downstream("inventory")?,
+        orders: gw.downstream("orders")?,
+    });
+    let api = axum::Router::new()
+        .route("/v1/products", get(list_products))
+        .route("/v1/products/{id}", get(get_product))
+        .route("/v1/products/{id}/availability", get(get_availability))
+        .route("/v1/orders/{id}", get(get_order))
+        .with_state(app);
+    gw.into_router(api, openapi(), DOWNSTREAMS)
+}
+
+/// The OpenAPI document of the partner API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_product, list_products, get_availability, get_order),
+    components(schemas(
+        ProductV1,
+        AvailabilityV1,
+        ProductListV1,
+        ProductAvailabilityV1,
+        OrderV1,
+        OrderItemV1,
+        Money,
+        Problem
+    )),
+    modifiers(&ApiKeyScheme),
+    security(("api_key" = [])),
+    info(
+        title = "bff-partner",
+        version = "1",
+        description = "Partner API v1: products, stock and the partner's own orders. Authenticate with the \
+                       `x-api-key` header. Errors are RFC 9457 problem+json with a stable `code`."
+    )
+)]
+struct ApiDoc;
+
+/// Adds the `api_key` security scheme (header `x-api-key`).
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "api_key",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    bff_core::auth::API_KEY_HEADER,
+                    "Partner API key",
+                ))),
+            );
+    }
+}
+
+/// The validated path id, or 404.
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, BffError> {
+    let Path(id) = path.map_err(|_| BffError::NotFound)?;
+    ids::path_id(id)
+}
+
+/// Comma-separated, query-encoded ids for a batch call.
+fn id_query(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| encode_query(id))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Query of `GET /v1/products`.
+#[derive(Debug, Deserialize)]
+struct IdsQuery {
+    ids: Option<String>,
+}
+
+/// A product, with its stock when the key may read inventory.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    security(("api_key" = ["catalog:read"])),
+    responses(
+        (status = 200, description = "The product", body = ProductV1),
+        (status = 401, description = "No or unknown API key", body = Problem),
+        (status = 403, description = "The key lacks `catalog:read`", body = Problem),
+        (status = 404, description = "No such product", body = Problem),
+        (status = 502, description = "The catalog answered badly", body = Problem),
+        (status = 503, description = "The catalog is unavailable", body = Problem),
+        (status = 504, description = "The time budget ran out", body = Problem)
+    )
+)]
+async fn get_product(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ProductV1>, BffError> {
+    let with_stock = ctx
+        .require_scopes(&[SCOPE_CATALOG_READ])?
+        .has_scopes(&[SCOPE_INVENTORY_READ]);
+    let id = encode_segment(&path_id(path)?);
+    let product_path = format!("/products/{id}");
+    let inventory_path = format!("/inventory/{id}");
+    let (product, stock) = tokio::try_join!(
+        ctx.required(
+            "product",
+            app.catalog.get_json::<Product>(&ctx, &product_path)
+        ),
+        async {
+            if with_stock {
+                let stock = app.inventory.get_json::<Inventory>(&ctx, &inventory_path);
+                ctx.optional("availability", stock).await
+            } else {
+                Ok(None)
+            }
+        },
+    )?;
+    Ok(Json(ProductV1::new(product, stock.as_ref())))
+}
+
+/// Several products by id (one catalog batch call), with stock when the key may read inventory.
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    params(("ids" = String, Query, description = "1 to 50 comma-separated product ids; duplicates are ignored")),
+    security(("api_key" = ["catalog:read"])),
+    responses(
+        (status = 200, description = "The products found and the ids not found", body = ProductListV1),
+        (status = 400, description = "`ids` absent, empty, malformed or longer than 50", body = Problem),
+        (status = 401, description = "No or unknown API key", body = Problem),
+        (status = 403, description = "The key lacks `catalog:read`", body = Problem),
+        (status = 502, description = "The catalog answered badly", body = Problem),
+        (status = 503, description = "The catalog is unavailable", body = Problem),
+        (status = 504, description = "The time budget ran out", body = Problem)
+    )
+)]
+async fn list_products(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    query: Result<Query<IdsQuery>, QueryRejection>,
+) -> Result<Json<ProductListV1>, BffError> {
+    let with_stock = ctx
+        .require_scopes(&[SCOPE_CATALOG_READ])?
+        .has_scopes(&[SCOPE_INVENTORY_READ]);
+    let Query(query) = query.map_err(|_| BffError::BadRequest {
+        detail: "the query string is malformed".into(),
+    })?;
+    let ids = parse_id_list(query.ids.as_deref())?;
+    let joined = id_query(&ids);
+    let products_path = format!("/products?ids={joined}");
+    let inventory_path = format!("/inventory?ids={joined}");
+    let (batch, stock) = tokio::try_join!(
+        ctx.required(
+            "products",
+            app.catalog.get_json::<ProductBatch>(&ctx, &products_path)
+        ),
+        async {
+            if with_stock {
+                let stock = app
+                    .inventory
+                    .get_json::<InventoryBatch>(&ctx, &inventory_path);
+                ctx.optional("availability", stock).await
+            } else {
+                Ok(None)
+            }
+        },
+    )?;
+    let products = index_by(batch.items, |p| p.id.clone());
+    let stock = stock.map(|s| index_by(s.items, |i| i.product_id.clone()));
+    Ok(Json(ProductListV1::new(&ids, products, stock.as_ref())))
+}
+
+/// The stock of one product.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}/availability",
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    security(("api_key" = ["inventory:read"])),
+    responses(
+        (status = 200, description = "The product's stock", body = ProductAvailabilityV1),
+        (status = 401, description = "No or unknown API key", body = Problem),
+        (status = 403, description = "The key lacks `inventory:read`", body = Problem),
+        (status = 404, description = "No such product", body = Problem),
+        (status = 502, description = "The inventory answered badly", body = Problem),
+        (status = 503, description = "The inventory is unavailable", body = Problem),
+        (status = 504, description = "The time budget ran out", body = Problem)
+    )
+)]
+async fn get_availability(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ProductAvailabilityV1>, BffError> {
+    ctx.require_scopes(&[SCOPE_INVENTORY_READ])?;
+    let path = format!("/inventory/{}", encode_segment(&path_id(path)?));
+    let stock = ctx
+        .required(
+            "availability",
+            app.inventory.get_json::<Inventory>(&ctx, &path),
+        )
+        .await?;
+    Ok(Json(ProductAvailabilityV1::from(stock)))
+}
+
+/// One order placed through the calling partner, with line SKUs and names.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    params(("id" = String, Path, description = "Order id (1 to 32 digits)")),
+    security(("api_key" = ["orders:read"])),
+    responses(
+        (status = 200, description = "The order (line `sku`/`name` are null when products could not be loaded; \
+                                      the `bff-partial` header then names `products`)", body = OrderV1),
+        (status = 401, description = "No or unknown API key", body = Problem),
+        (status = 403, description = "The key lacks `orders:read`", body = Problem),
+        (status = 404, description = "No such order placed through this partner", body = Problem),
+        (status = 502, description = "The orders service answered badly", body = Problem),
+        (status = 503, description = "The orders service is unavailable", body = Problem),
+        (status = 504, description = "The time budget ran out", body = Problem)
+    )
+)]
+async fn get_order(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<OrderV1>, BffError> {
+    let identity = ctx.require_scopes(&[SCOPE_ORDERS_READ])?;
+    // Only partner credentials can own orders; any other caller sees none.
+    let partner = identity
+        .partner
+        .as_ref()
+        .map(|p| p.id.clone())
+        .ok_or(BffError::NotFound)?;
+    let path = format!("/orders/{}", encode_segment(&path_id(path)?));
+    let order = ctx
+        .required("order", app.orders.get_json::<Order>(&ctx, &path))
+        .await?;
+    if order.partner_id.as_deref() != Some(partner.as_str()) {
+        // Indistinguishable from a missing order: never reveal that another channel's order exists.
+        return Err(BffError::NotFound);
+    }
+    let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
+    let products = if ids.is_empty() {
+        Some(HashMap::new())
+    } else {
+        ctx.optional("products", products_by_id(&app, &ctx, &ids))
+            .await?
+    };
+    Ok(Json(OrderV1::new(order, products.as_ref())))
+}
+
+/// ONE catalog batch call for `ids`, indexed by product id.
+async fn products_by_id(
+    app: &App,
+    ctx: &RequestContext,
+    ids: &[String],
+) -> Result<HashMap<String, Product>, DownstreamError> {
+    let path = format!("/products?ids={}", id_query(ids));
+    let batch = app.catalog.get_json::<ProductBatch>(ctx, &path).await?;
+    Ok(index_by(batch.items, |p| p.id.clone()))
+}
+
+#[cfg(test)]
+mod tests;

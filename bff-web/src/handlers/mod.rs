@@ -1,0 +1,6 @@
+//! Route handlers: each composes downstream calls through the request context and shapes a web view.
+
+pub(crate) mod catalog;
+pub(crate) mod home;
+pub(crate) mod orders;
+pub(crate) mod products;

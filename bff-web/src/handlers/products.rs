@@ -1,0 +1,211 @@
+//! `GET /api/products/{id}` (product page) and `GET /api/products` (listing).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use bff_core::downstream::encode_query;
+use bff_core::{BffError, RequestContext};
+use serde::Deserialize;
+use shared_schemas::downstream::{Inventory, Product, ProductPage, RatingSummary, ReviewList};
+use shared_schemas::views::web::{ProductDetailView, ProductListView, ProductSummary};
+use utoipa::IntoParams;
+
+use super::catalog;
+use crate::App;
+use crate::ids::numeric_id;
+
+/// Reviews shown on a product page.
+const REVIEWS: usize = 5;
+
+/// Product page: product + rating + reviews + availability + related products.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}",
+    params(("id" = String, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "Composed product page; `bff-partial` names failed optional parts", body = ProductDetailView),
+        (status = 401, description = "Missing or invalid token", body = bff_core::error::Problem),
+        (status = 404, description = "No such product", body = bff_core::error::Problem),
+        (status = 502, description = "The catalog answered badly", body = bff_core::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn product(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Json<ProductDetailView>, BffError> {
+    ctx.require_scopes(&[])?;
+    let id = numeric_id(&id)?;
+    let product_and_related = async {
+        let product: Product = ctx
+            .required(
+                "product",
+                app.catalog.get_json(&ctx, format!("/products/{id}")),
+            )
+            .await?;
+        let related = ctx
+            .optional(
+                "related",
+                catalog::products(&app.catalog, &ctx, &product.related_ids),
+            )
+            .await?
+            .map(|by_id| {
+                product
+                    .related_ids
+                    .iter()
+                    .filter_map(|id| by_id.get(id).cloned())
+                    .collect()
+            });
+        Ok::<_, BffError>((product, related))
+    };
+    let rating = ctx.optional(
+        "rating",
+        app.reviews
+            .get_json::<RatingSummary>(&ctx, format!("/products/{id}/rating")),
+    );
+    let reviews = ctx.optional(
+        "reviews",
+        app.reviews
+            .get_json::<ReviewList>(&ctx, format!("/products/{id}/reviews?limit={REVIEWS}")),
+    );
+    let availability = ctx.optional(
+        "availability",
+        app.inventory
+            .get_json::<Inventory>(&ctx, format!("/inventory/{id}")),
+    );
+    let ((product, related), rating, reviews, availability) =
+        tokio::try_join!(product_and_related, rating, reviews, availability)?;
+    Ok(Json(ProductDetailView::new(
+        product,
+        rating,
+        reviews.map(|r| r.items),
+        availability,
+        related,
+    )))
+}
+
+/// Query of the product listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Category slug, e.g. `kitchen`.
+    category: Option<String>,
+    /// Case-insensitive search in product names (at most 100 characters).
+    q: Option<String>,
+    /// 1-based page (1..=1000, default 1).
+    page: Option<u32>,
+    /// Page size (1..=50, default 20).
+    page_size: Option<u32>,
+}
+
+fn bad(detail: &str) -> BffError {
+    BffError::BadRequest {
+        detail: detail.to_owned(),
+    }
+}
+
+impl ListQuery {
+    /// The catalog query, or 400 naming the bad parameter.
+    fn downstream_query(&self) -> Result<String, BffError> {
+        let page = self.page.unwrap_or(1);
+        let page_size = self.page_size.unwrap_or(20);
+        if !(1..=1000).contains(&page) {
+            return Err(bad("`page` must be between 1 and 1000"));
+        }
+        if !(1..=50).contains(&page_size) {
+            return Err(bad("`page_size` must be between 1 and 50"));
+        }
+        let mut query = format!("/products?page={page}&page_size={page_size}");
+        if let Some(category) = &self.category {
+            if category.is_empty()
+                || category.len() > 40
+                || !category
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+            {
+                return Err(bad("`category` must be a lower-case slug"));
+            }
+            query.push_str(&format!("&category={category}"));
+        }
+        if let Some(q) = &self.q {
+            if q.chars().count() > 100 {
+                return Err(bad("`q` must be at most 100 characters"));
+            }
+            query.push_str(&format!("&q={}", encode_query(q)));
+        }
+        Ok(query)
+    }
+}
+
+/// Product listing by category and/or name search, paginated.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of product summaries", body = ProductListView),
+        (status = 400, description = "A query parameter is invalid", body = bff_core::error::Problem),
+        (status = 401, description = "Missing or invalid token", body = bff_core::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    ctx: RequestContext,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ProductListView>, BffError> {
+    ctx.require_scopes(&[])?;
+    let Query(query) = query.map_err(|_| {
+        bad("unknown or malformed query parameter (allowed: category, q, page, page_size)")
+    })?;
+    let path = query.downstream_query()?;
+    let page: ProductPage = ctx
+        .required("listing", app.catalog.get_json(&ctx, &path))
+        .await?;
+    Ok(Json(ProductListView {
+        items: page.items.iter().map(ProductSummary::from).collect(),
+        page: page.page,
+        page_size: page.page_size,
+        total: page.total,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(
+        category: Option<&str>,
+        q_: Option<&str>,
+        page: Option<u32>,
+        page_size: Option<u32>,
+    ) -> ListQuery {
+        ListQuery {
+            category: category.map(Into::into),
+            q: q_.map(Into::into),
+            page,
+            page_size,
+        }
+    }
+
+    /// Valid queries are forwarded encoded; out-of-range or malformed ones are 400.
+    #[test]
+    fn listing_query_validation() {
+        assert_eq!(
+            q(Some("kitchen"), Some("a&b"), None, Some(5))
+                .downstream_query()
+                .unwrap(),
+            "/products?page=1&page_size=5&category=kitchen&q=a%26b"
+        );
+        assert!(q(None, None, Some(0), None).downstream_query().is_err());
+        assert!(q(None, None, None, Some(51)).downstream_query().is_err());
+        assert!(q(Some("a/b"), None, None, None).downstream_query().is_err());
+        assert!(
+            q(None, Some(&"x".repeat(101)), None, None)
+                .downstream_query()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! # bff-web
+//!
+//! The Backend-for-Frontend of the web app: rich, composed screens over the domain services.
+//!
+//! | route | composed from | required | optional parts (`bff-partial`) |
+//! |---|---|---|---|
+//! | `GET /api/home` | users, orders, catalog (batch), recommendations, inventory (batch) | profile, orders | `order_products`, `recommendations` |
+//! | `GET /api/products/{id}` | catalog, reviews, inventory, catalog (batch of related) | product | `rating`, `reviews`, `availability`, `related` |
+//! | `GET /api/products?category=&q=&page=&page_size=` | catalog | listing | — |
+//! | `GET /api/orders/{id}` (scope `orders:read`) | orders, catalog (batch) | order | `products` |
+//!
+//! Clients authenticate with a JWT bearer token for audience `bff-web`.
+
+mod handlers;
+mod ids;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
+use bff_core::downstream::Downstream;
+use bff_core::{BffConfig, Gateway};
+use utoipa::OpenApi;
+
+/// The JWT audience of this gateway's clients.
+pub const AUDIENCE: &str = "bff-web";
+/// Default listening port.
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`.
+pub fn defaults() -> BffConfig {
+    let mut config = BffConfig::default();
+    config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
+    for (name, port) in shared_schemas::services::DEFAULT_PORTS {
+        config.downstreams.insert(
+            (*name).into(),
+            DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
+        );
+    }
+    config.auth.mode = AuthMode::Jwt;
+    config.auth.jwt.audience = AUDIENCE.into();
+    config.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();
+    config
+}
+
+/// The downstream clients the handlers compose.
+struct App {
+    users: Downstream,
+    catalog: Downstream,
+    orders: Downstream,
+    reviews: Downstream,
+    inventory: Downstream,
+    recommendations: Downstream,
+}
+
+/// The OpenAPI document of bff-web.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "bff-web",
+        version = "1",
+        description = "Backend-for-Frontend of the web app: composed, web-shaped screens. Authenticate with `Authorization: Bearer <JWT for audience bff-web>`. Failed optional parts are listed in the `bff-partial` response header."
+    ),
+    paths(
+        handlers::home::home,
+        handlers::products::product,
+        handlers::products::list,
+        handlers::orders::order
+    ),
+    components(schemas(bff_core::error::Problem))
+)]
+pub struct ApiDoc;
+
+/// The complete bff-web router for `config`.
+pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
+    let gateway = Gateway::new(config)?;
+    let app = Arc::new(App {
+        users: gateway.downstream("users")?,
+        catalog: gateway.downstream("catalog")?,
+        orders: gateway.downstream("orders")?,
+        reviews: gateway.downstream("reviews")?,
+        inventory: gateway.downstream("inventory")?,
+        recommendations: gateway.downstream("recommendations")?,
+    });
+    let api = Router::new()
+        .route("/api/home", get(handlers::home::home))
+        .route("/api/products", get(handlers::products::list))
+        .route("/api/products/{id}", get(handlers::products::product))
+        .route("/api/orders/{id}", get(handlers::orders::order))
+        .with_state(app);
+    gateway.into_router(api, ApiDoc::openapi(), &["users", "catalog", "orders"])
+}

@@ -1,0 +1,106 @@
+//! Recording of received requests: counts per route template, the total, and the last request's method,
+//! path-and-query and headers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+/// The last request a service received.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastRequest {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path and query, e.g. `/users/1?x=y`.
+    pub uri: String,
+    /// Headers, names lowercased, repeated headers joined with `", "`, in arrival order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Snapshot of what a service received: the body of `GET /admin/received`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Received {
+    /// Number of non-admin requests.
+    pub total: u64,
+    /// Count per `"METHOD /route/{template}"`.
+    pub routes: BTreeMap<String, u64>,
+    /// The last request, if any.
+    pub last: Option<LastRequest>,
+}
+
+impl Received {
+    /// The JSON form: like the derived one, but `last.headers` is an object `{"name": "value"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let last = self.last.as_ref().map(|l| {
+            let headers: serde_json::Map<String, serde_json::Value> = l
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers})
+        });
+        serde_json::json!({"total": self.total, "routes": self.routes, "last": last})
+    }
+}
+
+/// The shared recorder of one service.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Arc<Mutex<Received>>);
+
+impl Recorder {
+    /// A snapshot of everything recorded.
+    pub fn snapshot(&self) -> Received {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forgets everything recorded.
+    pub fn reset(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Received::default();
+    }
+
+    /// Records one request under its route template.
+    pub fn record(&self, route: &str, req: &Request) {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (name, value) in req.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
+                Some((_, v)) => {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                }
+                None => headers.push((name.as_str().to_owned(), value)),
+            }
+        }
+        let uri = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |pq| pq.to_string());
+        let mut rec = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        rec.total += 1;
+        *rec.routes
+            .entry(format!("{} {route}", req.method()))
+            .or_default() += 1;
+        rec.last = Some(LastRequest {
+            method: req.method().to_string(),
+            uri,
+            headers,
+        });
+    }
+}
+
+/// Records every request that reaches a non-admin route.
+pub(crate) async fn record_middleware(
+    State(recorder): State<Recorder>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+    recorder.record(&route, &req);
+    next.run(req).await
+}

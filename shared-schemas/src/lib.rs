@@ -1,0 +1,11 @@
+//! Types shared by the mock services and the gateways: the downstream DTOs (what services send) and the
+//! client views (what each gateway returns), with the conversions that shape one into the other.
+//!
+//! # Layout
+//! - [`downstream`]: the rich JSON of the domain services.
+//! - [`services`]: the names and default ports of the domain services.
+//! - [`views`]: one module per client (`web`, `mobile`, `partner`), each type a `ToSchema` for OpenAPI.
+
+pub mod downstream;
+pub mod services;
+pub mod views;
