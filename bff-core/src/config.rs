@@ -21,6 +21,8 @@ pub struct BffConfig {
     pub auth: AuthConfig,
     /// Declarative routes that forward a public path to a downstream path.
     pub routes: Vec<RouteConfig>,
+    /// Declarative aggregations: one public path fanning out to several downstream paths in parallel.
+    pub aggregates: Vec<AggregateConfig>,
     /// Logging.
     pub telemetry: TelemetryConfig,
 }
@@ -38,6 +40,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_s: u64,
+    /// Runtime worker threads; `0` = one per CPU core. On a machine shared with its load generator and
+    /// backends, `1` is often fastest.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            worker_threads: 0,
         }
     }
 }
@@ -193,6 +199,53 @@ pub struct RouteConfig {
     /// Response fields kept (dotted paths, e.g. `price.amount_cents`); empty keeps the whole body.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// Scopes the caller must hold.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// How the parts of a declarative aggregation are merged into one JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMode {
+    /// Each part under its name: `{"user": {...}, "orders": {...}}`; a failed optional part is `null`.
+    #[default]
+    Nest,
+    /// The top-level fields of every part's object merged into one object (later parts win on clashes);
+    /// a failed optional part contributes nothing.
+    Flatten,
+}
+
+/// One part of a declarative aggregation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatePartConfig {
+    /// Part name: the key in the merged object (`nest`) and the name in `bff-partial`.
+    pub name: String,
+    /// The downstream to call.
+    pub downstream: String,
+    /// Path (and query) on the downstream; may use the `{name}` parameters of the aggregate's `path`.
+    pub path: String,
+    /// Whether the aggregation fails when this part fails (else the part is dropped and named in `bff-partial`).
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A declarative aggregation: `GET path` calls every part in parallel and merges the JSON answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Public path, with `{name}` parameters.
+    pub path: String,
+    /// How the parts are merged.
+    #[serde(default)]
+    pub merge: MergeMode,
+    /// The parts, called in parallel.
+    pub parts: Vec<AggregatePartConfig>,
     /// Scopes the caller must hold.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -403,6 +456,44 @@ impl BffConfig {
                         key("downstream_path"),
                         format!("parameter `{param}` does not occur in `path`"),
                     ));
+                }
+            }
+        }
+        for (i, a) in self.aggregates.iter().enumerate() {
+            let key = |k: &str| format!("aggregates[{i}].{k}");
+            if !a.path.starts_with('/') {
+                return Err(ConfigError::invalid(key("path"), "must start with `/`"));
+            }
+            if a.parts.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("parts"),
+                    "needs at least one part",
+                ));
+            }
+            for (j, part) in a.parts.iter().enumerate() {
+                let key = |k: &str| format!("aggregates[{i}].parts[{j}].{k}");
+                if part.name.is_empty() || a.parts[..j].iter().any(|p| p.name == part.name) {
+                    return Err(ConfigError::invalid(
+                        key("name"),
+                        "must be non-empty and unique",
+                    ));
+                }
+                if !self.downstreams.contains_key(&part.downstream) {
+                    return Err(ConfigError::invalid(
+                        key("downstream"),
+                        "names no configured downstream",
+                    ));
+                }
+                if !part.path.starts_with('/') {
+                    return Err(ConfigError::invalid(key("path"), "must start with `/`"));
+                }
+                for param in crate::routes::path_params(&part.path) {
+                    if !crate::routes::path_params(&a.path).any(|p| p == param) {
+                        return Err(ConfigError::invalid(
+                            key("path"),
+                            format!("parameter `{param}` does not occur in the aggregate's `path`"),
+                        ));
+                    }
                 }
             }
         }

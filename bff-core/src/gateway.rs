@@ -89,6 +89,9 @@ impl Gateway {
             .collect::<Result<_, _>>()?;
         let declarative =
             crate::routes::router(&self.config.routes, |n| self.downstreams.get(n).cloned());
+        let aggregates = crate::aggregate::router(&self.config.aggregates, |n| {
+            self.downstreams.get(n).cloned()
+        });
         let state = Arc::new(EdgeState {
             auth: self.auth,
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
@@ -101,6 +104,7 @@ impl Gateway {
             )
             .merge(crate::docs::router(openapi))
             .merge(declarative)
+            .merge(aggregates)
             .merge(api)
             .fallback(|| async { BffError::NotFound })
             .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })

@@ -24,10 +24,12 @@
 //! - [`downstream`]: the pooled HTTP client and per-service clients with timeouts and size caps.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes.
-//! - [`shape`], [`routes`]: field allow-lists and declarative forwarding routes from config.
+//! - [`shape`], [`routes`], `aggregate`: field allow-lists, declarative forwarding routes and declarative
+//!   aggregations (parallel fan-out merged into one JSON object) from config.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
 //! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
 
+mod aggregate;
 pub mod auth;
 pub mod cli;
 pub mod compose;

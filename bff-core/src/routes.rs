@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::RouteConfig;
@@ -21,6 +21,27 @@ pub fn path_params(template: &str) -> impl Iterator<Item = &str> {
     template
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// `template` with every `{name}` segment replaced by the percent-encoded parameter (404 when a parameter is
+/// missing, which a validated config rules out).
+pub(crate) fn fill_path(
+    template: &str,
+    params: &HashMap<String, String>,
+) -> Result<String, BffError> {
+    let mut path = String::with_capacity(template.len() + 16);
+    for (i, segment) in template.split('/').enumerate() {
+        if i > 0 {
+            path.push('/');
+        }
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => {
+                path.push_str(&encode_segment(params.get(name).ok_or(BffError::NotFound)?))
+            }
+            None => path.push_str(segment),
+        }
+    }
+    Ok(path)
 }
 
 /// Headers never forwarded, whatever the allow-list says.
@@ -57,18 +78,7 @@ impl Forward {
         params: &HashMap<String, String>,
         query: Option<&str>,
     ) -> Result<String, BffError> {
-        let mut path = String::with_capacity(self.template.len() + 16);
-        for (i, segment) in self.template.split('/').enumerate() {
-            if i > 0 {
-                path.push('/');
-            }
-            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => {
-                    path.push_str(&encode_segment(params.get(name).ok_or(BffError::NotFound)?))
-                }
-                None => path.push_str(segment),
-            }
-        }
+        let mut path = fill_path(&self.template, params)?;
         let pairs: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| self.query_allow.iter().any(|a| a == k))
             .map(|(k, v)| format!("{}={}", encode_query(&k), encode_query(&v)))
@@ -86,7 +96,7 @@ impl Forward {
         params: HashMap<String, String>,
         query: Option<String>,
         headers: HeaderMap,
-    ) -> Result<Json<serde_json::Value>, BffError> {
+    ) -> Result<Response, BffError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         if !scopes.is_empty() {
             ctx.require_scopes(&scopes)?;
@@ -100,11 +110,26 @@ impl Forward {
         let body = ctx
             .required("upstream", self.downstream.get_bytes(&ctx, &path, &extra))
             .await?;
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        let malformed = |e: serde_json::Error| {
             tracing::warn!(downstream = %self.downstream.name(), error = %e, "malformed JSON");
             BffError::BadGateway { part: "upstream" }
-        })?;
-        Ok(Json(self.fields.pick(value)))
+        };
+        let body = if self.fields.is_empty() {
+            // Pass-through: validated without building a tree, forwarded as received.
+            serde_json::from_slice::<&serde_json::value::RawValue>(&body).map_err(malformed)?;
+            body
+        } else {
+            let value: serde_json::Value = serde_json::from_slice(&body).map_err(malformed)?;
+            serde_json::to_vec(&self.fields.pick(value))
+                .map_err(|_| BffError::Internal)?
+                .into()
+        };
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
     }
 }
 
