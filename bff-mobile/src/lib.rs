@@ -39,12 +39,10 @@ pub const READY_ON: &[&str] = &["users", "catalog", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
-    for (name, port) in shared_schemas::services::DEFAULT_PORTS {
-        c.downstreams.insert(
-            (*name).into(),
-            DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
-        );
-    }
+    c.downstreams.extend(
+        shared_schemas::services::default_urls()
+            .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),
+    );
     c.auth.mode = AuthMode::Jwt;
     c.auth.jwt.audience = AUDIENCE.into();
     c.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();

@@ -6,13 +6,7 @@ use bff_core::compose::unique_ids;
 /// Most ids accepted in one `GET /v1/products?ids=` request (counted before deduplication).
 pub const MAX_BATCH_IDS: usize = 50;
 
-/// Longest id accepted, in characters.
-const MAX_ID_LEN: usize = 32;
-
-/// Whether `id` is a well-formed id: 1..=32 ASCII digits.
-pub fn is_valid_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
-}
+pub use shared_schemas::services::is_valid_id;
 
 /// A path id, or 404 `not_found` when it is malformed (a malformed id names no resource).
 pub(crate) fn path_id(id: String) -> Result<String, BffError> {

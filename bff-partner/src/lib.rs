@@ -48,11 +48,12 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use bff_core::compose::{index_by, unique_ids};
 use bff_core::config::{ApiKeyConfig, AuthMode, ConfigError, DownstreamConfig};
-use bff_core::downstream::{Downstream, DownstreamError, encode_query, encode_segment};
+use bff_core::downstream::{Downstream, DownstreamError, encode_segment};
 use bff_core::error::Problem;
 use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Deserialize;
 use shared_schemas::downstream::{Inventory, InventoryBatch, Money, Order, Product, ProductBatch};
+use shared_schemas::services::MAX_BATCH_IDS as DOWNSTREAM_BATCH_MAX;
 use shared_schemas::views::partner::{
     AvailabilityV1, OrderItemV1, OrderV1, ProductAvailabilityV1, ProductListV1, ProductV1,
 };
@@ -75,14 +76,11 @@ pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();
-    for (name, port) in shared_schemas::services::DEFAULT_PORTS {
-        if DOWNSTREAMS.contains(name) {
-            c.downstreams.insert(
-                (*name).into(),
-                DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
-            );
-        }
-    }
+    c.downstreams.extend(
+        shared_schemas::services::default_urls()
+            .filter(|(name, _)| DOWNSTREAMS.contains(name))
+            .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),
+    );
     c.auth.mode = AuthMode::ApiKey;
     c.auth.api_keys = vec![
         ApiKeyConfig {
@@ -185,14 +183,6 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, BffError
     ids::path_id(id)
 }
 
-/// Comma-separated, query-encoded ids for a batch call.
-fn id_query(ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| encode_query(id))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Query of `GET /v1/products`.
 #[derive(Debug, Deserialize)]
 struct IdsQuery {
@@ -271,27 +261,38 @@ async fn list_products(
         detail: "the query string is malformed".into(),
     })?;
     let ids = parse_id_list(query.ids.as_deref())?;
-    let joined = id_query(&ids);
-    let products_path = format!("/products?ids={joined}");
-    let inventory_path = format!("/inventory?ids={joined}");
     let (batch, stock) = tokio::try_join!(
         ctx.required(
             "products",
-            app.catalog.get_json::<ProductBatch>(&ctx, &products_path)
+            app.catalog.get_batch::<ProductBatch>(
+                &ctx,
+                "/products?ids=",
+                &ids,
+                DOWNSTREAM_BATCH_MAX
+            )
         ),
         async {
             if with_stock {
-                let stock = app
-                    .inventory
-                    .get_json::<InventoryBatch>(&ctx, &inventory_path);
+                let stock = app.inventory.get_batch::<InventoryBatch>(
+                    &ctx,
+                    "/inventory?ids=",
+                    &ids,
+                    MAX_BATCH_IDS,
+                );
                 ctx.optional("availability", stock).await
             } else {
                 Ok(None)
             }
         },
     )?;
-    let products = index_by(batch.items, |p| p.id.clone());
-    let stock = stock.map(|s| index_by(s.items, |i| i.product_id.clone()));
+    let products = index_by(batch.into_iter().flat_map(|b| b.items).collect(), |p| {
+        p.id.clone()
+    });
+    let stock = stock.map(|s| {
+        index_by(s.into_iter().flat_map(|b| b.items).collect(), |i| {
+            i.product_id.clone()
+        })
+    });
     Ok(Json(ProductListV1::new(&ids, products, stock.as_ref())))
 }
 
@@ -380,9 +381,14 @@ async fn products_by_id(
     ctx: &RequestContext,
     ids: &[String],
 ) -> Result<HashMap<String, Product>, DownstreamError> {
-    let path = format!("/products?ids={}", id_query(ids));
-    let batch = app.catalog.get_json::<ProductBatch>(ctx, &path).await?;
-    Ok(index_by(batch.items, |p| p.id.clone()))
+    let batches: Vec<ProductBatch> = app
+        .catalog
+        .get_batch(ctx, "/products?ids=", ids, DOWNSTREAM_BATCH_MAX)
+        .await?;
+    Ok(index_by(
+        batches.into_iter().flat_map(|b| b.items).collect(),
+        |p| p.id.clone(),
+    ))
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! Validation of ids taken from client paths: 1..=32 ASCII digits, else 404 (an id that cannot exist).
+//! Validation of ids taken from client paths (see `shared_schemas::services::is_valid_id`): 404 otherwise.
 
 use bff_core::BffError;
 
-/// `id` if it is 1..=32 ASCII digits, else [`BffError::NotFound`].
+/// `id` if it can name a resource, else [`BffError::NotFound`].
 pub(crate) fn numeric_id(id: &str) -> Result<&str, BffError> {
-    if (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) {
+    if shared_schemas::services::is_valid_id(id) {
         Ok(id)
     } else {
         Err(BffError::NotFound)

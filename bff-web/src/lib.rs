@@ -32,12 +32,10 @@ pub const DEFAULT_PORT: u16 = 8081;
 pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
-    for (name, port) in shared_schemas::services::DEFAULT_PORTS {
-        config.downstreams.insert(
-            (*name).into(),
-            DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
-        );
-    }
+    config.downstreams.extend(
+        shared_schemas::services::default_urls()
+            .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),
+    );
     config.auth.mode = AuthMode::Jwt;
     config.auth.jwt.audience = AUDIENCE.into();
     config.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();

@@ -13,3 +13,19 @@ pub const DEFAULT_PORTS: &[(&str, u16)] = &[
 
 /// Issuer of the dev identity provider's tokens.
 pub const DEV_ISSUER: &str = "bff-dev-idp";
+
+/// Most ids the catalog and inventory batch endpoints (`?ids=a,b,c`) accept in one call.
+pub const MAX_BATCH_IDS: usize = 100;
+
+/// Whether `id` can name a resource of the domain: 1..=32 ASCII digits. Anything else names nothing, so a
+/// gateway answers 404 without calling a downstream.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `(name, base URL)` of every domain service at its default port on `127.0.0.1`.
+pub fn default_urls() -> impl Iterator<Item = (&'static str, String)> {
+    DEFAULT_PORTS
+        .iter()
+        .map(|(name, port)| (*name, format!("http://127.0.0.1:{port}")))
+}

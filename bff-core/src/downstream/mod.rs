@@ -94,6 +94,23 @@ impl Downstream {
         })
     }
 
+    /// Batch lookup: GETs `{prefix}{id1},{id2},...` (each id query-encoded) in calls of at most `per_call`
+    /// ids, run in parallel (one call in the normal case), and returns the decoded answers. No call at all for
+    /// no ids. E.g. `catalog.get_batch::<ProductBatch>(&ctx, "/products?ids=", &ids, 100)`.
+    pub async fn get_batch<T: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        prefix: &str,
+        ids: &[String],
+        per_call: usize,
+    ) -> Result<Vec<T>, DownstreamError> {
+        let calls = ids.chunks(per_call.max(1)).map(|chunk| {
+            let list: Vec<String> = chunk.iter().map(|id| encode_query(id)).collect();
+            self.get_json::<T>(ctx, format!("{prefix}{}", list.join(",")))
+        });
+        futures::future::try_join_all(calls).await
+    }
+
     /// GETs `path_and_query` with `extra_headers` and returns the raw body of a 2xx answer.
     pub async fn get_bytes(
         &self,

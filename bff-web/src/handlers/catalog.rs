@@ -4,15 +4,9 @@ use std::collections::HashMap;
 
 use bff_core::RequestContext;
 use bff_core::compose::index_by;
-use bff_core::downstream::{Downstream, DownstreamError, encode_query};
+use bff_core::downstream::{Downstream, DownstreamError};
 use shared_schemas::downstream::{Inventory, InventoryBatch, Product, ProductBatch};
-
-fn ids_query(ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| encode_query(id))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+use shared_schemas::services::MAX_BATCH_IDS;
 
 /// The products with `ids`, by id, from one `GET /products?ids=` call (no call for an empty list).
 pub(crate) async fn products(
@@ -20,13 +14,13 @@ pub(crate) async fn products(
     ctx: &RequestContext,
     ids: &[String],
 ) -> Result<HashMap<String, Product>, DownstreamError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let batch: ProductBatch = catalog
-        .get_json(ctx, format!("/products?ids={}", ids_query(ids)))
+    let batches: Vec<ProductBatch> = catalog
+        .get_batch(ctx, "/products?ids=", ids, MAX_BATCH_IDS)
         .await?;
-    Ok(index_by(batch.items, |p| p.id.clone()))
+    Ok(index_by(
+        batches.into_iter().flat_map(|b| b.items).collect(),
+        |p| p.id.clone(),
+    ))
 }
 
 /// The stock records of `ids`, by product id, from one `GET /inventory?ids=` call.
@@ -35,11 +29,11 @@ pub(crate) async fn stock(
     ctx: &RequestContext,
     ids: &[String],
 ) -> Result<HashMap<String, Inventory>, DownstreamError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let batch: InventoryBatch = inventory
-        .get_json(ctx, format!("/inventory?ids={}", ids_query(ids)))
+    let batches: Vec<InventoryBatch> = inventory
+        .get_batch(ctx, "/inventory?ids=", ids, MAX_BATCH_IDS)
         .await?;
-    Ok(index_by(batch.items, |i| i.product_id.clone()))
+    Ok(index_by(
+        batches.into_iter().flat_map(|b| b.items).collect(),
+        |i| i.product_id.clone(),
+    ))
 }
