@@ -23,7 +23,7 @@
 //! - [`context`]: the per-request context handlers receive; [`compose`]: required/optional parts, batching.
 //! - [`downstream`]: the pooled HTTP client and per-service clients with timeouts and size caps.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
-//! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes.
+//! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`shape`], [`routes`], `aggregate`: field allow-lists, declarative forwarding routes and declarative
 //!   aggregations (parallel fan-out merged into one JSON object) from config.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
@@ -39,6 +39,7 @@ mod docs;
 pub mod downstream;
 pub mod edge;
 pub mod error;
+pub mod etag;
 pub mod gateway;
 mod health;
 pub mod routes;

@@ -10,10 +10,9 @@
 //! | `GET /api/products/{id}` | — | `product` (catalog) | `rating` (reviews), `inventory` (inventory) |
 //! | `GET /api/orders/{id}` | `orders:read` | `order` (orders; must be the caller's) | `products` (one catalog batch) |
 //!
-//! Every `200` carries `ETag` and `Cache-Control: private, no-cache` (see [`etag`]). Listens on port 8082,
+//! Every `200` carries `ETag` and `Cache-Control: private, no-cache` (see `bff_core::etag`). Listens on port 8082,
 //! accepts JWTs with audience `bff-mobile`.
 
-pub mod etag;
 mod handlers;
 #[cfg(test)]
 mod view_tests;

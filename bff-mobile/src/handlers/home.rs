@@ -14,7 +14,8 @@ use shared_schemas::views::mobile::{
 };
 
 use super::products_by_id;
-use crate::{App, etag};
+use crate::App;
+use bff_core::etag;
 
 /// The home screen of the caller.
 ///

@@ -12,7 +12,8 @@ use shared_schemas::downstream::Order;
 use shared_schemas::views::mobile::OrderView;
 
 use super::{products_by_id, validate_id};
-use crate::{App, etag};
+use crate::App;
+use bff_core::etag;
 
 /// Scope required to read orders.
 pub(crate) const ORDERS_READ: &str = "orders:read";

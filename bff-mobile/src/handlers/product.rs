@@ -11,7 +11,8 @@ use shared_schemas::downstream::{Inventory, Product, RatingSummary};
 use shared_schemas::views::mobile::ProductView;
 
 use super::validate_id;
-use crate::{App, etag};
+use crate::App;
+use bff_core::etag;
 
 /// A product screen.
 ///

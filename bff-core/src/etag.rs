@@ -1,5 +1,5 @@
-//! Conditional GET for the mobile client: a strong `ETag` over the exact JSON body, `Cache-Control: private,
-//! no-cache` (a phone may keep the body but must revalidate it), and `304 Not Modified` with an empty body when
+//! Conditional GET for composed responses: a strong `ETag` over the exact JSON body, `Cache-Control: private,
+//! no-cache` (a client may keep the body but must revalidate it), and `304 Not Modified` with an empty body when
 //! the request's `If-None-Match` already names the current tag. Saves the radio, not the downstream calls.
 //!
 //! ```ignore
@@ -9,12 +9,12 @@
 //! }
 //! ```
 
+use crate::error::BffError;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bff_core::BffError;
 use serde::Serialize;
 
-/// The `Cache-Control` of every cacheable mobile answer.
+/// The `Cache-Control` of a private, revalidated answer.
 pub const CACHE_CONTROL: &str = "private, no-cache";
 
 /// 64-bit FNV-1a of `bytes`: stable across processes and releases (unlike `std`'s hasher), so every replica
