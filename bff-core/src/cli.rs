@@ -123,6 +123,7 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
     crate::telemetry::init(&config.telemetry);
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
+    let limits = config.server.limits.clone();
     let router = match (spec.app)(config) {
         Ok(r) => r,
         Err(e) => {
@@ -137,8 +138,20 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(gateway = spec.name, %listen, "listening");
-    match crate::server::serve(listener, router, crate::server::shutdown_signal(), grace).await {
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(gateway = spec.name, listen = %local, "listening");
+    match crate::server::serve_with_limits(
+        listener,
+        router,
+        crate::server::shutdown_signal(),
+        grace,
+        &limits,
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}: server error: {e}", spec.name);

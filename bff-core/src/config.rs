@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_s: u64,
+    /// Longest accepted request target (path + query), in bytes; 414 beyond.
+    pub max_uri_bytes: usize,
+    /// Connection-level limits (header read timeout, header count and size, HTTP/2 streams).
+    pub limits: crate::server::ConnectionLimits,
     /// Runtime worker threads; `0` = one per CPU core. On a machine shared with its load generator and
     /// backends, `1` is often fastest.
     pub worker_threads: usize,
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            max_uri_bytes: 8 * 1024,
+            limits: crate::server::ConnectionLimits::default(),
             worker_threads: 0,
         }
     }
@@ -345,6 +351,24 @@ impl BffConfig {
             return Err(ConfigError::invalid(
                 "server.request_timeout_ms",
                 "must be between 1 and 600000",
+            ));
+        }
+        if s.max_uri_bytes < 256 {
+            return Err(ConfigError::invalid(
+                "server.max_uri_bytes",
+                "must be at least 256",
+            ));
+        }
+        if s.limits.max_headers == 0 || s.limits.max_header_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "server.limits",
+                "max_headers must be positive and max_header_bytes at least 1024",
+            ));
+        }
+        if s.limits.header_read_timeout_ms == 0 || s.limits.h2_max_concurrent_streams == 0 {
+            return Err(ConfigError::invalid(
+                "server.limits",
+                "header_read_timeout_ms and h2_max_concurrent_streams must be positive",
             ));
         }
         for (name, d) in &self.downstreams {

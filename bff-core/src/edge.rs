@@ -3,12 +3,16 @@
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
 //! 2. **span + access log** — one `request` span per request, one log line at completion;
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
+//! 3b. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
+//!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;
 //! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
 //!    unauthenticated caller learns nothing about which routes exist;
 //! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
 //! 6. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
-//! 7. then, inside: panic catcher → request body limit → router.
+//! 7. then, inside: panic catcher → request body limit → router;
+//! 8. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
+//!    are added to every response that does not set its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +40,8 @@ pub(crate) struct EdgeState {
     pub(crate) auth: Authenticator,
     /// The time budget of one request.
     pub(crate) budget: Duration,
+    /// Longest accepted request target.
+    pub(crate) max_uri_bytes: usize,
 }
 
 /// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
@@ -62,15 +68,22 @@ pub(crate) async fn edge(
     let rid = request_id.clone();
     let handled = async move {
         strip_identity_headers(request.headers_mut());
+        // Hygiene first: the path the auth rule sees below is the one the router will see.
+        let hygiene = crate::hygiene::check_request(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            state.max_uri_bytes,
+        );
         let public = PUBLIC_PATHS.contains(&request.uri().path());
-        let identity = if public {
-            Ok(None)
-        } else {
-            state.auth.authenticate(request.headers()).await
+        let identity = match hygiene {
+            Err(e) => Err(e),
+            Ok(()) if public => Ok(None),
+            Ok(()) => state.auth.authenticate(request.headers()).await,
         };
         let mut response = match identity {
             Err(e) => {
-                tracing::info!(reason = %e, "authentication failed");
+                tracing::info!(reason = %e, "refused before routing");
                 e.into_response()
             }
             Ok(identity) => {
@@ -104,6 +117,7 @@ pub(crate) async fn edge(
     };
     let mut response = with_request_id(rid.clone(), handled.instrument(span)).await;
     let headers = response.headers_mut();
+    crate::hygiene::add_security_headers(headers);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         headers.insert(trace::REQUEST_ID, v);
     }
@@ -130,6 +144,7 @@ fn normalize_error(response: Response) -> Response {
         StatusCode::NOT_FOUND => BffError::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => BffError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => BffError::PayloadTooLarge,
+        StatusCode::URI_TOO_LONG => BffError::UriTooLong,
         s if s.is_client_error() => BffError::BadRequest {
             detail: "the request is malformed".into(),
         },

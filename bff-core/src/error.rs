@@ -62,6 +62,9 @@ pub enum BffError {
     /// 500: a bug or an unexpected state in the gateway itself.
     #[error("internal error")]
     Internal,
+    /// 414: the request target (path + query) is too long.
+    #[error("URI too long")]
+    UriTooLong,
 }
 
 impl BffError {
@@ -78,6 +81,7 @@ impl BffError {
             Self::Unavailable { .. } | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -95,6 +99,7 @@ impl BffError {
             Self::NotReady => "not_ready",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Internal => "internal",
+            Self::UriTooLong => "uri_too_long",
         }
     }
 
@@ -111,6 +116,7 @@ impl BffError {
             Self::NotReady => "Not ready",
             Self::DeadlineExceeded { .. } => "Deadline exceeded",
             Self::Internal => "Internal error",
+            Self::UriTooLong => "URI too long",
         }
     }
 

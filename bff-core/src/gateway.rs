@@ -95,6 +95,7 @@ impl Gateway {
         let state = Arc::new(EdgeState {
             auth: self.auth,
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
+            max_uri_bytes: self.config.server.max_uri_bytes,
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))

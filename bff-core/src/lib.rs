@@ -42,6 +42,7 @@ pub mod error;
 pub mod etag;
 pub mod gateway;
 mod health;
+pub mod hygiene;
 pub mod routes;
 pub mod server;
 pub mod shape;

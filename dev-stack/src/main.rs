@@ -52,6 +52,7 @@ async fn main() -> ExitCode {
             }
         };
         let listen = config.server.listen;
+        let limits = config.server.limits.clone();
         let router = match (spec.app)(config) {
             Ok(r) => r,
             Err(e) => {
@@ -68,14 +69,19 @@ async fn main() -> ExitCode {
         };
         urls.push((spec.name, format!("http://{listen}")));
         let mut stopped = stop.subscribe();
-        servers.push(tokio::spawn(bff_core::server::serve(
-            listener,
-            router,
-            async move {
+        servers.push(tokio::spawn(async move {
+            let stopped = async move {
                 let _ = stopped.recv().await;
-            },
-            Duration::from_secs(5),
-        )));
+            };
+            bff_core::server::serve_with_limits(
+                listener,
+                router,
+                stopped,
+                Duration::from_secs(5),
+                &limits,
+            )
+            .await
+        }));
     }
     println!("\nbff dev stack is up.\n\nmock services:");
     for handle in mocks.handles() {

