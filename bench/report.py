@@ -233,6 +233,10 @@ def main():
     w("- CPU µs/request: utime+stime of the gateway process (nginx: master + workers) from `/proc/PID/stat` "
       "before/after the run, divided by the requests wrk completed. Peak RSS: `VmHWM` (reset with "
       "`/proc/PID/clear_refs` before each run, summed over nginx's processes).")
+    noisy = read_tsv(os.path.join(a.results, "noisy.tsv"))
+    w(f"- Noise gate: before each measurement the harness waits (bounded) until other processes use < "
+      f"{meta.get('quiet_pct', '?')}% of a core, and measures again once when they used > "
+      f"{meta.get('redo_pct', '?')}% during it ({len(noisy)} measurement(s) redone this run).")
     busy = [r["other_busy_pct"] for k in d.by for r in d.by[k].values() if r["other_busy_pct"] is not None]
     if busy:
         w(f"- Noise: CPU used by processes outside the benchmark during the runs (machine busy − gateway − "

@@ -3,15 +3,15 @@
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
 //! 2. **span + access log** — one `request` span per request, one log line at completion;
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
-//! 3b. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
+//! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
 //!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;
-//! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
+//! 5. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
 //!    unauthenticated caller learns nothing about which routes exist;
-//! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
-//! 6. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
+//! 6. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
+//! 7. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
-//! 7. then, inside: panic catcher → request body limit → router;
-//! 8. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
+//! 8. then, inside: panic catcher → request body limit → router;
+//! 9. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
 //!    are added to every response that does not set its own.
 
 use std::sync::Arc;
