@@ -317,8 +317,8 @@ def main():
     if mem:
         w("### Memory (bff-web, 1 worker thread, fresh process per measurement)")
         w("")
-        w("| state | RSS MB | peak RSS MB | connections answered | set-up s |")
-        w("|---|---|---|---|---|")
+        w("| state | RSS MB | peak RSS MB | connections answered | open when read | set-up s |")
+        w("|---|---|---|---|---|---|")
         by_n = defaultdict(list)
         for m in mem:
             by_n[int(m["conns"])].append(m)
@@ -327,12 +327,15 @@ def main():
             label = "idle (after start + 1 request)" if n == 0 else f"holding {n:,} idle keep-alive connections"
             okc = "–" if n == 0 else f"{min(int(m['ok']) for m in ms):,}–{max(int(m['ok']) for m in ms):,} of {n:,}"
             setup = "–" if n == 0 else fmt_range([float(m["setup_s"]) for m in ms], 1)
+            opn = "–" if n == 0 else f"{min(int(m.get('open') or 0) for m in ms):,}–{max(int(m.get('open') or 0) for m in ms):,}"
             w(f"| {label} | {fmt_range([int(m['rss_kb']) / 1024 for m in ms], 1)} | "
-              f"{fmt_range([int(m['hwm_kb']) / 1024 for m in ms], 1)} | {okc} | {setup} |")
+              f"{fmt_range([int(m['hwm_kb']) / 1024 for m in ms], 1)} | {okc} | {opn} | {setup} |")
         w("")
         w("Connections are opened by `bench/hold_conns.py` (Python asyncio): one `GET /data.json` each "
           "(a pass-through to the backend), then held open and idle while `VmRSS`/`VmHWM` are read from "
-          "`/proc/PID/status`.")
+          "`/proc/PID/status` and the established connections are counted (`ss`). The gateway closes keep-alive "
+          "connections idle for 10 s (its HTTP/1 header read timeout, not configurable yet), so the memory is "
+          "read right after the last connection got its answer.")
         w("")
 
     # ------------------------------------------------------------------ notes + raw

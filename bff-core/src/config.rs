@@ -25,6 +25,8 @@ pub struct BffConfig {
     pub aggregates: Vec<AggregateConfig>,
     /// Logging.
     pub telemetry: TelemetryConfig,
+    /// CORS for browser clients (off unless origins are listed).
+    pub cors: crate::cors::CorsConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -519,6 +521,28 @@ impl BffConfig {
                         ));
                     }
                 }
+            }
+        }
+        for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
+            if !crate::cors::is_exact_origin(origin) {
+                return Err(ConfigError::invalid(
+                    format!("cors.allowed_origins[{i}]"),
+                    "must be an exact origin like `https://app.example.com` (no wildcard, no path)",
+                ));
+            }
+        }
+        for (i, h) in self
+            .cors
+            .allowed_headers
+            .iter()
+            .chain(&self.cors.expose_headers)
+            .enumerate()
+        {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("cors headers[{i}]"),
+                    "not a valid header name",
+                ));
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)

@@ -42,6 +42,8 @@ pub(crate) struct EdgeState {
     pub(crate) budget: Duration,
     /// Longest accepted request target.
     pub(crate) max_uri_bytes: usize,
+    /// Largest accepted request body.
+    pub(crate) max_body_bytes: usize,
 }
 
 /// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
@@ -74,6 +76,7 @@ pub(crate) async fn edge(
             request.uri(),
             request.headers(),
             state.max_uri_bytes,
+            state.max_body_bytes,
         );
         let public = PUBLIC_PATHS.contains(&request.uri().path());
         let identity = match hygiene {

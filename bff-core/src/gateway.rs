@@ -96,6 +96,7 @@ impl Gateway {
             auth: self.auth,
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
             max_uri_bytes: self.config.server.max_uri_bytes,
+            max_body_bytes: self.config.server.max_body_bytes,
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))
@@ -117,7 +118,11 @@ impl Gateway {
                 axum::response::IntoResponse::into_response(BffError::Internal)
             }))
             .layer(axum::middleware::from_fn_with_state(state, edge));
-        Ok(router)
+        // CORS sits outside the edge: preflights are answered before authentication.
+        Ok(match self.config.cors.layer() {
+            Some(cors) => router.layer(cors),
+            None => router,
+        })
     }
 }
 

@@ -93,6 +93,7 @@ pub(crate) fn check_request(
     uri: &Uri,
     headers: &HeaderMap,
     max_uri_bytes: usize,
+    max_body_bytes: usize,
 ) -> Result<(), BffError> {
     if *method == Method::TRACE || *method == Method::CONNECT {
         return Err(BffError::MethodNotAllowed);
@@ -106,6 +107,15 @@ pub(crate) fn check_request(
         return Err(BffError::BadRequest {
             detail: "the request path is not in canonical form".into(),
         });
+    }
+    // A declared body over the limit is refused before a byte of it is read (chunked bodies are bounded by
+    // the body-limit layer while streaming).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body_bytes as u64) {
+        return Err(BffError::PayloadTooLarge);
     }
     if headers.get_all(header::HOST).iter().count() > 1 {
         return Err(BffError::BadRequest {

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod context;
+pub mod cors;
 mod docs;
 pub mod downstream;
 pub mod edge;

@@ -40,6 +40,8 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
+    iat: Option<u64>,
     aud: Audience,
     #[serde(default)]
     scope: Option<String>,
@@ -161,6 +163,13 @@ impl JwtVerifier {
             unauthenticated(reason)
         })?;
         let claims = data.claims;
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now + self.config.leeway_s)
+        {
+            return Err(unauthenticated("token issued in the future"));
+        }
         if !is_header_safe(&claims.sub) {
             return Err(unauthenticated("invalid subject"));
         }
@@ -269,6 +278,35 @@ impl JwtVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn verifier() -> JwtVerifier {
+        let config = JwtConfig {
+            audience: "bff-web".into(),
+            ..JwtConfig::default()
+        };
+        // Nothing listens on the discard port: every JWKS fetch fails fast.
+        let jwks = Downstream::new(
+            "identity",
+            &crate::config::DownstreamConfig::at("http://127.0.0.1:9"),
+            reqwest::Client::new(),
+        );
+        JwtVerifier::new(config, jwks)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Whatever string arrives as a bearer token, verification answers 401 and never panics.
+        #[test]
+        fn arbitrary_tokens_are_unauthenticated(token in "\\PC{0,200}", parts in proptest::collection::vec("[A-Za-z0-9_-]{0,40}", 0..5)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let verifier = verifier();
+            for candidate in [token, parts.join(".")] {
+                let result = runtime.block_on(verifier.verify(&candidate));
+                prop_assert!(matches!(result, Err(BffError::Unauthenticated { .. })), "{:?}", result);
+            }
+        }
+    }
 
     /// `none`, HMAC and unknown names are refused as configured algorithms; asymmetric ones are accepted.
     #[test]
