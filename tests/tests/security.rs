@@ -453,3 +453,59 @@ async fn cors_exact_origins_only() {
     assert!(r.header("access-control-allow-origin").is_none());
     assert_eq!(r.status, 401);
 }
+
+/// When the identity provider is down, tokens signed with cached keys are still accepted.
+#[tokio::test]
+async fn cached_keys_survive_an_identity_provider_outage() {
+    let mocks = mocks().await;
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    // Always stale: every request tries a refresh, which fails while the IdP is down.
+    config.auth.jwt.jwks_max_age_s = 0;
+    config.auth.jwt.jwks_min_refresh_ms = 0;
+    let gw = start(bff_web::app, config).await;
+    let token = token(&mocks, "7", AUD, &[]).await;
+    let url = format!("{}/api/home", gw.url);
+    assert_eq!(get_auth(&url, &token).await.status, 200);
+    mocks
+        .handle(Service::Identity)
+        .set_faults(vec![FaultRule::new(FaultKind::Error { status: 503 })]);
+    assert_eq!(
+        get_auth(&url, &token).await.status,
+        200,
+        "cached key used while the IdP fails"
+    );
+    mocks
+        .handle(Service::Identity)
+        .set_faults(vec![FaultRule::new(FaultKind::Reset)]);
+    assert_eq!(
+        get_auth(&url, &token).await.status,
+        200,
+        "cached key used while the IdP resets"
+    );
+}
+
+/// An `Upgrade` request is answered as plain HTTP: no protocol switch, no tunnel to smuggle through.
+#[tokio::test]
+async fn upgrade_requests_are_not_switched() {
+    let (mocks, gw) = web().await;
+    let response = raw(
+        &gw.url,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(!response.contains(" 101 "), "{response}");
+    assert_eq!(status_of(&response), 200, "{response}");
+    let websocket = get(
+        &format!("{}/api/home", gw.url),
+        &[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    )
+    .await;
+    assert_eq!(websocket.status, 401);
+    assert_eq!(mocks.handle(Service::Users).received_total(), 0);
+}
