@@ -236,7 +236,8 @@ def main():
     noisy = read_tsv(os.path.join(a.results, "noisy.tsv"))
     w(f"- Noise gate: before each measurement the harness waits (bounded) until other processes use < "
       f"{meta.get('quiet_pct', '?')}% of a core, and measures again once when they used > "
-      f"{meta.get('redo_pct', '?')}% during it ({len(noisy)} measurement(s) redone this run).")
+      f"{meta.get('redo_pct', '?')}% during it ({len(noisy)} measurement(s) redone this run). All benchmark "
+      f"processes (servers, backends, wrk) run at nice {meta.get('nice', '?')}, ours and the peers alike.")
     busy = [r["other_busy_pct"] for k in d.by for r in d.by[k].values() if r["other_busy_pct"] is not None]
     if busy:
         w(f"- Noise: CPU used by processes outside the benchmark during the runs (machine busy − gateway − "
