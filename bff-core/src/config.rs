@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// Runtime worker threads; `0` = one per CPU core. On a machine shared with its load generator and
     /// backends, `1` is often fastest.
     pub worker_threads: usize,
+    /// Load shedding: global and per-route limits on requests in flight (`[server.load_shed]`).
+    pub load_shed: crate::resilience::LoadShedConfig,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
             worker_threads: 0,
+            load_shed: Default::default(),
         }
     }
 }
@@ -69,6 +72,8 @@ pub struct DownstreamConfig {
     pub connect_timeout_ms: u64,
     /// Largest accepted response body, in bytes; a larger answer is a bad answer (502).
     pub max_response_bytes: usize,
+    /// Bulkhead, retries, circuit breaker, instances and their health (`[downstreams.<name>.resilience]`).
+    pub resilience: crate::resilience::ResilienceConfig,
 }
 
 impl Default for DownstreamConfig {
@@ -78,6 +83,7 @@ impl Default for DownstreamConfig {
             timeout_ms: 2_000,
             connect_timeout_ms: 500,
             max_response_bytes: 4 * 1024 * 1024,
+            resilience: Default::default(),
         }
     }
 }
@@ -347,6 +353,7 @@ impl BffConfig {
                 "must be between 1 and 600000",
             ));
         }
+        s.load_shed.validate("server.load_shed")?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {
@@ -373,6 +380,7 @@ impl BffConfig {
                     "must be positive",
                 ));
             }
+            d.resilience.validate(&key("resilience"))?;
         }
         let auth = &self.auth;
         if auth.mode == AuthMode::Jwt {

@@ -3,6 +3,8 @@
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
 //! 2. **span + access log** — one `request` span per request, one log line at completion;
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
+//!    **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
+//!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
 //!    unauthenticated caller learns nothing about which routes exist;
 //! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
@@ -13,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +26,8 @@ use crate::auth::{Authenticator, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
+use crate::resilience::DEGRADED_HEADER;
+use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
@@ -36,7 +40,12 @@ pub(crate) struct EdgeState {
     pub(crate) auth: Authenticator,
     /// The time budget of one request.
     pub(crate) budget: Duration,
+    /// The global and per-route limits of requests in flight.
+    pub(crate) shed: LoadShedder,
 }
+
+/// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
+const NEVER_SHED: &[&str] = &["/healthz"];
 
 /// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
 /// answer first, since every part is bounded by the same deadline).
@@ -63,6 +72,20 @@ pub(crate) async fn edge(
     let handled = async move {
         strip_identity_headers(request.headers_mut());
         let public = PUBLIC_PATHS.contains(&request.uri().path());
+        // Load shedding: admitted requests hold their slot until the response is built; the others are
+        // refused at once (no queue, so memory stays bounded), before authentication.
+        let admitted = if NEVER_SHED.contains(&request.uri().path()) {
+            None
+        } else {
+            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+            match state.shed.admit(route) {
+                Ok(admitted) => Some(admitted),
+                Err(e) => {
+                    tracing::info!(status = 503, "request shed: overloaded");
+                    return e.into_response();
+                }
+            }
+        };
         let identity = if public {
             Ok(None)
         } else {
@@ -91,10 +114,19 @@ pub(crate) async fn edge(
                 {
                     response.headers_mut().insert(PARTIAL_HEADER, v);
                 }
+                let degraded = ctx.degraded_parts();
+                if !degraded.is_empty() && response.status().is_success() {
+                    let list: Vec<String> =
+                        degraded.iter().map(|(p, source)| format!("{p}={source}")).collect();
+                    if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
+                        response.headers_mut().insert(DEGRADED_HEADER, v);
+                    }
+                }
                 response
             }
         };
         response = normalize_error(response);
+        drop(admitted);
         tracing::info!(
             status = response.status().as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
