@@ -235,6 +235,14 @@ pub struct AggregatePartConfig {
     /// Whether the aggregation fails when this part fails (else the part is dropped and named in `bff-partial`).
     #[serde(default = "default_true")]
     pub required: bool,
+    /// Static default served when the part fails (and no fresh-enough last good value exists); the part is
+    /// then named in `bff-degraded` as `name=default` instead of failing or being `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<serde_json::Value>,
+    /// Serve the part's last good answer (per caller and path) when the call fails, if at most this many
+    /// seconds old, named in `bff-degraded` as `name=stale`; `0` = off.
+    #[serde(default)]
+    pub stale_max_age_s: u64,
 }
 
 fn default_true() -> bool {

@@ -77,7 +77,10 @@ pub(crate) async fn edge(
         let admitted = if NEVER_SHED.contains(&request.uri().path()) {
             None
         } else {
-            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
             match state.shed.admit(route) {
                 Ok(admitted) => Some(admitted),
                 Err(e) => {
@@ -116,8 +119,10 @@ pub(crate) async fn edge(
                 }
                 let degraded = ctx.degraded_parts();
                 if !degraded.is_empty() && response.status().is_success() {
-                    let list: Vec<String> =
-                        degraded.iter().map(|(p, source)| format!("{p}={source}")).collect();
+                    let list: Vec<String> = degraded
+                        .iter()
+                        .map(|(p, source)| format!("{p}={source}"))
+                        .collect();
                     if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
                         response.headers_mut().insert(DEGRADED_HEADER, v);
                     }

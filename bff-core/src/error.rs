@@ -238,7 +238,9 @@ impl IntoResponse for BffError {
         if matches!(self, Self::Unauthenticated { .. }) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::CircuitOpen { retry_after_s, .. } | Self::Overloaded { retry_after_s, .. } = self {
+        if let Self::CircuitOpen { retry_after_s, .. } | Self::Overloaded { retry_after_s, .. } =
+            self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
         response

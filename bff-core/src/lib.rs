@@ -52,8 +52,8 @@ pub mod telemetry;
 pub mod trace;
 
 pub use compose::PARTIAL_HEADER;
-pub use resilience::DEGRADED_HEADER;
 pub use config::BffConfig;
 pub use context::RequestContext;
 pub use error::BffError;
 pub use gateway::Gateway;
+pub use resilience::DEGRADED_HEADER;

@@ -316,7 +316,10 @@ impl Downstream {
         if Instant::now() >= deadline || !self.inner.budget.try_withdraw() {
             return first.await;
         }
-        tracing::debug!(delay_ms = delay.as_millis() as u64, "hedging: second attempt");
+        tracing::debug!(
+            delay_ms = delay.as_millis() as u64,
+            "hedging: second attempt"
+        );
         let second = std::pin::pin!(second);
         match futures::future::select(first, second).await {
             futures::future::Either::Left((result, other))
@@ -363,7 +366,15 @@ impl Downstream {
         let deadline = ctx.deadline();
         let call_deadline = (Instant::now() + inner.timeout).min(deadline);
         let base = &inner.instances.get(i).base;
-        let fetch = self.fetch(ctx, method, base, path_and_query, body, extra, call_deadline);
+        let fetch = self.fetch(
+            ctx,
+            method,
+            base,
+            path_and_query,
+            body,
+            extra,
+            call_deadline,
+        );
         let result = match tokio::time::timeout_at(call_deadline, fetch).await {
             Ok(r) => r,
             Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),

@@ -342,7 +342,14 @@ mod tests {
     async fn failure_rate_opens() {
         let b = Breaker::new("t", policy());
         for i in 0..9 {
-            call(&b, if i % 2 == 0 { Outcome::Success } else { Outcome::Failure });
+            call(
+                &b,
+                if i % 2 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+            );
         }
         assert!(b.try_acquire().is_ok(), "9 calls: below min_calls");
         call(&b, Outcome::Failure); // 10 calls, 5 failed
@@ -354,7 +361,14 @@ mod tests {
     async fn window_forgets() {
         let b = Breaker::new("t", policy());
         for i in 0..8 {
-            call(&b, if i % 2 == 0 { Outcome::Success } else { Outcome::Failure });
+            call(
+                &b,
+                if i % 2 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+            );
         }
         tokio::time::advance(Duration::from_secs(11)).await;
         call(&b, Outcome::Success);

@@ -259,7 +259,10 @@ mod tests {
         let store = LastGood::new(Duration::from_secs(10), 100);
         let c = ctx();
         let fb = || Fallback::stale(&store, "user-7").or_value(0);
-        assert_eq!(c.optional_or("recs", async { Ok(42) }, fb()).await, Ok(Some(42)));
+        assert_eq!(
+            c.optional_or("recs", async { Ok(42) }, fb()).await,
+            Ok(Some(42))
+        );
         assert_eq!(c.optional_or("recs", fail(), fb()).await, Ok(Some(42)));
         assert_eq!(c.degraded_parts(), vec![("recs", "stale")]);
         tokio::time::advance(Duration::from_secs(11)).await;
@@ -268,7 +271,8 @@ mod tests {
         assert_eq!(c.degraded_parts(), vec![("recs", "default")]);
         let c = ctx();
         assert_eq!(
-            c.optional_or("recs", fail(), Fallback::stale(&store, "user-8")).await,
+            c.optional_or("recs", fail(), Fallback::stale(&store, "user-8"))
+                .await,
             Ok(None)
         );
         assert_eq!(c.partial_parts(), vec!["recs"]);

@@ -269,10 +269,7 @@ impl ResilienceConfig {
         let b = &self.breaker;
         if b.enabled {
             if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
-                return Err(invalid(
-                    key("breaker.failure_rate"),
-                    "must be in (0, 1]",
-                ));
+                return Err(invalid(key("breaker.failure_rate"), "must be in (0, 1]"));
             }
             if b.window_s == 0 || b.window_s > 3_600 {
                 return Err(invalid(
@@ -287,10 +284,7 @@ impl ResilienceConfig {
                 return Err(invalid(key("breaker.open_ms"), "must be positive"));
             }
             if b.half_open_probes == 0 {
-                return Err(invalid(
-                    key("breaker.half_open_probes"),
-                    "must be positive",
-                ));
+                return Err(invalid(key("breaker.half_open_probes"), "must be positive"));
             }
         }
         if self.ejection.consecutive_failures > 0 && self.ejection.eject_ms == 0 {
@@ -328,7 +322,10 @@ mod tests {
         assert!(c.validate(p).is_ok());
         c.retry.budget_ratio = 1.5;
         let e = c.validate(p).unwrap_err().to_string();
-        assert!(e.contains("downstreams.users.resilience.retry.budget_ratio"), "{e}");
+        assert!(
+            e.contains("downstreams.users.resilience.retry.budget_ratio"),
+            "{e}"
+        );
         let c = ResilienceConfig {
             instances: vec!["ftp://x".into()],
             ..ResilienceConfig::default()
@@ -336,11 +333,21 @@ mod tests {
         assert!(c.validate(p).unwrap_err().to_string().contains("instances"));
         let mut c = ResilienceConfig::default();
         c.breaker.half_open_probes = 0;
-        assert!(c.validate(p).unwrap_err().to_string().contains("half_open_probes"));
+        assert!(
+            c.validate(p)
+                .unwrap_err()
+                .to_string()
+                .contains("half_open_probes")
+        );
         c.breaker.enabled = false;
         assert!(c.validate(p).is_ok());
         let mut s = LoadShedConfig::default();
         s.routes.insert("/api/home".into(), 0);
-        assert!(s.validate("server.load_shed").unwrap_err().to_string().contains("routes"));
+        assert!(
+            s.validate("server.load_shed")
+                .unwrap_err()
+                .to_string()
+                .contains("routes")
+        );
     }
 }

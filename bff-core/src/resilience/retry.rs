@@ -121,8 +121,7 @@ impl RetryBudget {
                 .iter()
                 .filter(|s| s.second + WINDOW_S as u64 > second)
                 .fold((0u64, 0u64), |(c, r), s| (c + s.calls, r + s.retries));
-            let allowed =
-                f64::from(self.min_per_s) * WINDOW_S as f64 + self.ratio * calls as f64;
+            let allowed = f64::from(self.min_per_s) * WINDOW_S as f64 + self.ratio * calls as f64;
             if (retries + 1) as f64 <= allowed {
                 slots[i].retries += 1;
                 true
@@ -141,7 +140,13 @@ mod tests {
     #[test]
     fn only_idempotent_calls_and_retryable_failures() {
         use DownstreamErrorKind as K;
-        for kind in [K::Connect, K::Body, K::Status(502), K::Status(503), K::Status(504)] {
+        for kind in [
+            K::Connect,
+            K::Body,
+            K::Status(502),
+            K::Status(503),
+            K::Status(504),
+        ] {
             assert!(is_retryable(&Method::GET, kind), "{kind:?}");
             assert!(!is_retryable(&Method::POST, kind), "POST {kind:?}");
             assert!(!is_retryable(&Method::PATCH, kind), "PATCH {kind:?}");

@@ -33,7 +33,8 @@ impl LoadShedder {
     /// Limits as configured.
     pub fn new(config: &LoadShedConfig) -> Self {
         Self {
-            global: (config.max_in_flight > 0).then(|| Arc::new(Semaphore::new(config.max_in_flight))),
+            global: (config.max_in_flight > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_in_flight))),
             route_default: config.route_max_in_flight,
             overrides: config.routes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             routes: Mutex::new(HashMap::new()),
