@@ -493,15 +493,17 @@ async fn failing_instance_is_ejected_and_traffic_moves() {
 #[tokio::test]
 async fn active_health_checks_eject_a_dead_instance() {
     let mocks = mocks().await;
-    let dead = spawn_one(Service::Users).await;
-    let dead_url = dead.url();
-    dead.shutdown().await;
+    // A dead instance: the port stays ours (so no other test's server can take it), connections are
+    // accepted by the kernel but never answered.
+    let dead = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
     let gw = web_with(&mocks, |c| {
         let d = downstream(c, "users");
         d.resilience.instances = vec![dead_url];
         d.resilience.retry.max_retries = 0;
         d.resilience.ejection.consecutive_failures = 0;
         d.resilience.health_check.interval_ms = 50;
+        d.resilience.health_check.timeout_ms = 100;
     })
     .await;
     let token = token(&mocks, "7", AUD, &[]).await;
@@ -511,6 +513,7 @@ async fn active_health_checks_eject_a_dead_instance() {
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
     }
     assert_eq!(mocks.handle(Service::Users).received_total(), 10);
+    drop(dead);
 }
 
 /// Beyond the global limit of requests in flight the gateway answers 503 `overloaded` with `Retry-After` at

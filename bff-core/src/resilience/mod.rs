@@ -311,8 +311,66 @@ fn invalid(key: String, reason: &str) -> ConfigError {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
 mod tests {
     use super::*;
+    use crate::BffConfig;
+    use crate::config::DownstreamConfig;
+    use figment::Jail;
+
+    /// The resilience keys load from a file and from the environment, nested as documented, with the
+    /// defaults for every key not given.
+    #[test]
+    fn keys_load_from_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"
+[server.load_shed]
+max_in_flight = 10
+routes = { "/api/home" = 3 }
+[downstreams.users.resilience]
+instances = ["http://10.0.0.2:7001"]
+balance = "round_robin"
+[downstreams.users.resilience.breaker]
+open_ms = 1000
+[[aggregates]]
+path = "/api/x/{id}"
+[[aggregates.parts]]
+name = "recs"
+downstream = "users"
+path = "/users/{id}"
+required = false
+stale_max_age_s = 60
+fallback = { items = [] }
+"#,
+            )?;
+            jail.set_env(
+                "BFF_DOWNSTREAMS__USERS__RESILIENCE__RETRY__MAX_RETRIES",
+                "0",
+            );
+            let mut defaults = BffConfig::default();
+            defaults.downstreams.insert(
+                "users".into(),
+                DownstreamConfig::at("http://127.0.0.1:7001"),
+            );
+            let c = BffConfig::load(&defaults, Some(std::path::Path::new("gw.toml")))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.load_shed.max_in_flight, 10);
+            assert_eq!(c.server.load_shed.routes["/api/home"], 3);
+            let r = &c.downstreams["users"].resilience;
+            assert_eq!(r.instances, vec!["http://10.0.0.2:7001".to_string()]);
+            assert_eq!(r.balance, BalanceMode::RoundRobin);
+            assert_eq!(r.breaker.open_ms, 1_000);
+            assert_eq!(r.breaker.consecutive_failures, 5);
+            assert_eq!(r.retry.max_retries, 0);
+            assert_eq!(r.retry.backoff_base_ms, 25);
+            let part = &c.aggregates[0].parts[0];
+            assert_eq!(part.fallback, Some(serde_json::json!({"items": []})));
+            assert_eq!(part.stale_max_age_s, 60);
+            Ok(())
+        });
+    }
 
     /// Bad values are refused with their full key.
     #[test]
