@@ -1,7 +1,8 @@
 //! Declarative aggregation from config (the KrakenD-style endpoint, no Rust needed): `GET path` calls every
 //! part in parallel under the request deadline and merges the JSON answers, either nested under the part
 //! names or flattened into one object. Merging works on the top level only (`RawValue`): part bodies are
-//! validated but never fully parsed and re-serialised.
+//! validated but never fully parsed and re-serialised. A part may have a fallback (a static default, or its
+//! last good answer within an age), served and named in `bff-degraded` when its call fails.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use serde_json::value::RawValue;
 
 use crate::config::{AggregateConfig, MergeMode};
 use crate::context::RequestContext;
-use crate::downstream::Downstream;
+use crate::downstream::{Downstream, DownstreamError, DownstreamErrorKind};
 use crate::error::BffError;
+use crate::resilience::{Fallback, LastGood};
 use crate::routes::fill_path;
 
 struct Part {
@@ -26,6 +28,34 @@ struct Part {
     downstream: Downstream,
     template: String,
     required: bool,
+    /// The static default (serialised once).
+    fallback: Option<Bytes>,
+    /// Last good answers, by caller and path, when `stale_max_age_s` is set.
+    last_good: Option<LastGood<Bytes>>,
+}
+
+/// Most last good answers kept per part (the oldest caller/path is forgotten first).
+const LAST_GOOD_CAPACITY: usize = 1_024;
+
+impl Part {
+    /// The fallback of this part for the caller of `ctx` at `path`.
+    fn fallback(&self, ctx: &RequestContext, path: &str) -> Fallback<Bytes> {
+        let mut fallback = match &self.last_good {
+            Some(store) => {
+                // The caller is part of the key: one caller's answer is never served to another.
+                let caller = ctx
+                    .identity()
+                    .map(|i| format!("{}:{}", i.client, i.subject))
+                    .unwrap_or_default();
+                Fallback::stale(store, format!("{caller}|{path}"))
+            }
+            None => Fallback::none(),
+        };
+        if let Some(value) = &self.fallback {
+            fallback = fallback.or_value(value.clone());
+        }
+        fallback
+    }
 }
 
 struct Aggregate {
@@ -49,11 +79,25 @@ impl Aggregate {
             let params = &params;
             async move {
                 let path = fill_path(&part.template, params)?;
-                let call = part.downstream.get_bytes(ctx, &path, &[]);
+                let fallback = part.fallback(ctx, &path);
+                // Only valid JSON counts as a good answer (and may become a last good value).
+                let call = async {
+                    let body = part.downstream.get_bytes(ctx, &path, &[]).await?;
+                    match serde_json::from_slice::<&RawValue>(&body) {
+                        Ok(_) => Ok(body),
+                        Err(e) => {
+                            tracing::warn!(part = part.name, error = %e, "malformed JSON");
+                            Err(DownstreamError::new(
+                                part.downstream.name(),
+                                DownstreamErrorKind::Decode,
+                            ))
+                        }
+                    }
+                };
                 if part.required {
-                    ctx.required(part.name, call).await.map(Some)
+                    ctx.required_or(part.name, call, fallback).await.map(Some)
                 } else {
-                    ctx.optional(part.name, call).await
+                    ctx.optional_or(part.name, call, fallback).await
                 }
             }
         });
@@ -147,6 +191,17 @@ pub(crate) fn router(
                     downstream: downstream(&p.downstream)?,
                     template: p.path.clone(),
                     required: p.required,
+                    fallback: p
+                        .fallback
+                        .as_ref()
+                        .and_then(|v| serde_json::to_vec(v).ok())
+                        .map(Bytes::from),
+                    last_good: (p.stale_max_age_s > 0).then(|| {
+                        LastGood::new(
+                            std::time::Duration::from_secs(p.stale_max_age_s),
+                            LAST_GOOD_CAPACITY,
+                        )
+                    }),
                 })
             })
             .collect();

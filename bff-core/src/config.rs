@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// Runtime worker threads; `0` = one per CPU core. On a machine shared with its load generator and
     /// backends, `1` is often fastest.
     pub worker_threads: usize,
+    /// Load shedding: global and per-route limits on requests in flight (`[server.load_shed]`).
+    pub load_shed: crate::resilience::LoadShedConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 8 * 1024,
             limits: crate::server::ConnectionLimits::default(),
             worker_threads: 0,
+            load_shed: Default::default(),
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct DownstreamConfig {
     pub connect_timeout_ms: u64,
     /// Largest accepted response body, in bytes; a larger answer is a bad answer (502).
     pub max_response_bytes: usize,
+    /// Bulkhead, retries, circuit breaker, instances and their health (`[downstreams.<name>.resilience]`).
+    pub resilience: crate::resilience::ResilienceConfig,
 }
 
 impl Default for DownstreamConfig {
@@ -86,6 +91,7 @@ impl Default for DownstreamConfig {
             timeout_ms: 2_000,
             connect_timeout_ms: 500,
             max_response_bytes: 4 * 1024 * 1024,
+            resilience: Default::default(),
         }
     }
 }
@@ -237,6 +243,14 @@ pub struct AggregatePartConfig {
     /// Whether the aggregation fails when this part fails (else the part is dropped and named in `bff-partial`).
     #[serde(default = "default_true")]
     pub required: bool,
+    /// Static default served when the part fails (and no fresh-enough last good value exists); the part is
+    /// then named in `bff-degraded` as `name=default` instead of failing or being `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<serde_json::Value>,
+    /// Serve the part's last good answer (per caller and path) when the call fails, if at most this many
+    /// seconds old, named in `bff-degraded` as `name=stale`; `0` = off.
+    #[serde(default)]
+    pub stale_max_age_s: u64,
 }
 
 fn default_true() -> bool {
@@ -373,6 +387,7 @@ impl BffConfig {
                 "header_read_timeout_ms and h2_max_concurrent_streams must be positive",
             ));
         }
+        s.load_shed.validate("server.load_shed")?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {
@@ -399,6 +414,7 @@ impl BffConfig {
                     "must be positive",
                 ));
             }
+            d.resilience.validate(&key("resilience"))?;
         }
         let auth = &self.auth;
         if auth.mode == AuthMode::Jwt {

@@ -43,6 +43,8 @@ struct Inner {
     deadline: Instant,
     /// Optional parts that failed, in order of failure; rendered as the `bff-partial` header.
     partial: Mutex<Vec<&'static str>>,
+    /// Parts served from a fallback, with its source (`stale`, `default`); rendered as `bff-degraded`.
+    degraded: Mutex<Vec<(&'static str, &'static str)>>,
 }
 
 impl RequestContext {
@@ -60,6 +62,7 @@ impl RequestContext {
                 identity,
                 deadline,
                 partial: Mutex::new(Vec::new()),
+                degraded: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -104,6 +107,26 @@ impl RequestContext {
     pub fn partial_parts(&self) -> Vec<&'static str> {
         self.inner
             .partial
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl RequestContext {
+    /// Records that `part` was served from a fallback (`source`: `stale` or `default`).
+    pub fn mark_degraded(&self, part: &'static str, source: &'static str) {
+        if let Ok(mut parts) = self.inner.degraded.lock()
+            && !parts.iter().any(|(p, _)| *p == part)
+        {
+            parts.push((part, source));
+        }
+    }
+
+    /// The parts served from a fallback so far, with their sources.
+    pub fn degraded_parts(&self) -> Vec<(&'static str, &'static str)> {
+        self.inner
+            .degraded
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default()

@@ -5,19 +5,21 @@
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
 //!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;
-//! 5. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
+//! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
+//!    with `Retry-After`, before authentication spends any CPU and without queueing;
+//! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
 //!    unauthenticated caller learns nothing about which routes exist;
-//! 6. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
-//! 7. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
+//! 7. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
+//! 8. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
-//! 8. then, inside: panic catcher → request body limit → router;
-//! 9. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
-//!    are added to every response that does not set its own.
+//! 9. then, inside: panic catcher → request body limit → router;
+//! 10. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
+//!     are added to every response that does not set its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +30,8 @@ use crate::auth::{Authenticator, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
+use crate::resilience::DEGRADED_HEADER;
+use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
@@ -44,7 +48,12 @@ pub(crate) struct EdgeState {
     pub(crate) max_uri_bytes: usize,
     /// Largest accepted request body.
     pub(crate) max_body_bytes: usize,
+    /// The global and per-route limits of requests in flight.
+    pub(crate) shed: LoadShedder,
 }
+
+/// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
+const NEVER_SHED: &[&str] = &["/healthz"];
 
 /// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
 /// answer first, since every part is bounded by the same deadline).
@@ -79,6 +88,23 @@ pub(crate) async fn edge(
             state.max_body_bytes,
         );
         let public = PUBLIC_PATHS.contains(&request.uri().path());
+        // Load shedding: admitted requests hold their slot until the response is built; the others are
+        // refused at once (no queue, so memory stays bounded), before authentication.
+        let admitted = if NEVER_SHED.contains(&request.uri().path()) {
+            None
+        } else {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
+            match state.shed.admit(route) {
+                Ok(admitted) => Some(admitted),
+                Err(e) => {
+                    tracing::info!(status = 503, "request shed: overloaded");
+                    return e.into_response();
+                }
+            }
+        };
         let identity = match hygiene {
             Err(e) => Err(e),
             Ok(()) if public => Ok(None),
@@ -107,10 +133,21 @@ pub(crate) async fn edge(
                 {
                     response.headers_mut().insert(PARTIAL_HEADER, v);
                 }
+                let degraded = ctx.degraded_parts();
+                if !degraded.is_empty() && response.status().is_success() {
+                    let list: Vec<String> = degraded
+                        .iter()
+                        .map(|(p, source)| format!("{p}={source}"))
+                        .collect();
+                    if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
+                        response.headers_mut().insert(DEGRADED_HEADER, v);
+                    }
+                }
                 response
             }
         };
         response = normalize_error(response);
+        drop(admitted);
         tracing::info!(
             status = response.status().as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,

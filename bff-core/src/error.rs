@@ -65,6 +65,24 @@ pub enum BffError {
     /// 414: the request target (path + query) is too long.
     #[error("URI too long")]
     UriTooLong,
+    /// 503: the circuit breaker of a required part's downstream is open, so the gateway fails fast instead of
+    /// calling it; `Retry-After` says when it will be tried again.
+    #[error("circuit open for part {part}")]
+    CircuitOpen {
+        /// The composed part that failed.
+        part: &'static str,
+        /// Seconds until the downstream is probed again (the `Retry-After` header).
+        retry_after_s: u64,
+    },
+    /// 503: too many requests in flight (the gateway's or a route's limit, or a required part's downstream
+    /// bulkhead); refused at once with `Retry-After` instead of queueing.
+    #[error("overloaded")]
+    Overloaded {
+        /// The composed part whose downstream is saturated, if that is the cause.
+        part: Option<&'static str>,
+        /// Seconds after which to try again (the `Retry-After` header).
+        retry_after_s: u64,
+    },
 }
 
 impl BffError {
@@ -82,6 +100,7 @@ impl BffError {
             Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -100,6 +119,8 @@ impl BffError {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Internal => "internal",
             Self::UriTooLong => "uri_too_long",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -117,6 +138,8 @@ impl BffError {
             Self::DeadlineExceeded { .. } => "Deadline exceeded",
             Self::Internal => "Internal error",
             Self::UriTooLong => "URI too long",
+            Self::CircuitOpen { .. } => "Service unavailable",
+            Self::Overloaded { .. } => "Overloaded",
         }
     }
 
@@ -132,6 +155,10 @@ impl BffError {
             Self::DeadlineExceeded { part: Some(part) } => {
                 Some(format!("the time budget ran out while loading {part}"))
             }
+            Self::CircuitOpen { part, .. } => Some(format!(
+                "a required part ({part}) is failing; not retried before Retry-After"
+            )),
+            Self::Overloaded { .. } => Some("too many requests in flight; retry later".into()),
             _ => None,
         }
     }
@@ -140,6 +167,8 @@ impl BffError {
         match self {
             Self::BadGateway { part } | Self::Unavailable { part } => Some(part),
             Self::DeadlineExceeded { part } => *part,
+            Self::CircuitOpen { part, .. } => Some(part),
+            Self::Overloaded { part, .. } => *part,
             _ => None,
         }
     }
@@ -156,6 +185,14 @@ impl BffError {
             | DownstreamErrorKind::Body
             | DownstreamErrorKind::Decode
             | DownstreamErrorKind::TooLarge => Self::BadGateway { part },
+            DownstreamErrorKind::CircuitOpen { retry_after_ms } => Self::CircuitOpen {
+                part,
+                retry_after_s: retry_after_ms.div_ceil(1000).max(1),
+            },
+            DownstreamErrorKind::Saturated => Self::Overloaded {
+                part: Some(part),
+                retry_after_s: 1,
+            },
         }
     }
 
@@ -207,6 +244,11 @@ impl IntoResponse for BffError {
         if matches!(self, Self::Unauthenticated { .. }) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Self::CircuitOpen { retry_after_s, .. } | Self::Overloaded { retry_after_s, .. } =
+            self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
         response
     }
 }
@@ -227,6 +269,23 @@ mod tests {
         assert_eq!(status(DownstreamErrorKind::Decode), 502);
         assert_eq!(status(DownstreamErrorKind::TooLarge), 502);
         assert_eq!(status(DownstreamErrorKind::NotFound), 404);
+        assert_eq!(status(DownstreamErrorKind::Saturated), 503);
+        let open = BffError::from_part(
+            "profile",
+            &e(DownstreamErrorKind::CircuitOpen {
+                retry_after_ms: 4_200,
+            }),
+        );
+        assert_eq!(
+            open,
+            BffError::CircuitOpen {
+                part: "profile",
+                retry_after_s: 5
+            }
+        );
+        let response = open.into_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 
     /// The body is problem+json with the code, and the downstream name never appears in it.

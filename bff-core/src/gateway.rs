@@ -15,6 +15,7 @@ use crate::config::{AuthMode, BffConfig, ConfigError};
 use crate::downstream::{Downstream, http_client};
 use crate::edge::{EdgeState, edge};
 use crate::error::BffError;
+use crate::resilience::shed::LoadShedder;
 
 /// A gateway under construction: config, downstream clients and the credential check.
 #[derive(Debug)]
@@ -25,21 +26,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Validates `config` and builds the downstream clients (one shared connection pool) and the authenticator.
+    /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        // One pool for all downstreams; it connects with the smallest configured connect timeout.
-        let connect_timeout = config
-            .downstreams
-            .values()
-            .map(|d| d.connect_timeout_ms)
-            .min()
-            .unwrap_or(500);
-        let client = http_client(Duration::from_millis(connect_timeout));
+        // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
+        // one pool, a downstream with its own connect timeout gets its own.
+        let mut clients: BTreeMap<u64, reqwest::Client> = BTreeMap::new();
         let downstreams: BTreeMap<String, Downstream> = config
             .downstreams
             .iter()
-            .map(|(name, c)| (name.clone(), Downstream::new(name, c, client.clone())))
+            .map(|(name, c)| {
+                let client = clients
+                    .entry(c.connect_timeout_ms)
+                    .or_insert_with(|| http_client(Duration::from_millis(c.connect_timeout_ms)))
+                    .clone();
+                (name.clone(), Downstream::new(name, c, client))
+            })
             .collect();
         let auth = match config.auth.mode {
             AuthMode::None => Authenticator::None,
@@ -97,6 +99,7 @@ impl Gateway {
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
             max_uri_bytes: self.config.server.max_uri_bytes,
             max_body_bytes: self.config.server.max_body_bytes,
+            shed: LoadShedder::new(&self.config.server.load_shed),
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))

@@ -21,7 +21,9 @@
 //! - [`gateway`]: from config to downstream clients, authenticator and the complete edge-wrapped router.
 //! - [`edge`]: the request pipeline (request id, trace, identity strip, auth, deadline, error normalisation).
 //! - [`context`]: the per-request context handlers receive; [`compose`]: required/optional parts, batching.
-//! - [`downstream`]: the pooled HTTP client and per-service clients with timeouts and size caps.
+//! - [`downstream`]: the pooled HTTP client and per-service clients carrying the call policy.
+//! - [`resilience`]: bulkheads, retries with a budget, hedging, circuit breakers, instances with balancing and
+//!   health, fallbacks of parts, load shedding at the edge.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`shape`], [`routes`], `aggregate`: field allow-lists, declarative forwarding routes and declarative
@@ -44,6 +46,7 @@ pub mod etag;
 pub mod gateway;
 mod health;
 pub mod hygiene;
+pub mod resilience;
 pub mod routes;
 pub mod server;
 pub mod shape;
@@ -55,3 +58,4 @@ pub use config::BffConfig;
 pub use context::RequestContext;
 pub use error::BffError;
 pub use gateway::Gateway;
+pub use resilience::DEGRADED_HEADER;

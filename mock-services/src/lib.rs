@@ -65,8 +65,11 @@
 //! - `GET /admin/faults` → the rules as a JSON array;
 //! - `PUT /admin/faults` (JSON array) replaces them, `POST /admin/faults` (one rule) appends (201),
 //!   `DELETE /admin/faults` clears (204). Invalid rules → 400.
-//! - `GET /admin/received` → `{"total":n,"routes":{"GET /users/{id}":n},"last":{"method","uri","headers"}}`
-//!   (`last` is `null` before the first request); `DELETE /admin/received` resets (204).
+//! - `GET /admin/received` →
+//!   `{"total":n,"routes":{"GET /users/{id}":n},"abandoned":n,"last":{"method","uri","headers"}}`
+//!   (`last` is `null` before the first request; `abandoned` counts requests whose caller closed the
+//!   connection before the answer was ready, i.e. calls the gateway cancelled); `DELETE /admin/received`
+//!   resets (204).
 //!
 //! Rules look like `{"kind":"latency","ms":300,"jitter_ms":0,"path_prefix":"/users","rate":1.0}`; kinds:
 //! `latency {ms, jitter_ms}`, `error {status}`, `reset`, `hang`, `malformed_json`,

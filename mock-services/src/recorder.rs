@@ -1,4 +1,5 @@
-//! Recording of received requests: counts per route template, the total, and the last request's method,
+//! Recording of received requests: counts per route template, the total, the requests abandoned by the
+//! caller (the connection closed before the answer was ready), and the last request's method,
 //! path-and-query and headers.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub struct Received {
     pub total: u64,
     /// Count per `"METHOD /route/{template}"`.
     pub routes: BTreeMap<String, u64>,
+    /// Requests whose caller went away before the answer was ready (the server dropped the handler: the
+    /// gateway cancelled the call).
+    #[serde(default)]
+    pub abandoned: u64,
     /// The last request, if any.
     pub last: Option<LastRequest>,
 }
@@ -42,7 +47,7 @@ impl Received {
                 .collect();
             serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers})
         });
-        serde_json::json!({"total": self.total, "routes": self.routes, "last": last})
+        serde_json::json!({"total": self.total, "routes": self.routes, "abandoned": self.abandoned, "last": last})
     }
 }
 
@@ -102,5 +107,29 @@ pub(crate) async fn record_middleware(
         .get::<MatchedPath>()
         .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     recorder.record(&route, &req);
-    next.run(req).await
+    let mut pending = Abandoned {
+        recorder: &recorder,
+        answered: false,
+    };
+    let response = next.run(req).await;
+    pending.answered = true;
+    response
+}
+
+/// Counts the request as abandoned if dropped before the answer is ready.
+struct Abandoned<'a> {
+    recorder: &'a Recorder,
+    answered: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.recorder
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .abandoned += 1;
+        }
+    }
 }

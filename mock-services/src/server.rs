@@ -85,6 +85,11 @@ impl MockHandle {
         self.received().total
     }
 
+    /// Requests whose caller went away before the answer was ready (cancelled by the gateway).
+    pub fn abandoned(&self) -> u64 {
+        self.received().abandoned
+    }
+
     /// Requests received on one route, e.g. `route_count("GET /users/{id}")`.
     pub fn route_count(&self, route: &str) -> u64 {
         self.received().routes.get(route).copied().unwrap_or(0)

@@ -12,6 +12,8 @@ fn part(name: &str, downstream: &str, path: &str, required: bool) -> AggregatePa
         downstream: downstream.into(),
         path: path.into(),
         required,
+        fallback: None,
+        stale_max_age_s: 0,
     }
 }
 

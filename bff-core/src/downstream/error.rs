@@ -22,6 +22,13 @@ pub enum DownstreamErrorKind {
     Decode,
     /// The body exceeds the configured size cap.
     TooLarge,
+    /// Not called: the downstream's circuit breaker is open (failing fast) for about `retry_after_ms` more.
+    CircuitOpen {
+        /// Milliseconds until the breaker admits a probe again.
+        retry_after_ms: u64,
+    },
+    /// Not called: the downstream's bulkhead (`max_concurrent`) is full.
+    Saturated,
 }
 
 /// The failure of one call to the named downstream.
@@ -54,6 +61,8 @@ impl fmt::Display for DownstreamError {
             DownstreamErrorKind::Body => "answer could not be read".to_string(),
             DownstreamErrorKind::Decode => "body is not the expected JSON".to_string(),
             DownstreamErrorKind::TooLarge => "body exceeds the size cap".to_string(),
+            DownstreamErrorKind::CircuitOpen { .. } => "circuit breaker open".to_string(),
+            DownstreamErrorKind::Saturated => "too many calls in flight (bulkhead)".to_string(),
         };
         write!(f, "downstream {}: {what}", self.downstream)
     }

@@ -1,15 +1,22 @@
-//! Clients of the downstream services: one pooled HTTP client shared by all, one [`Downstream`] per named
-//! service carrying its base URL and call policy (timeout bounded by the request deadline, no redirects,
-//! response size cap), propagating request id, trace context and the verified identity.
+//! Clients of the downstream services. One [`Downstream`] per named service carries its whole call policy,
+//! so handlers only compose: per-call timeout bounded by the request deadline (and announced to the
+//! downstream in `x-bff-deadline-ms`), bulkhead, circuit breaker, retries of idempotent calls within a
+//! budget, optional hedging, balancing over several instances with passive and active health (see
+//! [`crate::resilience`]); no redirects, response size cap; request id, trace context and the verified
+//! identity propagated.
 
 mod error;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{ACCEPT, HeaderValue};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -17,10 +24,14 @@ pub use error::{DownstreamError, DownstreamErrorKind};
 
 use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
+use crate::resilience::DEADLINE_HEADER;
+use crate::resilience::balance::{Instances, spawn_health_checks};
+use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
+use crate::resilience::retry::{RetryBudget, RetryPolicy, is_retryable};
 use crate::trace::{REQUEST_ID, TRACEPARENT};
 
-/// Builds the one HTTP client that all downstreams of a gateway share (one connection pool), with
-/// `connect_timeout` for establishing connections.
+/// Builds an HTTP client (one connection pool) with `connect_timeout` for establishing connections. A gateway
+/// shares one client among all downstreams with the same connect timeout.
 pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
@@ -33,20 +44,36 @@ pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// One named downstream service.
+/// One named downstream service. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct Downstream {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     /// Configured name, used in logs and errors (never sent to clients).
     name: String,
-    /// Base URL without trailing slash.
-    base: String,
-    /// The shared pooled client.
+    /// The pooled client.
     client: reqwest::Client,
-    /// Per-call timeout.
+    /// Per-call (per-attempt) timeout.
     timeout: Duration,
     /// Response body cap in bytes.
     max_bytes: usize,
+    /// The instances (base URLs) and their balancing and health.
+    instances: Arc<Instances>,
+    /// The downstream's circuit breaker, gating every attempt.
+    breaker: Option<Breaker>,
+    /// Bulkhead: attempts in flight at most.
+    bulkhead: Option<Semaphore>,
+    /// Retries and hedging.
+    retry: RetryPolicy,
+    /// How many retries and hedges the downstream may get.
+    budget: RetryBudget,
 }
+
+/// Extra request headers of one call.
+type ExtraHeaders<'a> = &'a [(HeaderName, HeaderValue)];
 
 /// Characters escaped in a path segment: everything but letters, digits, `-`, `_`, `~`, so `/`, `.`, `%`, `?`
 /// and `#` in a parameter can never change the path structure.
@@ -64,20 +91,71 @@ pub fn encode_query(value: &str) -> String {
 }
 
 impl Downstream {
-    /// A downstream named `name`, configured by `config`, using `client`.
+    /// A downstream named `name`, configured by `config`, using `client`. With active health checks
+    /// configured and a Tokio runtime present, their background task starts here.
     pub fn new(name: &str, config: &DownstreamConfig, client: reqwest::Client) -> Self {
+        let r = &config.resilience;
+        let bases: Vec<String> = std::iter::once(config.url.clone())
+            .chain(r.instances.iter().cloned())
+            .collect();
+        let checks = r.health_check.interval_ms > 0;
+        let instances = Arc::new(Instances::new(bases, r.balance, |i| {
+            (r.ejection.consecutive_failures > 0 || checks).then(|| {
+                Breaker::new(
+                    format!("instance {i} of {name}"),
+                    BreakerPolicy {
+                        consecutive_failures: r.ejection.consecutive_failures,
+                        failure_rate: f64::INFINITY,
+                        window: Duration::from_secs(10),
+                        min_calls: u32::MAX,
+                        open_for: Duration::from_millis(r.ejection.eject_ms),
+                        half_open_probes: 1,
+                    },
+                )
+            })
+        }));
+        if checks && instances.all().len() > 1 {
+            spawn_health_checks(
+                name,
+                &instances,
+                client.clone(),
+                r.health_check.path.clone(),
+                Duration::from_millis(r.health_check.interval_ms),
+                Duration::from_millis(r.health_check.timeout_ms),
+            );
+        }
+        let b = &r.breaker;
+        let breaker = b.enabled.then(|| {
+            Breaker::new(
+                format!("downstream {name}"),
+                BreakerPolicy {
+                    consecutive_failures: b.consecutive_failures,
+                    failure_rate: b.failure_rate,
+                    window: Duration::from_secs(b.window_s),
+                    min_calls: b.min_calls,
+                    open_for: Duration::from_millis(b.open_ms),
+                    half_open_probes: b.half_open_probes,
+                },
+            )
+        });
         Self {
-            name: name.to_owned(),
-            base: config.url.trim_end_matches('/').to_owned(),
-            client,
-            timeout: Duration::from_millis(config.timeout_ms),
-            max_bytes: config.max_response_bytes,
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                client,
+                timeout: Duration::from_millis(config.timeout_ms),
+                max_bytes: config.max_response_bytes,
+                instances,
+                breaker,
+                bulkhead: (r.max_concurrent > 0).then(|| Semaphore::new(r.max_concurrent)),
+                retry: RetryPolicy::from_config(&r.retry),
+                budget: RetryBudget::new(r.retry.budget_ratio, r.retry.budget_min_per_s),
+            }),
         }
     }
 
     /// The configured name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.inner.name
     }
 
     /// GETs `path_and_query` (already encoded; build it with [`encode_segment`]) and decodes the JSON body.
@@ -88,10 +166,7 @@ impl Downstream {
         path_and_query: impl AsRef<str>,
     ) -> Result<T, DownstreamError> {
         let body = self.get_bytes(ctx, path_and_query.as_ref(), &[]).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            tracing::warn!(downstream = %self.name, error = %e, "malformed JSON");
-            self.err(DownstreamErrorKind::Decode)
-        })
+        self.decode(&body)
     }
 
     /// Batch lookup: GETs `{prefix}{id1},{id2},...` (each id query-encoded) in calls of at most `per_call`
@@ -116,43 +191,227 @@ impl Downstream {
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
-        extra_headers: &[(reqwest::header::HeaderName, HeaderValue)],
-    ) -> Result<bytes::Bytes, DownstreamError> {
-        let now = Instant::now();
+        extra_headers: ExtraHeaders<'_>,
+    ) -> Result<Bytes, DownstreamError> {
+        self.call(ctx, Method::GET, path_and_query, None, extra_headers)
+            .await
+    }
+
+    /// POSTs `body` as JSON to `path_and_query` and decodes the JSON answer. Never retried nor hedged (a POST
+    /// is not idempotent); the breaker, bulkhead, balancing and deadline apply as to every call.
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: impl AsRef<str>,
+        body: &B,
+    ) -> Result<T, DownstreamError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            tracing::error!(downstream = %self.inner.name, error = %e, "request body not serialisable");
+            self.err(DownstreamErrorKind::Decode)
+        })?;
+        let answer = self
+            .call(
+                ctx,
+                Method::POST,
+                path_and_query.as_ref(),
+                Some(Bytes::from(body)),
+                &[],
+            )
+            .await?;
+        self.decode(&answer)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DownstreamError> {
+        serde_json::from_slice(body).map_err(|e| {
+            tracing::warn!(downstream = %self.inner.name, error = %e, "malformed JSON");
+            self.err(DownstreamErrorKind::Decode)
+        })
+    }
+
+    /// One logical call: attempts (hedged when configured) until success, a failure that is not retried, the
+    /// retry limit, the retry budget, or the request deadline.
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        extra: ExtraHeaders<'_>,
+    ) -> Result<Bytes, DownstreamError> {
+        let inner = &*self.inner;
+        let started = Instant::now();
         let deadline = ctx.deadline();
-        if deadline <= now {
-            return Err(self.err(DownstreamErrorKind::Deadline));
+        let span = tracing::info_span!("downstream", downstream = %inner.name, method = %method, path = %path_and_query);
+        let result = async {
+            let idempotent = method == Method::GET || method == Method::HEAD;
+            if idempotent {
+                inner.budget.record_call();
+            }
+            let mut retries = 0;
+            let mut avoid = None;
+            loop {
+                // No attempt starts once the request's budget is spent.
+                if Instant::now() >= deadline {
+                    return Err(self.err(DownstreamErrorKind::Deadline));
+                }
+                let attempt = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid);
+                let (result, instance) = match inner.retry.hedge_after {
+                    Some(delay) if idempotent => {
+                        let hedge = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid);
+                        self.hedged(attempt, hedge, delay, deadline).await
+                    }
+                    _ => attempt.await,
+                };
+                let error = match result {
+                    Ok(body) => return Ok(body),
+                    Err(e) => e,
+                };
+                if !is_retryable(&method, error.kind) || retries >= inner.retry.max_retries {
+                    return Err(error);
+                }
+                retries += 1;
+                let backoff = inner.retry.backoff(retries);
+                if Instant::now() + backoff >= deadline {
+                    tracing::debug!(error = %error, "no time left to retry");
+                    return Err(error);
+                }
+                if !inner.budget.try_withdraw() {
+                    tracing::debug!(error = %error, "retry budget exhausted; not retried");
+                    return Err(error);
+                }
+                tracing::debug!(error = %error, retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying");
+                tokio::time::sleep(backoff).await;
+                avoid = instance;
+            }
         }
-        let call_deadline = (now + self.timeout).min(deadline);
-        let span =
-            tracing::info_span!("downstream", downstream = %self.name, path = %path_and_query);
-        let result = tokio::time::timeout_at(
-            call_deadline,
-            self.fetch(ctx, path_and_query, extra_headers),
-        )
         .instrument(span)
         .await;
-        match result {
+        result.inspect_err(|e| {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            if matches!(e.kind, DownstreamErrorKind::CircuitOpen { .. }) {
+                tracing::debug!(error = %e, elapsed_ms, "downstream call failed fast");
+            } else {
+                tracing::warn!(error = %e, elapsed_ms, "downstream call failed");
+            }
+        })
+    }
+
+    /// Runs `first`; if it has not finished after `delay`, starts `second` too (within the retry budget) and
+    /// takes the first success (or the last failure).
+    async fn hedged<F>(
+        &self,
+        first: F,
+        second: F,
+        delay: Duration,
+        deadline: Instant,
+    ) -> (Result<Bytes, DownstreamError>, Option<usize>)
+    where
+        F: Future<Output = (Result<Bytes, DownstreamError>, Option<usize>)>,
+    {
+        let mut first = std::pin::pin!(first);
+        tokio::select! {
+            result = &mut first => return result,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if Instant::now() >= deadline || !self.inner.budget.try_withdraw() {
+            return first.await;
+        }
+        tracing::debug!(
+            delay_ms = delay.as_millis() as u64,
+            "hedging: second attempt"
+        );
+        let second = std::pin::pin!(second);
+        match futures::future::select(first, second).await {
+            futures::future::Either::Left((result, other))
+            | futures::future::Either::Right((result, other)) => {
+                if result.0.is_ok() {
+                    result
+                } else {
+                    other.await
+                }
+            }
+        }
+    }
+
+    /// One attempt: through the breaker and the bulkhead to one instance, bounded by the per-call timeout and
+    /// the request deadline. Returns the instance tried, if any.
+    async fn attempt(
+        &self,
+        ctx: &RequestContext,
+        method: &Method,
+        path_and_query: &str,
+        body: Option<&Bytes>,
+        extra: ExtraHeaders<'_>,
+        avoid: Option<usize>,
+    ) -> (Result<Bytes, DownstreamError>, Option<usize>) {
+        let inner = &*self.inner;
+        let permit = match inner.breaker.as_ref().map(Breaker::try_acquire) {
+            None => None,
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(wait)) => {
+                let retry_after_ms = wait.as_millis() as u64;
+                return (
+                    Err(self.err(DownstreamErrorKind::CircuitOpen { retry_after_ms })),
+                    None,
+                );
+            }
+        };
+        let _slot = match inner.bulkhead.as_ref().map(Semaphore::try_acquire) {
+            None => None,
+            Some(Ok(slot)) => Some(slot),
+            Some(Err(_)) => return (Err(self.err(DownstreamErrorKind::Saturated)), None),
+        };
+        let i = inner.instances.pick(avoid);
+        let _in_flight = inner.instances.start(i);
+        let deadline = ctx.deadline();
+        let call_deadline = (Instant::now() + inner.timeout).min(deadline);
+        let base = &inner.instances.get(i).base;
+        let fetch = self.fetch(
+            ctx,
+            method,
+            base,
+            path_and_query,
+            body,
+            extra,
+            call_deadline,
+        );
+        let result = match tokio::time::timeout_at(call_deadline, fetch).await {
             Ok(r) => r,
             Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
             Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),
+        };
+        let outcome = outcome_of(&result);
+        if let Some(permit) = permit {
+            permit.record(outcome);
         }
-        .inspect_err(|e| tracing::warn!(error = %e, elapsed_ms = now.elapsed().as_millis() as u64, "downstream call failed"))
+        inner.instances.observe(i, outcome);
+        (result, Some(i))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn fetch(
         &self,
         ctx: &RequestContext,
+        method: &Method,
+        base: &str,
         path_and_query: &str,
-        extra_headers: &[(reqwest::header::HeaderName, HeaderValue)],
-    ) -> Result<bytes::Bytes, DownstreamError> {
-        let url = format!("{}{}", self.base, path_and_query);
-        let mut request = self
+        body: Option<&Bytes>,
+        extra_headers: ExtraHeaders<'_>,
+        call_deadline: Instant,
+    ) -> Result<Bytes, DownstreamError> {
+        let inner = &*self.inner;
+        let url = format!("{base}{path_and_query}");
+        let remaining_ms = call_deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1) as u64;
+        let mut request = inner
             .client
-            .get(url)
+            .request(method.clone(), url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(REQUEST_ID, ctx.request_id())
-            .header(TRACEPARENT, ctx.trace().header_value());
+            .header(TRACEPARENT, ctx.trace().header_value())
+            .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
         if let Some(identity) = ctx.identity() {
             for (name, value) in identity.downstream_headers() {
                 request = request.header(name, value);
@@ -160,6 +419,11 @@ impl Downstream {
         }
         for (name, value) in extra_headers {
             request = request.header(name.clone(), value.clone());
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
         }
         let mut response = request.send().await.map_err(|e| {
             tracing::debug!(error = %e, "send failed");
@@ -179,7 +443,7 @@ impl Downstream {
         }
         if response
             .content_length()
-            .is_some_and(|len| len > self.max_bytes as u64)
+            .is_some_and(|len| len > inner.max_bytes as u64)
         {
             return Err(self.err(DownstreamErrorKind::TooLarge));
         }
@@ -187,7 +451,7 @@ impl Downstream {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.max_bytes {
+                    if body.len() + chunk.len() > inner.max_bytes {
                         return Err(self.err(DownstreamErrorKind::TooLarge));
                     }
                     body.extend_from_slice(&chunk);
@@ -207,17 +471,40 @@ impl Downstream {
         Ok(body.freeze())
     }
 
-    /// Whether the downstream answers at all (any HTTP status) on `/healthz` within `timeout`.
+    /// Whether at least one instance answers at all (any HTTP status) on `/healthz` within `timeout`.
     pub async fn is_reachable(&self, timeout: Duration) -> bool {
-        let url = format!("{}/healthz", self.base);
-        matches!(
-            tokio::time::timeout(timeout, self.client.get(url).send()).await,
-            Ok(Ok(_))
-        )
+        let probes = self.inner.instances.all().iter().map(|instance| {
+            let request = self
+                .inner
+                .client
+                .get(format!("{}/healthz", instance.base))
+                .send();
+            async move { matches!(tokio::time::timeout(timeout, request).await, Ok(Ok(_))) }
+        });
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .any(|ok| ok)
     }
 
     fn err(&self, kind: DownstreamErrorKind) -> DownstreamError {
-        DownstreamError::new(self.name.clone(), kind)
+        DownstreamError::new(self.inner.name.clone(), kind)
+    }
+}
+
+/// What an attempt's result says about the downstream's health: it failed (unreachable, reset, timed out,
+/// 5xx), it answered (2xx, 404 and other 4xx, an oversized body), or nothing (the request's own budget ran
+/// out, or the attempt never left).
+fn outcome_of(result: &Result<Bytes, DownstreamError>) -> Outcome {
+    use DownstreamErrorKind as K;
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(e) => match e.kind {
+            K::Connect | K::Timeout | K::Body => Outcome::Failure,
+            K::Status(s) if s >= 500 => Outcome::Failure,
+            K::Status(_) | K::NotFound | K::Decode | K::TooLarge => Outcome::Success,
+            K::Deadline | K::CircuitOpen { .. } | K::Saturated => Outcome::Ignore,
+        },
     }
 }
 
