@@ -5,6 +5,9 @@
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
 //!    unauthenticated caller learns nothing about which routes exist;
+//! 4b. **rate limiting** — right after authentication, because policies key on the verified identity
+//!    (partner, tier, user) besides client IP and route; a failed authentication is charged to the client
+//!    IP's failed-attempt budget instead (429 once it is spent). See [`crate::ratelimit`];
 //! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
 //! 6. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
@@ -24,6 +27,7 @@ use crate::auth::{Authenticator, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
+use crate::ratelimit::{RateLimiter, RequestFacts, Verdict};
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
@@ -36,6 +40,8 @@ pub(crate) struct EdgeState {
     pub(crate) auth: Authenticator,
     /// The time budget of one request.
     pub(crate) budget: Duration,
+    /// Rate limits, when any are configured.
+    pub(crate) limiter: Option<RateLimiter>,
 }
 
 /// Extra time the edge grants a handler past the deadline before answering 504 itself (handlers normally
@@ -68,12 +74,25 @@ pub(crate) async fn edge(
         } else {
             state.auth.authenticate(request.headers()).await
         };
-        let mut response = match identity {
-            Err(e) => {
+        // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
+        let Verdict {
+            denied,
+            headers: limit_headers,
+        } = match &state.limiter {
+            Some(limiter) if !public => {
+                limiter
+                    .admit(&RequestFacts::of(&request), identity.as_ref())
+                    .await
+            }
+            _ => Verdict::default(),
+        };
+        let mut response = match (identity, denied) {
+            (_, Some(denied)) => denied.into_response(),
+            (Err(e), None) => {
                 tracing::info!(reason = %e, "authentication failed");
                 e.into_response()
             }
-            Ok(identity) => {
+            (Ok(identity), None) => {
                 let deadline = started + state.budget;
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
                 request.extensions_mut().insert(ctx.clone());
@@ -94,6 +113,7 @@ pub(crate) async fn edge(
                 response
             }
         };
+        response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
         tracing::info!(
             status = response.status().as_u16(),

@@ -62,6 +62,15 @@ pub enum BffError {
     /// 500: a bug or an unexpected state in the gateway itself.
     #[error("internal error")]
     Internal,
+    /// 429: a rate limit (or the client address's failed-authentication budget) is spent.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a request would be admitted (the `Retry-After` header).
+        retry_after_s: u64,
+    },
+    /// 503: the shared rate-limit store is unreachable and the policy is to fail closed.
+    #[error("rate limiter unavailable")]
+    RateLimiterUnavailable,
 }
 
 impl BffError {
@@ -78,6 +87,8 @@ impl BffError {
             Self::Unavailable { .. } | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -95,6 +106,8 @@ impl BffError {
             Self::NotReady => "not_ready",
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::Internal => "internal",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimiterUnavailable => "rate_limiter_unavailable",
         }
     }
 
@@ -111,6 +124,8 @@ impl BffError {
             Self::NotReady => "Not ready",
             Self::DeadlineExceeded { .. } => "Deadline exceeded",
             Self::Internal => "Internal error",
+            Self::RateLimited { .. } => "Too many requests",
+            Self::RateLimiterUnavailable => "Service unavailable",
         }
     }
 
@@ -125,6 +140,12 @@ impl BffError {
             Self::Unavailable { part } => Some(format!("a required part ({part}) is unavailable")),
             Self::DeadlineExceeded { part: Some(part) } => {
                 Some(format!("the time budget ran out while loading {part}"))
+            }
+            Self::RateLimited { retry_after_s } => Some(format!(
+                "rate limit exceeded; retry after {retry_after_s} s"
+            )),
+            Self::RateLimiterUnavailable => {
+                Some("rate limiting is temporarily unavailable; retry shortly".into())
             }
             _ => None,
         }
@@ -200,6 +221,15 @@ impl IntoResponse for BffError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(self, Self::Unauthenticated { .. }) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        match self {
+            Self::RateLimited { retry_after_s } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            Self::RateLimiterUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

@@ -95,6 +95,10 @@ impl Gateway {
         let state = Arc::new(EdgeState {
             auth: self.auth,
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
+            limiter: crate::ratelimit::RateLimiter::new(
+                &self.config.rate_limit,
+                self.config.auth.mode != AuthMode::None,
+            ),
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))

@@ -23,6 +23,7 @@ use axum::Router;
 use axum::routing::get;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
+use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, Gateway};
 use utoipa::OpenApi;
 
@@ -45,6 +46,13 @@ pub fn defaults() -> BffConfig {
     c.auth.mode = AuthMode::Jwt;
     c.auth.jwt.audience = AUDIENCE.into();
     c.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();
+    // Rate limits: per user (a client stuck in a loop), and per client address (floods; generous, since many
+    // users may share one address). Instances of bff-mobile share budgets under this prefix in Redis.
+    c.rate_limit.redis.key_prefix = "bff:rl:mobile:".into();
+    c.rate_limit.policies = vec![
+        PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
+        PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
+    ];
     c
 }
 
