@@ -102,21 +102,10 @@ impl RedisStore {
 
     async fn attempt(&self, checks: &[Check]) -> Result<Decision, RedisStoreError> {
         let existing = self.connection.lock().ok().and_then(|c| c.clone());
+        let reused = existing.is_some();
         let mut connection = match existing {
             Some(c) => c,
-            None => {
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout));
-                let c = self
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                if let Ok(mut slot) = self.connection.lock() {
-                    *slot = Some(c.clone());
-                }
-                c
-            }
+            None => self.connect().await?,
         };
         let mut invocation = self.script.prepare_invoke();
         for check in checks {
@@ -126,8 +115,33 @@ impl RedisStore {
                 .arg(check.limit.burst)
                 .arg(check.cost.weight());
         }
-        let reply: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        let reply: Vec<i64> = match invocation.invoke_async(&mut connection).await {
+            Ok(reply) => reply,
+            // A kept connection found dead (Redis restarted, idle connection cut): reconnect once, within
+            // the same timeout, before calling it a failure. (Should the lost reply have been a decision
+            // Redis did make, the request is charged twice: stricter, never looser.)
+            Err(e) if reused && (e.is_connection_dropped() || e.is_io_error()) => {
+                let mut connection = self.connect().await?;
+                invocation.invoke_async(&mut connection).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         parse_reply(&reply, checks.len()).ok_or(RedisStoreError::Reply)
+    }
+
+    /// Opens a new multiplexed connection and keeps it for the next decisions.
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisStoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = Some(connection.clone());
+        }
+        Ok(connection)
     }
 }
 
