@@ -4,10 +4,10 @@
 //! 2. **span + access log** — one `request` span per request, one log line at completion;
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
-//!    unauthenticated caller learns nothing about which routes exist;
-//! 4b. **rate limiting** — right after authentication, because policies key on the verified identity
-//!    (partner, tier, user) besides client IP and route; a failed authentication is charged to the client
-//!    IP's failed-attempt budget instead (429 once it is spent). See [`crate::ratelimit`];
+//!    unauthenticated caller learns nothing about which routes exist; then (step 4b) **rate limiting**, right
+//!    after authentication because policies key on the verified identity (partner, tier, user) besides
+//!    client IP and route; a failed authentication is charged to the client IP's failed-attempt budget
+//!    instead (429 once it is spent). See [`crate::ratelimit`];
 //! 5. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
 //! 6. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;

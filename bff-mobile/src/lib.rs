@@ -35,7 +35,8 @@ pub const AUDIENCE: &str = "bff-mobile";
 pub const READY_ON: &[&str] = &["users", "catalog", "orders"];
 
 /// Built-in defaults: `127.0.0.1:8082`, every downstream at its default mock port, JWT auth for `bff-mobile`
-/// tokens of the dev identity provider.
+/// tokens of the dev identity provider, rate limits per user (20/s, burst 100) and per client address (200/s,
+/// burst 400).
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();

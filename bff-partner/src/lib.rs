@@ -73,7 +73,9 @@ pub const SCOPE_ORDERS_READ: &str = "orders:read";
 pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 
 /// Built-in defaults: listen on `127.0.0.1:8083`, the `catalog`, `inventory` and `orders` downstreams at
-/// their default mock ports, API-key authentication with the two development keys of the crate docs.
+/// their default mock ports, API-key authentication with the two development keys of the crate docs, and
+/// per-partner rate limits by tier (base 60/min burst 10, `silver` 600/min burst 50, `gold` 3000/min burst
+/// 200) plus a tighter one on `/v1/orders/{id}` (60/min burst 20, `gold` 600/min burst 60).
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();

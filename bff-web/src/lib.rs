@@ -29,7 +29,8 @@ pub const AUDIENCE: &str = "bff-web";
 /// Default listening port.
 pub const DEFAULT_PORT: u16 = 8081;
 
-/// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`.
+/// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`,
+/// rate limits per user (20/s, burst 100) and per client address (200/s, burst 400).
 pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();

@@ -497,3 +497,68 @@ async fn memory_and_redis_stores_agree() {
     }
     assert_eq!(timeline, [200, 200, 429, 200, 429]);
 }
+
+/// Not a test but a rough, bounded loopback measurement of what the limiter costs (run by hand:
+/// `cargo test --release -p tests --test ratelimit -- --ignored --nocapture store_cost`). 32 concurrent
+/// clients for 3 s per mode against an unknown route (edge + auth + limiter + 404, no downstream call), so
+/// the limiter's share is as visible as it gets; everything shares this machine's cores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, prints figures; run by hand"]
+async fn store_cost_loopback_measurement() {
+    let redis = RedisServer::start();
+    let mocks = mocks().await;
+    let policy = || {
+        vec![PolicyConfig::new(
+            "partner",
+            &[KeyPart::Partner],
+            1_000_000,
+            1,
+            1_000_000,
+        )]
+    };
+    let mut off = partner_config(&mocks, None, vec![]);
+    off.rate_limit.enabled = false;
+    let modes = [
+        ("limiter off", off),
+        ("memory store", partner_config(&mocks, None, policy())),
+        (
+            "redis store",
+            partner_config(&mocks, Some(&redis), policy()),
+        ),
+    ];
+    for (name, config) in modes {
+        let gw = start_partner(config).await;
+        let url = format!("{}/v1/nope", gw.url);
+        let client = client();
+        let until = Instant::now() + Duration::from_secs(3);
+        let workers = (0..32).map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    let r = client
+                        .get(&url)
+                        .header("x-api-key", ACME)
+                        .send()
+                        .await
+                        .expect("request");
+                    assert_eq!(r.status(), 404);
+                    let _ = r.bytes().await;
+                    n += 1;
+                }
+                n
+            })
+        });
+        let total: u64 = futures::future::join_all(workers)
+            .await
+            .into_iter()
+            .map(|r| r.expect("worker"))
+            .sum();
+        let rps = total as f64 / 3.0;
+        println!(
+            "{name:>13}: {rps:>8.0} req/s, mean latency {:.3} ms (32 concurrent)",
+            32_000.0 / rps
+        );
+        gw.shutdown().await;
+    }
+}

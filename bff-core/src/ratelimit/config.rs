@@ -441,6 +441,42 @@ mod tests {
         assert!(ok.validate().is_ok());
     }
 
+    /// The example of docs/configuration.md parses and validates.
+    #[test]
+    fn documented_example_parses() {
+        use figment::providers::{Format, Serialized, Toml};
+        let toml = r#"
+store = "redis"
+[redis]
+url = "redis://redis:6379"
+on_error = "local"
+[client_ip]
+trusted_proxies = ["10.0.0.0/8"]
+[[policies]]
+name = "partner"
+by = ["partner"]
+rate = 60
+period_s = 60
+burst = 10
+tiers.gold = { rate = 3000, burst = 200 }
+[[policies]]
+name = "search"
+by = ["user", "route"]
+routes = ["/api/products"]
+rate = 5
+burst = 10
+"#;
+        let c: RateLimitConfig =
+            figment::Figment::from(Serialized::defaults(RateLimitConfig::default()))
+                .merge(Toml::string(toml))
+                .extract()
+                .expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.policies[0].tiers["gold"].burst, 200);
+        assert_eq!(c.policies[1].by, [KeyPart::User, KeyPart::Route]);
+        assert_eq!(c.redis.on_error, OnRedisError::Local);
+    }
+
     /// The GCRA interval is period / rate in microseconds.
     #[test]
     fn limit_math() {

@@ -176,7 +176,7 @@ mod tests {
     }
 
     /// Applies decisions like a store would, returning the admitted flags.
-    fn run(checks: &[Check], state: &mut Vec<Option<i64>>, times: &[i64]) -> Vec<bool> {
+    fn run(checks: &[Check], state: &mut [Option<i64>], times: &[i64]) -> Vec<bool> {
         times
             .iter()
             .map(|&now| {

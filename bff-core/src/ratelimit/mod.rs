@@ -66,7 +66,7 @@ pub(crate) struct RateLimiter {
 enum Store {
     Memory(MemoryStore),
     Redis {
-        redis: RedisStore,
+        redis: Box<RedisStore>,
         on_error: OnRedisError,
         /// The local limiter used while Redis is unreachable (`on_error = "local"`).
         fallback: MemoryStore,
@@ -209,7 +209,7 @@ impl RateLimiter {
             StoreKind::Memory => Store::Memory(MemoryStore::new()),
             StoreKind::Redis => match RedisStore::new(&config.redis) {
                 Ok(redis) => Store::Redis {
-                    redis,
+                    redis: Box::new(redis),
                     on_error: config.redis.on_error,
                     fallback: MemoryStore::new(),
                 },
