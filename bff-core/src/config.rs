@@ -27,6 +27,8 @@ pub struct BffConfig {
     pub telemetry: TelemetryConfig,
     /// CORS for browser clients (off unless origins are listed).
     pub cors: crate::cors::CorsConfig,
+    /// Rate limiting: policies, the in-memory or Redis store, client addresses, failed-authentication budget.
+    pub rate_limit: crate::ratelimit::config::RateLimitConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -563,6 +565,7 @@ impl BffConfig {
         }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
             .map_err(|e| ConfigError::invalid("telemetry.log_level", e.to_string()))?;
+        self.rate_limit.validate()?;
         Ok(())
     }
 }

@@ -8,7 +8,10 @@
 //! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
 //!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
-//!    unauthenticated caller learns nothing about which routes exist;
+//!    unauthenticated caller learns nothing about which routes exist; then **rate limiting**, right after
+//!    authentication because policies key on the verified identity (partner, tier, user) besides client IP
+//!    and route; a failed authentication is charged to the client IP's failed-attempt budget instead (429
+//!    once it is spent). See [`crate::ratelimit`];
 //! 7. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
 //! 8. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
@@ -30,6 +33,7 @@ use crate::auth::{Authenticator, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
+use crate::ratelimit::{RateLimiter, RequestFacts, Verdict};
 use crate::resilience::DEGRADED_HEADER;
 use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
@@ -50,6 +54,8 @@ pub(crate) struct EdgeState {
     pub(crate) max_body_bytes: usize,
     /// The global and per-route limits of requests in flight.
     pub(crate) shed: LoadShedder,
+    /// Rate limits, when any are configured.
+    pub(crate) limiter: Option<RateLimiter>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -105,17 +111,31 @@ pub(crate) async fn edge(
                 }
             }
         };
+        let refused_by_hygiene = hygiene.is_err();
         let identity = match hygiene {
             Err(e) => Err(e),
             Ok(()) if public => Ok(None),
             Ok(()) => state.auth.authenticate(request.headers()).await,
         };
-        let mut response = match identity {
-            Err(e) => {
+        // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
+        let Verdict {
+            denied,
+            headers: limit_headers,
+        } = match &state.limiter {
+            Some(limiter) if !public && !refused_by_hygiene => {
+                limiter
+                    .admit(&RequestFacts::of(&request), identity.as_ref())
+                    .await
+            }
+            _ => Verdict::default(),
+        };
+        let mut response = match (identity, denied) {
+            (_, Some(denied)) => denied.into_response(),
+            (Err(e), None) => {
                 tracing::info!(reason = %e, "refused before routing");
                 e.into_response()
             }
-            Ok(identity) => {
+            (Ok(identity), None) => {
                 let deadline = started + state.budget;
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
                 request.extensions_mut().insert(ctx.clone());
@@ -146,6 +166,7 @@ pub(crate) async fn edge(
                 response
             }
         };
+        response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
         drop(admitted);
         tracing::info!(

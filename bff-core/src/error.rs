@@ -83,6 +83,15 @@ pub enum BffError {
         /// Seconds after which to try again (the `Retry-After` header).
         retry_after_s: u64,
     },
+    /// 429: a rate limit (or the client address's failed-authentication budget) is spent.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a request would be admitted (the `Retry-After` header).
+        retry_after_s: u64,
+    },
+    /// 503: the shared rate-limit store is unreachable and the policy is to fail closed.
+    #[error("rate limiter unavailable")]
+    RateLimiterUnavailable,
 }
 
 impl BffError {
@@ -101,6 +110,8 @@ impl BffError {
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -121,6 +132,8 @@ impl BffError {
             Self::UriTooLong => "uri_too_long",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::Overloaded { .. } => "overloaded",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimiterUnavailable => "rate_limiter_unavailable",
         }
     }
 
@@ -140,6 +153,8 @@ impl BffError {
             Self::UriTooLong => "URI too long",
             Self::CircuitOpen { .. } => "Service unavailable",
             Self::Overloaded { .. } => "Overloaded",
+            Self::RateLimited { .. } => "Too many requests",
+            Self::RateLimiterUnavailable => "Service unavailable",
         }
     }
 
@@ -159,6 +174,12 @@ impl BffError {
                 "a required part ({part}) is failing; not retried before Retry-After"
             )),
             Self::Overloaded { .. } => Some("too many requests in flight; retry later".into()),
+            Self::RateLimited { retry_after_s } => Some(format!(
+                "rate limit exceeded; retry after {retry_after_s} s"
+            )),
+            Self::RateLimiterUnavailable => {
+                Some("rate limiting is temporarily unavailable; retry shortly".into())
+            }
             _ => None,
         }
     }
@@ -244,10 +265,16 @@ impl IntoResponse for BffError {
         if matches!(self, Self::Unauthenticated { .. }) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::CircuitOpen { retry_after_s, .. } | Self::Overloaded { retry_after_s, .. } =
-            self
-        {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        match self {
+            Self::CircuitOpen { retry_after_s, .. }
+            | Self::Overloaded { retry_after_s, .. }
+            | Self::RateLimited { retry_after_s } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            Self::RateLimiterUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

@@ -100,6 +100,10 @@ impl Gateway {
             max_uri_bytes: self.config.server.max_uri_bytes,
             max_body_bytes: self.config.server.max_body_bytes,
             shed: LoadShedder::new(&self.config.server.load_shed),
+            limiter: crate::ratelimit::RateLimiter::new(
+                &self.config.rate_limit,
+                self.config.auth.mode != AuthMode::None,
+            ),
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))

@@ -28,6 +28,8 @@
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`shape`], [`routes`], `aggregate`: field allow-lists, declarative forwarding routes and declarative
 //!   aggregations (parallel fan-out merged into one JSON object) from config.
+//! - [`ratelimit`]: rate-limit policies (IP, partner, tier, user, route), GCRA in memory or in Redis (exact
+//!   across instances), trusted-proxy client addresses, the failed-authentication budget.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
 //! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
 
@@ -46,6 +48,7 @@ pub mod etag;
 pub mod gateway;
 mod health;
 pub mod hygiene;
+pub mod ratelimit;
 pub mod resilience;
 pub mod routes;
 pub mod server;

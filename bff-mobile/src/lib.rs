@@ -23,6 +23,7 @@ use axum::Router;
 use axum::routing::get;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
+use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, Gateway};
 use utoipa::OpenApi;
 
@@ -34,7 +35,8 @@ pub const AUDIENCE: &str = "bff-mobile";
 pub const READY_ON: &[&str] = &["users", "catalog", "orders"];
 
 /// Built-in defaults: `127.0.0.1:8082`, every downstream at its default mock port, JWT auth for `bff-mobile`
-/// tokens of the dev identity provider.
+/// tokens of the dev identity provider, rate limits per user (20/s, burst 100) and per client address (200/s,
+/// burst 400).
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
@@ -45,6 +47,13 @@ pub fn defaults() -> BffConfig {
     c.auth.mode = AuthMode::Jwt;
     c.auth.jwt.audience = AUDIENCE.into();
     c.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();
+    // Rate limits: per user (a client stuck in a loop), and per client address (floods; generous, since many
+    // users may share one address). Instances of bff-mobile share budgets under this prefix in Redis.
+    c.rate_limit.redis.key_prefix = "bff:rl:mobile:".into();
+    c.rate_limit.policies = vec![
+        PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
+        PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
+    ];
     c
 }
 

@@ -50,6 +50,7 @@ use bff_core::compose::{index_by, unique_ids};
 use bff_core::config::{ApiKeyConfig, AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::{Downstream, DownstreamError, encode_segment};
 use bff_core::error::Problem;
+use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Deserialize;
 use shared_schemas::downstream::{Inventory, InventoryBatch, Money, Order, Product, ProductBatch};
@@ -72,7 +73,9 @@ pub const SCOPE_ORDERS_READ: &str = "orders:read";
 pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 
 /// Built-in defaults: listen on `127.0.0.1:8083`, the `catalog`, `inventory` and `orders` downstreams at
-/// their default mock ports, API-key authentication with the two development keys of the crate docs.
+/// their default mock ports, API-key authentication with the two development keys of the crate docs, and
+/// per-partner rate limits by tier (base 60/min burst 10, `silver` 600/min burst 50, `gold` 3000/min burst
+/// 200) plus a tighter one on `/v1/orders/{id}` (60/min burst 20, `gold` 600/min burst 60).
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();
@@ -101,6 +104,17 @@ pub fn defaults() -> BffConfig {
             tier: "silver".into(),
             scopes: vec![SCOPE_CATALOG_READ.into()],
         },
+    ];
+    // Rate limits per partner, by tier (partners of an unlisted tier get the base limit); orders, the most
+    // expensive route, have a second, tighter policy. Instances share budgets under this prefix in Redis.
+    c.rate_limit.redis.key_prefix = "bff:rl:partner:".into();
+    c.rate_limit.policies = vec![
+        PolicyConfig::new("partner", &[KeyPart::Partner], 60, 60, 10)
+            .tier("silver", 600, 50)
+            .tier("gold", 3_000, 200),
+        PolicyConfig::new("partner-orders", &[KeyPart::Partner], 60, 60, 20)
+            .on_routes(&["/v1/orders/{id}"])
+            .tier("gold", 600, 60),
     ];
     c
 }

@@ -20,6 +20,7 @@ use axum::Router;
 use axum::routing::get;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
+use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, Gateway};
 use utoipa::OpenApi;
 
@@ -28,7 +29,8 @@ pub const AUDIENCE: &str = "bff-web";
 /// Default listening port.
 pub const DEFAULT_PORT: u16 = 8081;
 
-/// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`.
+/// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`,
+/// rate limits per user (20/s, burst 100) and per client address (200/s, burst 400).
 pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
@@ -39,6 +41,13 @@ pub fn defaults() -> BffConfig {
     config.auth.mode = AuthMode::Jwt;
     config.auth.jwt.audience = AUDIENCE.into();
     config.auth.jwt.issuer = shared_schemas::services::DEV_ISSUER.into();
+    // Rate limits: per user (a client stuck in a loop), and per client address (floods; generous, since many
+    // users may share one address). Instances of bff-web share budgets under this prefix in Redis.
+    config.rate_limit.redis.key_prefix = "bff:rl:web:".into();
+    config.rate_limit.policies = vec![
+        PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
+        PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
+    ];
     config
 }
 

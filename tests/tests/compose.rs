@@ -1,11 +1,13 @@
 //! docker-compose.yml cannot run here (no Docker engine), so this validates it against the real binaries and
 //! configuration: it parses, every gateway's command is a real binary, its environment is a valid
 //! configuration of that gateway, its downstreams point at the mocks service on ports that service publishes,
-//! and its published port is the one it listens on.
+//! its published port is the one it listens on, and two instances of one gateway share rate limits through
+//! the redis service.
 
 use std::collections::BTreeMap;
 
 use bff_core::BffConfig;
+use bff_core::ratelimit::StoreKind;
 use figment::Jail;
 use serde_yaml_ng::Value;
 
@@ -54,15 +56,27 @@ fn compose_file_matches_binaries_and_config() {
         assert!(mock_ports.contains(port), "mocks publish {port}");
     }
     type Defaults = fn() -> BffConfig;
-    let gateways: [(&str, Defaults); 3] = [
+    let binaries: [(&str, Defaults); 3] = [
         ("bff-web", bff_web::defaults),
         ("bff-mobile", bff_mobile::defaults),
         ("bff-partner", bff_partner::defaults),
     ];
-    for (name, defaults) in gateways {
-        let service = &doc["services"][name];
+    // Every service running a gateway binary (a gateway may run as several instances).
+    let mut redis_instances: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut host_ports = Vec::new();
+    for (service_name, service) in services {
+        let service_name = service_name.as_str().unwrap();
         let command = strings(&service["command"]);
-        assert_eq!(command[0], name, "{name} runs its own binary");
+        let Some((name, defaults)) = binaries
+            .iter()
+            .find(|(b, _)| command.first().map(String::as_str) == Some(*b))
+        else {
+            continue;
+        };
+        assert!(
+            service_name.starts_with(name),
+            "{service_name} runs {name}: its name says which gateway it is"
+        );
         let crate_manifest = format!("{}/../{name}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
         assert!(
             std::path::Path::new(&crate_manifest).exists(),
@@ -79,32 +93,60 @@ fn compose_file_matches_binaries_and_config() {
                 )
             })
             .collect();
-        let config = load_with_env(defaults, &env);
+        let config = load_with_env(*defaults, &env);
+        let port = config.server.listen.port();
         assert!(
-            published(service).contains(&config.server.listen.port()),
-            "{name} publishes its listen port"
+            published(service).contains(&port),
+            "{service_name} publishes its listen port"
         );
         assert!(
+            !host_ports.contains(&port),
+            "{service_name}: port {port} published twice"
+        );
+        host_ports.push(port);
+        assert!(
             config.server.listen.ip().is_unspecified(),
-            "{name} listens on all interfaces in a container"
+            "{service_name} listens on all interfaces in a container"
         );
         for (downstream, d) in &config.downstreams {
             let url = url_host_port(&d.url);
             assert_eq!(
                 url.0, "mocks",
-                "{name}: downstream {downstream} points at the mocks service"
+                "{service_name}: downstream {downstream} points at the mocks service"
             );
             assert!(
                 mock_ports.contains(&url.1),
-                "{name}: {downstream} port is published by mocks"
+                "{service_name}: {downstream} port is published by mocks"
             );
         }
         let depends = strings(&service["depends_on"]);
         assert!(
             depends.contains(&"mocks".to_owned()),
-            "{name} depends on mocks"
+            "{service_name} depends on mocks"
         );
+        if config.rate_limit.store == StoreKind::Redis {
+            let url = config.rate_limit.redis.url.clone();
+            let host = url_host_port(&url.replace("redis://", "http://")).0;
+            assert!(
+                names.contains(&host.as_str()),
+                "{service_name}: redis host {host} is a service"
+            );
+            assert!(depends.contains(&host), "{service_name} depends on {host}");
+            redis_instances
+                .entry((url, config.rate_limit.redis.key_prefix.clone()))
+                .or_default()
+                .push(service_name.to_owned());
+        }
     }
+    for expected in ["redis", "bff-partner-2"] {
+        assert!(names.contains(&expected), "service {expected} missing");
+    }
+    assert!(
+        redis_instances
+            .values()
+            .any(|instances| instances.len() >= 2),
+        "two instances of one gateway share rate limits in Redis: {redis_instances:?}"
+    );
 }
 
 #[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
