@@ -38,7 +38,7 @@ fn token_verification(c: &mut Criterion) {
             audience: "bff-web".into(),
             ..JwtConfig::default()
         };
-        let jwks = Downstream::new("identity", &DownstreamConfig::at(idp.url()), reqwest::Client::new());
+        let jwks = Downstream::new("identity", &DownstreamConfig::at(idp.url()), bff_core::downstream::http_client(Duration::from_millis(500)));
         let verifier = JwtVerifier::new(config, jwks);
         let mint = |alg: &str| {
             let body = serde_json::json!({"sub": "7", "aud": "bff-web", "scopes": ["orders:read"], "alg": alg});

@@ -31,7 +31,7 @@ impl Gateway {
         config.validate()?;
         // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
         // one pool, a downstream with its own connect timeout gets its own.
-        let mut clients: BTreeMap<u64, reqwest::Client> = BTreeMap::new();
+        let mut clients: BTreeMap<u64, crate::downstream::HttpClient> = BTreeMap::new();
         let downstreams: BTreeMap<String, Downstream> = config
             .downstreams
             .iter()

@@ -182,7 +182,7 @@ mod tests {
     /// Parameters are encoded into their segment and only allow-listed query parameters pass.
     #[test]
     fn downstream_path_is_encoded_and_filtered() {
-        let client = reqwest::Client::new();
+        let client = crate::downstream::http_client(std::time::Duration::from_millis(500));
         let forward = Forward {
             downstream: Downstream::new(
                 "users",

@@ -289,7 +289,7 @@ mod tests {
         let jwks = Downstream::new(
             "identity",
             &crate::config::DownstreamConfig::at("http://127.0.0.1:9"),
-            reqwest::Client::new(),
+            crate::downstream::http_client(std::time::Duration::from_millis(500)),
         );
         JwtVerifier::new(config, jwks)
     }

@@ -5,21 +5,24 @@
 //! [`crate::resilience`]); no redirects, response size cap; request id, trace context and the verified
 //! identity propagated.
 
+pub(crate) mod client;
 mod error;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::{Method, Request, StatusCode};
 use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::Method;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use client::{HttpClient, http_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
 
 use crate::config::DownstreamConfig;
@@ -29,20 +32,6 @@ use crate::resilience::balance::{Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
 use crate::resilience::retry::{RetryBudget, RetryPolicy, is_retryable};
 use crate::trace::{REQUEST_ID, TRACEPARENT};
-
-/// Builds an HTTP client (one connection pool) with `connect_timeout` for establishing connections. A gateway
-/// shares one client among all downstreams with the same connect timeout.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
 
 /// One named downstream service. Cheap to clone (shared).
 #[derive(Debug, Clone)]
@@ -55,7 +44,7 @@ struct Inner {
     /// Configured name, used in logs and errors (never sent to clients).
     name: String,
     /// The pooled client.
-    client: reqwest::Client,
+    client: HttpClient,
     /// Per-call (per-attempt) timeout.
     timeout: Duration,
     /// Response body cap in bytes.
@@ -93,7 +82,7 @@ pub fn encode_query(value: &str) -> String {
 impl Downstream {
     /// A downstream named `name`, configured by `config`, using `client`. With active health checks
     /// configured and a Tokio runtime present, their background task starts here.
-    pub fn new(name: &str, config: &DownstreamConfig, client: reqwest::Client) -> Self {
+    pub fn new(name: &str, config: &DownstreamConfig, client: HttpClient) -> Self {
         let r = &config.resilience;
         let bases: Vec<String> = std::iter::once(config.url.clone())
             .chain(r.instances.iter().cloned())
@@ -405,9 +394,9 @@ impl Downstream {
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1) as u64;
-        let mut request = inner
-            .client
-            .request(method.clone(), url)
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(REQUEST_ID, ctx.request_id())
             .header(TRACEPARENT, ctx.trace().header_value())
@@ -420,12 +409,17 @@ impl Downstream {
         for (name, value) in extra_headers {
             request = request.header(name.clone(), value.clone());
         }
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.clone());
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        let mut response = request.send().await.map_err(|e| {
+        let request = request
+            .body(Full::new(body.cloned().unwrap_or_default()))
+            .map_err(|e| {
+                // Only a malformed base URL from config (validated) or header could get here.
+                tracing::warn!(error = %e, "downstream request could not be built");
+                self.err(DownstreamErrorKind::Connect)
+            })?;
+        let response = inner.client.request(request).await.map_err(|e| {
             tracing::debug!(error = %e, "send failed");
             if e.is_connect() {
                 self.err(DownstreamErrorKind::Connect)
@@ -435,51 +429,70 @@ impl Downstream {
             }
         })?;
         let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        if status == StatusCode::NOT_FOUND {
             return Err(self.err(DownstreamErrorKind::NotFound));
         }
         if !status.is_success() {
             return Err(self.err(DownstreamErrorKind::Status(status.as_u16())));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > inner.max_bytes as u64)
-        {
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > inner.max_bytes as u64) {
             return Err(self.err(DownstreamErrorKind::TooLarge));
         }
-        let mut body = BytesMut::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > inner.max_bytes {
-                        return Err(self.err(DownstreamErrorKind::TooLarge));
+        // The usual small answer arrives as one frame and is returned without a copy.
+        let mut incoming = response.into_body();
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        let mut total = 0usize;
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| {
+                tracing::debug!(error = %e, "body read failed");
+                self.err(DownstreamErrorKind::Body)
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            total += chunk.len();
+            if total > inner.max_bytes {
+                return Err(self.err(DownstreamErrorKind::TooLarge));
+            }
+            match &first {
+                None if rest.is_empty() => first = Some(chunk),
+                _ => {
+                    if let Some(f) = first.take() {
+                        rest.extend_from_slice(&f);
                     }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "body read failed");
-                    return Err(self.err(DownstreamErrorKind::Body));
+                    rest.extend_from_slice(&chunk);
                 }
             }
         }
+        let body = match first {
+            Some(only) => only,
+            None => rest.freeze(),
+        };
         tracing::debug!(
             status = status.as_u16(),
             bytes = body.len(),
             "downstream answered"
         );
-        Ok(body.freeze())
+        Ok(body)
     }
 
     /// Whether at least one instance answers at all (any HTTP status) on `/healthz` within `timeout`.
     pub async fn is_reachable(&self, timeout: Duration) -> bool {
         let probes = self.inner.instances.all().iter().map(|instance| {
-            let request = self
-                .inner
-                .client
-                .get(format!("{}/healthz", instance.base))
-                .send();
-            async move { matches!(tokio::time::timeout(timeout, request).await, Ok(Ok(_))) }
+            let url = format!("{}/healthz", instance.base);
+            async move {
+                matches!(
+                    tokio::time::timeout(timeout, client::get_status(&self.inner.client, &url))
+                        .await,
+                    Ok(Some(_))
+                )
+            }
         });
         futures::future::join_all(probes)
             .await

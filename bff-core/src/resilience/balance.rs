@@ -136,7 +136,7 @@ impl Instances {
 pub fn spawn_health_checks(
     name: &str,
     instances: &Arc<Instances>,
-    client: reqwest::Client,
+    client: crate::downstream::HttpClient,
     path: String,
     interval: Duration,
     timeout: Duration,
@@ -155,11 +155,12 @@ pub fn spawn_health_checks(
                 return;
             };
             let checks = instances.all().iter().map(|instance| {
-                let request = client.get(format!("{}{path}", instance.base)).send();
+                let url = format!("{}{path}", instance.base);
+                let client = &client;
                 async move {
                     let healthy = matches!(
-                        tokio::time::timeout(timeout, request).await,
-                        Ok(Ok(r)) if r.status().is_success()
+                        tokio::time::timeout(timeout, crate::downstream::client::get_status(client, &url)).await,
+                        Ok(Some(status)) if status.is_success()
                     );
                     (instance, healthy)
                 }

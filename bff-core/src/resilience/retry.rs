@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::Method;
+use axum::http::Method;
 use tokio::time::Instant;
 
 use crate::downstream::DownstreamErrorKind;
