@@ -15,7 +15,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid_request_id(v))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(new_request_id)
 }
 
 fn is_valid_request_id(v: &str) -> bool {
@@ -52,7 +52,7 @@ impl TraceContext {
                 flags,
             },
             None => Self {
-                trace_id: format!("{:032x}", uuid::Uuid::new_v4().as_u128()),
+                trace_id: format!("{:032x}", fastrand::u128(1..)),
                 span_id,
                 flags: 1,
             },
@@ -66,12 +66,22 @@ impl TraceContext {
 }
 
 fn random_u64_nonzero() -> u64 {
-    loop {
-        let v = uuid::Uuid::new_v4().as_u64_pair().0;
-        if v != 0 {
-            return v;
-        }
-    }
+    fastrand::u64(1..)
+}
+
+/// A new request id in UUID v4 form. Ids and trace ids need uniqueness, not secrecy: a fast thread-local
+/// generator (no system call per request) is enough.
+pub fn new_request_id() -> String {
+    let v = (fastrand::u128(..) & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -139,6 +149,10 @@ mod tests {
         let long = "a".repeat(129);
         assert_ne!(request_id(&headers(REQUEST_ID, &long)), long);
         assert_ne!(request_id(&headers(REQUEST_ID, "a b")), "a b");
-        assert_eq!(request_id(&HeaderMap::new()).len(), 36);
+        let generated = request_id(&HeaderMap::new());
+        assert_eq!(generated.len(), 36);
+        assert_eq!(&generated[14..15], "4", "UUID v4 form: {generated}");
+        assert!(matches!(&generated[19..20], "8" | "9" | "a" | "b"), "{generated}");
+        assert_ne!(generated, request_id(&HeaderMap::new()));
     }
 }

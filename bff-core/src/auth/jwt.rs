@@ -233,7 +233,7 @@ impl JwtVerifier {
     /// Fetches the JWKS; on failure the cached keys stay in use.
     async fn fetch(&self) {
         let ctx = RequestContext::new(
-            format!("jwks-{}", uuid::Uuid::new_v4()),
+            format!("jwks-{}", crate::trace::new_request_id()),
             TraceContext::from_headers(&Default::default()),
             None,
             Instant::now() + Duration::from_secs(5),
