@@ -414,7 +414,7 @@ def make_chart(path, chart, d, C, meta):
         ax.set_yticklabels(labels, fontsize=8)
         ax.set_title(title, fontsize=10)
         for i, m in enumerate(meds):
-            ax.text(m, i, f" {m:.2f}", va="center", fontsize=8)
+            ax.text(m + hi[i], i + 0.3, f" {m:.2f}", va="center", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
 
     panel(axes[0], 1, f"req/s, ours / peer (c={C}; higher is better)", goals_rps, "higher")
@@ -432,7 +432,7 @@ def make_chart(path, chart, d, C, meta):
         ax.set_yticks(range(len(labs)))
         ax.set_yticklabels(labs, fontsize=8)
         for i, m in enumerate(meds):
-            ax.text(max(m, 0), i, f" {m:+.2f}", va="center", fontsize=8)
+            ax.text(max(m, 0) + hi[i], i + 0.3, f" {m:+.2f}", va="center", fontsize=8)
         ax.set_title("20 ms backends: p50 added over one\ndirect backend call, ms (goal ≤ 1)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"bff-web vs peers — {meta.get('cpu', '')}, {meta.get('nproc', '?')} cores, "
