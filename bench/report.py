@@ -189,12 +189,13 @@ def main():
             x = d.delta("slow.bff1", "slow.direct", conc, "p50_ms")
             add_check(f"20 ms backends: composed p50 ≤ slowest backend p50 + 1 ms (c={conc})",
                       f"{fmt_delta(x)} over the direct call", med(x) <= 1.0)
-    if d.has("edge.jwt", C) and d.has("agg.bff1", C):
-        x = rr("edge.jwt", "agg.bff1", C, "rps")
-        add_check("full edge pipeline: req/s ≥ 0.8× bare composition", fmt_ratio(x), med(x) >= 0.8,
-                  "JWT + composition only: rate limiting does not exist yet, aggregates have no shaping")
-    add_check("full edge pipeline with rate limit", "pending", None, "rate limiting not implemented yet")
-    add_check("Redis limiter: req/s ≥ 0.8× in-memory limiter", "pending", None, "rate limiting not implemented yet")
+    if d.has("edge.jwt_rl", C) and d.has("agg.bff1", C):
+        x = rr("edge.jwt_rl", "agg.bff1", C, "rps")
+        add_check("full edge pipeline (JWT + rate limit + composition): req/s ≥ 0.8× bare composition",
+                  fmt_ratio(x), med(x) >= 0.8, "aggregates have no shaping step")
+    if d.has("rl.redis", C) and d.has("edge.jwt_rl", C):
+        x = rr("rl.redis", "edge.jwt_rl", C, "rps")
+        add_check("Redis limiter: req/s ≥ 0.8× in-memory limiter", fmt_ratio(x), med(x) >= 0.8)
     idle = [int(m["rss_kb"]) for m in mem if m["conns"] == "0"]
     if idle:
         add_check("idle RSS ≤ 10 MB", fmt_range([v / 1024 for v in idle], 1, " MB"), med(idle) / 1024 <= 10)
@@ -375,7 +376,7 @@ def make_chart(path, chart, d, C, meta):
     except ImportError:
         print("matplotlib not available: chart skipped", file=sys.stderr)
         return
-    goals_rps = {"pt.bff1 / pt.nginx": 1.0, "agg.bff1 / agg.lua": 1.3, "edge.jwt / agg.bff1": 0.8}
+    goals_rps = {"pt.bff1 / pt.nginx": 1.0, "agg.bff1 / agg.lua": 1.3, "edge.jwt_rl / agg.bff1": 0.8, "rl.redis / edge.jwt_rl": 0.8}
     goals_cpu = {"pt.bff1 / pt.nginx": 1.0, "agg.bff1 / agg.lua": 0.6}
     slow = []
     for conc in (1, C):

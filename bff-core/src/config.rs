@@ -164,6 +164,11 @@ pub struct JwtConfig {
     pub jwks_min_refresh_ms: u64,
     /// Age after which the cached JWKS is fetched again on the next request, in seconds.
     pub jwks_max_age_s: u64,
+    /// Verified tokens remembered, so a client's repeated token skips the signature check (`0` = off).
+    pub verified_cache_entries: u64,
+    /// How long a verified token is remembered at most, in seconds (never past its `exp`). Bounds how long a
+    /// token signed by a key removed from the JWKS is still accepted.
+    pub verified_cache_ttl_s: u64,
 }
 
 impl Default for JwtConfig {
@@ -177,6 +182,8 @@ impl Default for JwtConfig {
             leeway_s: 30,
             jwks_min_refresh_ms: 1_000,
             jwks_max_age_s: 300,
+            verified_cache_entries: 10_000,
+            verified_cache_ttl_s: 60,
         }
     }
 }

@@ -152,7 +152,10 @@ mod tests {
         let generated = request_id(&HeaderMap::new());
         assert_eq!(generated.len(), 36);
         assert_eq!(&generated[14..15], "4", "UUID v4 form: {generated}");
-        assert!(matches!(&generated[19..20], "8" | "9" | "a" | "b"), "{generated}");
+        assert!(
+            matches!(&generated[19..20], "8" | "9" | "a" | "b"),
+            "{generated}"
+        );
         assert_ne!(generated, request_id(&HeaderMap::new()));
     }
 }

@@ -509,3 +509,24 @@ async fn upgrade_requests_are_not_switched() {
     assert_eq!(websocket.status, 401);
     assert_eq!(mocks.handle(Service::Users).received_total(), 0);
 }
+
+/// A remembered (already verified) token is still refused once it expires.
+#[tokio::test]
+async fn verified_token_cache_honours_expiry() {
+    let mocks = mocks().await;
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    config.auth.jwt.leeway_s = 0;
+    let gw = start(bff_web::app, config).await;
+    let token = mint(&mocks, json!({"sub": "7", "aud": AUD, "ttl_s": 1})).await;
+    let url = format!("{}/api/home", gw.url);
+    assert_eq!(get_auth(&url, &token).await.status, 200);
+    assert_eq!(
+        get_auth(&url, &token).await.status,
+        200,
+        "served from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    get_auth(&url, &token)
+        .await
+        .assert_problem(401, "unauthenticated", &mocks);
+}

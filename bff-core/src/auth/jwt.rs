@@ -40,6 +40,7 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     iat: Option<u64>,
     aud: Audience,
@@ -71,9 +72,18 @@ struct KeyCache {
     attempted_at: Option<Instant>,
 }
 
+/// A token that passed verification, remembered until `expires_at`.
+struct Verified {
+    identity: Identity,
+    /// `exp` of the token: a remembered token is never accepted past it (plus leeway).
+    expires_at: u64,
+}
+
 /// Verifies bearer tokens for one audience.
 pub struct JwtVerifier {
     config: JwtConfig,
+    /// Tokens already verified (exact token string → identity), bounded in entries and age.
+    verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
     algorithms: Vec<Algorithm>,
     jwks: Downstream,
     cache: RwLock<KeyCache>,
@@ -101,7 +111,14 @@ impl JwtVerifier {
             .iter()
             .filter_map(|a| parse_algorithm(a).ok())
             .collect();
+        let verified = (config.verified_cache_entries > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.verified_cache_entries)
+                .time_to_live(Duration::from_secs(config.verified_cache_ttl_s.max(1)))
+                .build()
+        });
         Self {
+            verified,
             config,
             algorithms,
             jwks,
@@ -110,11 +127,25 @@ impl JwtVerifier {
         }
     }
 
-    /// Verifies `token` and returns the caller's identity.
+    /// Verifies `token` and returns the caller's identity. A token verified before (the exact same string, so
+    /// the same signature) is answered from the cache until its `exp` or the cache TTL, whichever is first.
     pub async fn verify(&self, token: &str) -> Result<Identity, BffError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(unauthenticated("malformed token"));
         }
+        if let Some(cache) = &self.verified
+            && let Some(hit) = cache.get(token)
+        {
+            if jsonwebtoken::get_current_timestamp() <= hit.expires_at + self.config.leeway_s {
+                return Ok(hit.identity.clone());
+            }
+            cache.invalidate(token);
+            return Err(unauthenticated("token expired"));
+        }
+        self.verify_uncached(token).await
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Identity, BffError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
         if !self.algorithms.contains(&header.alg) {
@@ -190,12 +221,22 @@ impl JwtVerifier {
                 .find(|a| *a == self.config.audience)
                 .unwrap_or_else(|| self.config.audience.clone()),
         };
-        Ok(Identity {
+        let identity = Identity {
             subject: claims.sub,
             client,
             scopes,
             partner: None,
-        })
+        };
+        if let Some(cache) = &self.verified {
+            cache.insert(
+                Arc::from(token),
+                Arc::new(Verified {
+                    identity: identity.clone(),
+                    expires_at: claims.exp,
+                }),
+            );
+        }
+        Ok(identity)
     }
 
     fn cached(&self, kid: &str) -> (Option<Arc<CachedKey>>, bool) {
