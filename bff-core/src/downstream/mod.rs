@@ -534,3 +534,4 @@ mod tests {
         assert_eq!(encode_segment("a?b#c%2F"), "a%3Fb%23c%252F");
     }
 }
+
