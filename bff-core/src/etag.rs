@@ -218,7 +218,9 @@ mod tests {
         assert_eq!(tagged.status(), StatusCode::OK);
         assert_eq!(tagged.headers()[header::ETAG], "\"mine\"");
         assert_eq!(
-            call(&app, Method::GET, "/missing", Some("*")).await.status(),
+            call(&app, Method::GET, "/missing", Some("*"))
+                .await
+                .status(),
             404
         );
     }

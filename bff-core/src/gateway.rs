@@ -14,11 +14,11 @@ use axum::http::{HeaderName, header};
 
 use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
 use crate::cache::Store;
-use crate::metrics::Metrics;
 use crate::config::{AuthMode, BffConfig, ConfigError};
 use crate::downstream::{Downstream, http_client};
 use crate::edge::{EdgeState, edge};
 use crate::error::BffError;
+use crate::metrics::Metrics;
 use crate::resilience::shed::LoadShedder;
 
 /// A gateway under construction: config, downstream clients and the credential check.

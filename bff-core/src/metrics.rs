@@ -66,10 +66,7 @@ impl Metrics {
             .collect::<Vec<_>>()
             .join(",");
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = series
-            .iter()
-            .find(|s| s.name == name && s.labels == labels)
-        {
+        if let Some(s) = series.iter().find(|s| s.name == name && s.labels == labels) {
             return s.counter.clone();
         }
         let counter = Counter::default();
@@ -93,7 +90,10 @@ impl Metrics {
             let mut first = true;
             for s in series.iter().filter(|s| s.name == name) {
                 if first {
-                    out.push_str(&format!("# HELP {name} {}\n# TYPE {name} counter\n", s.help));
+                    out.push_str(&format!(
+                        "# HELP {name} {}\n# TYPE {name} counter\n",
+                        s.help
+                    ));
                     first = false;
                 }
                 if s.labels.is_empty() {

@@ -168,7 +168,9 @@ mod tests {
             f.pick(json!({"id": 1, "price": {"amount_cents": 5, "currency": "EUR"}, "name": "n"})),
             json!({"id": 1, "price": {"amount_cents": 5}})
         );
-        let f = sparse_fields(Some("fields=id%2Citems.id"), allowed).unwrap().unwrap();
+        let f = sparse_fields(Some("fields=id%2Citems.id"), allowed)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             f.pick(json!({"id": 1, "items": [{"id": "a", "x": 1}]})),
             json!({"id": 1, "items": [{"id": "a"}]})

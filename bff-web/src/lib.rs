@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::cache::Batcher;
+use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
 use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, Gateway};

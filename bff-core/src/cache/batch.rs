@@ -280,10 +280,7 @@ impl Batcher {
         }
         let (ids, ctx) = {
             let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
-            if open
-                .as_ref()
-                .is_some_and(|w| Arc::ptr_eq(&w.state, &state))
-            {
+            if open.as_ref().is_some_and(|w| Arc::ptr_eq(&w.state, &state)) {
                 *open = None;
             }
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -335,10 +332,7 @@ impl Batcher {
         if storable && cache.store.is_enabled() && (fresh_for + sie) > Duration::ZERO {
             for (id, body) in &items {
                 let entry = Entry::new(body.clone(), fresh_for, Duration::ZERO, sie, false);
-                cache
-                    .store
-                    .put(self.item_key(id), Arc::new(entry))
-                    .await;
+                cache.store.put(self.item_key(id), Arc::new(entry)).await;
             }
         }
         Ok(Arc::new(BatchAnswer {
@@ -396,8 +390,11 @@ mod tests {
             id_field: "id",
             max_ids: 10,
         };
-        let items =
-            split(br#"{"items":[{"id":"1","n":"a"},{"id":2}],"missing":["3"]}"#, spec).unwrap();
+        let items = split(
+            br#"{"items":[{"id":"1","n":"a"},{"id":2}],"missing":["3"]}"#,
+            spec,
+        )
+        .unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(&items["1"][..], br#"{"id":"1","n":"a"}"#);
         assert!(items.contains_key("2"));

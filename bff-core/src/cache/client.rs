@@ -45,12 +45,7 @@ pub(crate) fn apply(
 }
 
 /// Never compress a `304 Not Modified` (it has no body, and its headers must describe the cached one).
-fn not_304(
-    status: StatusCode,
-    _: Version,
-    _: &HeaderMap,
-    _: &axum::http::Extensions,
-) -> bool {
+fn not_304(status: StatusCode, _: Version, _: &HeaderMap, _: &axum::http::Extensions) -> bool {
     status != StatusCode::NOT_MODIFIED
 }
 

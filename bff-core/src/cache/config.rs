@@ -173,7 +173,10 @@ impl DownstreamCacheConfig {
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !r.prefix.starts_with('/') {
-                return Err(invalid(&format!("routes[{i}].prefix"), "must start with `/`"));
+                return Err(invalid(
+                    &format!("routes[{i}].prefix"),
+                    "must start with `/`",
+                ));
             }
         }
         Ok(())
@@ -239,10 +242,18 @@ mod tests {
             ..Default::default()
         };
         let e = c.validate("downstreams.catalog.cache").unwrap_err();
-        assert!(e.to_string().contains("downstreams.catalog.cache.batch_window_ms"));
+        assert!(
+            e.to_string()
+                .contains("downstreams.catalog.cache.batch_window_ms")
+        );
         let mut g = CacheConfig::default();
         g.redis.enabled = true;
         g.redis.url = "http://x".into();
-        assert!(g.validate().unwrap_err().to_string().contains("cache.redis.url"));
+        assert!(
+            g.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cache.redis.url")
+        );
     }
 }

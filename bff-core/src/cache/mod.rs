@@ -325,7 +325,10 @@ impl DownstreamCache {
             + 'static,
     {
         if !self.config.coalesce {
-            return self.clone().fetch_and_store(ctx.clone(), keys.clone(), fetch).await;
+            return self
+                .clone()
+                .fetch_and_store(ctx.clone(), keys.clone(), fetch)
+                .await;
         }
         let flight_key = keys.flight().to_owned();
         let (flight, joined) = {
@@ -371,7 +374,10 @@ impl DownstreamCache {
                 }
             };
             if own_call {
-                return self.clone().fetch_and_store(ctx.clone(), keys.clone(), fetch).await;
+                return self
+                    .clone()
+                    .fetch_and_store(ctx.clone(), keys.clone(), fetch)
+                    .await;
             }
         }
         result

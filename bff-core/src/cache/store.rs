@@ -136,8 +136,7 @@ impl Store {
             moka::future::Cache::builder()
                 .max_capacity(config.max_bytes)
                 .weigher(|key: &String, entry: &Arc<Entry>| {
-                    u32::try_from(key.len() + entry.body.len() + ENTRY_OVERHEAD)
-                        .unwrap_or(u32::MAX)
+                    u32::try_from(key.len() + entry.body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
                 })
                 .expire_after(EntryExpiry)
                 .build()
@@ -147,8 +146,10 @@ impl Store {
             .enabled
             .then(|| RedisLevel::new(&config.redis, metrics))
             .and_then(|r| {
-                r.map_err(|e| tracing::error!(error = %e, "cache Redis URL unusable; local cache only"))
-                    .ok()
+                r.map_err(
+                    |e| tracing::error!(error = %e, "cache Redis URL unusable; local cache only"),
+                )
+                .ok()
             });
         Self { local, redis }
     }
@@ -246,7 +247,11 @@ mod tests {
         }
         if let Some(local) = &store.local {
             local.run_pending_tasks().await;
-            assert!(local.weighted_size() <= 64 * 1024, "{}", local.weighted_size());
+            assert!(
+                local.weighted_size() <= 64 * 1024,
+                "{}",
+                local.weighted_size()
+            );
             assert!(local.entry_count() < 10, "{}", local.entry_count());
         }
     }

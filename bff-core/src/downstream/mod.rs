@@ -26,8 +26,8 @@ pub use error::{DownstreamError, DownstreamErrorKind};
 
 use crate::cache::{Answer, DownstreamCache, Keys, Store};
 use crate::config::DownstreamConfig;
-use crate::metrics::Metrics;
 use crate::context::RequestContext;
+use crate::metrics::Metrics;
 use crate::resilience::DEADLINE_HEADER;
 use crate::resilience::balance::{Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};

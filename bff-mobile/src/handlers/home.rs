@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::RawQuery;
+use axum::extract::State;
 use axum::response::Response;
 use bff_core::compose::unique_ids;
 use bff_core::downstream::{DownstreamError, encode_segment};
@@ -59,7 +59,10 @@ pub(crate) async fn home(
         ),
         ctx.optional("recommendations", recommended(&app, &ctx, &user)),
     )?;
-    Ok(sparse_json(&HomeView::new(profile, orders, recommendations), fields.as_ref()))
+    Ok(sparse_json(
+        &HomeView::new(profile, orders, recommendations),
+        fields.as_ref(),
+    ))
 }
 
 /// The recommendations of `user` (already path-encoded), enriched by one catalog batch call.

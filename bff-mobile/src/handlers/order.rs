@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
 use axum::extract::RawQuery;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bff_core::compose::unique_ids;
 use bff_core::downstream::encode_segment;
@@ -68,5 +68,8 @@ pub(crate) async fn order(
     let products = ctx
         .optional("products", app.products.load(&ctx, &ids))
         .await?;
-    Ok(sparse_json(&OrderView::new(order, products.as_ref()), fields.as_ref()))
+    Ok(sparse_json(
+        &OrderView::new(order, products.as_ref()),
+        fields.as_ref(),
+    ))
 }

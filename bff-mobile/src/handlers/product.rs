@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
 use axum::extract::RawQuery;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bff_core::downstream::encode_segment;
 use bff_core::{BffError, RequestContext};
@@ -68,5 +68,8 @@ pub(crate) async fn product(
             app.inventory.get_json::<Inventory>(&ctx, &inventory_path)
         ),
     )?;
-    Ok(sparse_json(&ProductView::new(product, rating, inventory), fields.as_ref()))
+    Ok(sparse_json(
+        &ProductView::new(product, rating, inventory),
+        fields.as_ref(),
+    ))
 }
