@@ -15,6 +15,8 @@
 //! Contract details:
 //! - No or an unknown key: 401 `unauthenticated`; a key without the route's scope: 403 `forbidden`.
 //! - Path ids are 1..=32 ASCII digits, anything else is 404 `not_found`.
+//! - Every endpoint takes a sparse fieldset `?fields=a,b.c` (dotted paths of its answer; unknown or
+//!   disallowed paths are a 400 `bad_request` naming them).
 //! - `ids` lists 1..=50 comma-separated ids (counted as sent, before duplicates are removed); an absent,
 //!   empty, malformed or longer list is 400 `bad_request`. The answer is `{items, missing}` in request order.
 //! - An order that was not placed through the calling partner is 404 `not_found`, exactly like an order that
@@ -243,10 +245,11 @@ struct IdsQuery {
 #[utoipa::path(
     get,
     path = "/v1/products/{id}",
-    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["catalog:read"])),
     responses(
         (status = 200, description = "The product", body = ProductV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `catalog:read`", body = Problem),
         (status = 404, description = "No such product", body = Problem),
@@ -292,11 +295,11 @@ async fn get_product(
 #[utoipa::path(
     get,
     path = "/v1/products",
-    params(("ids" = String, Query, description = "1 to 50 comma-separated product ids; duplicates are ignored")),
+    params(("ids" = String, Query, description = "1 to 50 comma-separated product ids; duplicates are ignored"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["catalog:read"])),
     responses(
         (status = 200, description = "The products found and the ids not found", body = ProductListV1),
-        (status = 400, description = "`ids` absent, empty, malformed or longer than 50", body = Problem),
+        (status = 400, description = "`ids` absent, empty, malformed or longer than 50, or `fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `catalog:read`", body = Problem),
         (status = 502, description = "The catalog answered badly", body = Problem),
@@ -339,10 +342,11 @@ async fn list_products(
 #[utoipa::path(
     get,
     path = "/v1/products/{id}/availability",
-    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["inventory:read"])),
     responses(
         (status = 200, description = "The product's stock", body = ProductAvailabilityV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `inventory:read`", body = Problem),
         (status = 404, description = "No such product", body = Problem),
@@ -376,11 +380,12 @@ async fn get_availability(
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}",
-    params(("id" = String, Path, description = "Order id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Order id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["orders:read"])),
     responses(
         (status = 200, description = "The order (line `sku`/`name` are null when products could not be loaded; \
                                       the `bff-partial` header then names `products`)", body = OrderV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `orders:read`", body = Problem),
         (status = 404, description = "No such order placed through this partner", body = Problem),

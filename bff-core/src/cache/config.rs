@@ -234,6 +234,58 @@ mod tests {
         assert_eq!(c.ttl_for("/other"), 5);
     }
 
+    /// The keys of docs/configuration.md load from TOML (and environment), unknown ones are named.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
+    fn loads_from_toml_and_env() {
+        use crate::config::{BffConfig, DownstreamConfig};
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"
+[cache]
+max_bytes = 1048576
+[cache.redis]
+enabled = true
+url = "redis+unix:///tmp/r.sock"
+[cache.compression]
+min_bytes = 256
+br = false
+[downstreams.catalog.cache]
+shared = true
+ttl_s = 30
+stale_if_error_s = 120
+routes = [{ prefix = "/products?category=", ttl_s = 0 }]
+"#,
+            )?;
+            jail.set_env("BFF_DOWNSTREAMS__CATALOG__CACHE__BATCH_WINDOW_MS", "2");
+            let mut defaults = BffConfig::default();
+            defaults
+                .downstreams
+                .insert("catalog".into(), DownstreamConfig::at("http://127.0.0.1:1"));
+            let c =
+                BffConfig::load(&defaults, Some(std::path::Path::new("gw.toml"))).expect("valid");
+            assert_eq!(c.cache.max_bytes, 1_048_576);
+            assert!(c.cache.redis.enabled && !c.cache.compression.br);
+            let d = &c.downstreams["catalog"].cache;
+            assert!(d.shared && d.coalesce);
+            assert_eq!(
+                (d.ttl_s, d.stale_if_error_s, d.batch_window_ms),
+                (30, 120, 2)
+            );
+            assert_eq!(d.ttl_for("/products?category=x"), 0);
+            jail.create_file(
+                "bad.toml",
+                "[downstreams.catalog.cache]
+ttl = 1
+",
+            )?;
+            let e = BffConfig::load(&defaults, Some(std::path::Path::new("bad.toml"))).unwrap_err();
+            assert!(e.to_string().contains("ttl"), "{e}");
+            Ok(())
+        });
+    }
+
     /// Out-of-range values are named.
     #[test]
     fn validation_names_keys() {
