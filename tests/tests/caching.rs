@@ -370,7 +370,7 @@ async fn concurrent_lookups_are_batched_and_split_back() {
             catalog.route_count("GET /products")
         }
     };
-    let batched = run(25).await;
+    let batched = run(50).await;
     let unbatched = run(0).await;
     assert_eq!(unbatched, 10);
     assert!(
