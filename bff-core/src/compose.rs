@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::context::RequestContext;
+use crate::context::{RequestContext, in_part};
 use crate::downstream::DownstreamError;
 use crate::error::BffError;
 
@@ -29,7 +29,7 @@ impl RequestContext {
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, BffError> {
-        match tokio::time::timeout_at(self.deadline(), fut).await {
+        match tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 tracing::warn!(part, error = %e, "required part failed");
@@ -49,7 +49,7 @@ impl RequestContext {
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<Option<T>, BffError> {
-        match tokio::time::timeout_at(self.deadline(), fut).await {
+        match tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(e)) => {
                 tracing::info!(part, error = %e, "optional part failed; partial response");

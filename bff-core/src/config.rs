@@ -29,6 +29,8 @@ pub struct BffConfig {
     pub cors: crate::cors::CorsConfig,
     /// Rate limiting: policies, the in-memory or Redis store, client addresses, failed-authentication budget.
     pub rate_limit: crate::ratelimit::config::RateLimitConfig,
+    /// Response caching shared by all downstreams (local size, Redis second level) and compression.
+    pub cache: crate::cache::CacheConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -84,6 +86,8 @@ pub struct DownstreamConfig {
     pub max_response_bytes: usize,
     /// Bulkhead, retries, circuit breaker, instances and their health (`[downstreams.<name>.resilience]`).
     pub resilience: crate::resilience::ResilienceConfig,
+    /// Response cache, coalescing and batching of this downstream's GETs (`[downstreams.<name>.cache]`).
+    pub cache: crate::cache::DownstreamCacheConfig,
 }
 
 impl Default for DownstreamConfig {
@@ -94,6 +98,7 @@ impl Default for DownstreamConfig {
             connect_timeout_ms: 500,
             max_response_bytes: 4 * 1024 * 1024,
             resilience: Default::default(),
+            cache: Default::default(),
         }
     }
 }
@@ -424,6 +429,7 @@ impl BffConfig {
                 ));
             }
             d.resilience.validate(&key("resilience"))?;
+            d.cache.validate(&key("cache"))?;
         }
         let auth = &self.auth;
         if auth.mode == AuthMode::Jwt {
@@ -573,6 +579,7 @@ impl BffConfig {
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
             .map_err(|e| ConfigError::invalid("telemetry.log_level", e.to_string()))?;
         self.rate_limit.validate()?;
+        self.cache.validate()?;
         Ok(())
     }
 }

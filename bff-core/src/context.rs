@@ -1,5 +1,6 @@
 //! The per-request context every handler and downstream call sees: request id, trace context, identity,
-//! the deadline of the request's time budget, and the list of optional parts that failed.
+//! the deadline of the request's time budget, the list of optional parts that failed, and the cache directives
+//! of the parts (merged, strictest wins, into the response's `Cache-Control` by the edge).
 
 use std::sync::{Arc, Mutex};
 
@@ -8,11 +9,24 @@ use axum::http::request::Parts;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
+use crate::cache::CachePolicy;
 use crate::error::BffError;
 use crate::trace::TraceContext;
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: String;
+    static CURRENT_PART: &'static str;
+}
+
+/// Runs `fut` as the composed part `part`, so that what happens inside it (a stale cache entry served by
+/// the downstream client) can be attributed to the part in `bff-degraded`.
+pub(crate) async fn in_part<F: Future>(part: &'static str, fut: F) -> F::Output {
+    CURRENT_PART.scope(part, fut).await
+}
+
+/// The composed part being computed on this task, if any.
+pub(crate) fn current_part() -> Option<&'static str> {
+    CURRENT_PART.try_with(|p| *p).ok()
 }
 
 /// Runs `fut` with `request_id` as the id that error bodies report.
@@ -45,6 +59,8 @@ struct Inner {
     partial: Mutex<Vec<&'static str>>,
     /// Parts served from a fallback, with its source (`stale`, `default`); rendered as `bff-degraded`.
     degraded: Mutex<Vec<(&'static str, &'static str)>>,
+    /// The cache directives of the parts so far, merged (strictest wins).
+    cache: Mutex<CachePolicy>,
 }
 
 impl RequestContext {
@@ -63,6 +79,7 @@ impl RequestContext {
                 deadline,
                 partial: Mutex::new(Vec::new()),
                 degraded: Mutex::new(Vec::new()),
+                cache: Mutex::new(CachePolicy::default()),
             }),
         }
     }
@@ -130,6 +147,21 @@ impl RequestContext {
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default()
+    }
+}
+
+impl RequestContext {
+    /// Records the cache directives of one part of the response (the downstream client does this for every
+    /// GET it answers); the edge renders the merge as the response's `Cache-Control`.
+    pub fn record_cache(&self, policy: CachePolicy) {
+        if let Ok(mut merged) = self.inner.cache.lock() {
+            *merged = merged.merge(policy);
+        }
+    }
+
+    /// The merged cache directives of the parts so far (strictest wins).
+    pub fn cache_policy(&self) -> CachePolicy {
+        self.inner.cache.lock().map(|p| *p).unwrap_or_default()
     }
 }
 

@@ -17,7 +17,12 @@
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
 //! 9. then, inside: panic catcher → request body limit → router;
 //! 10. on the way out, standard security headers (`nosniff`, `DENY` framing, `no-referrer`, a deny-all CSP)
-//!     are added to every response that does not set its own.
+//!     are added to every response that does not set its own; and **client-facing caching**: a successful
+//!     GET gets the `Cache-Control` merged from its parts' directives (strictest wins, see
+//!     [`crate::cache::client`]) and `Vary` on the credential header.
+//!
+//! Outside the edge sit the compression layer and the conditional-GET layer ([`crate::etag`]), so tags
+//! are computed over the exact bytes sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +44,7 @@ use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"];
 
 /// What the edge needs, shared by all requests.
 #[derive(Debug)]
@@ -56,6 +61,8 @@ pub(crate) struct EdgeState {
     pub(crate) shed: LoadShedder,
     /// Rate limits, when any are configured.
     pub(crate) limiter: Option<RateLimiter>,
+    /// The credential header successful responses vary on (`authorization`, `x-api-key`), if any.
+    pub(crate) vary_on: Option<axum::http::HeaderName>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -136,6 +143,7 @@ pub(crate) async fn edge(
                 e.into_response()
             }
             (Ok(identity), None) => {
+                let method = request.method().clone();
                 let deadline = started + state.budget;
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
                 request.extensions_mut().insert(ctx.clone());
@@ -163,6 +171,9 @@ pub(crate) async fn edge(
                         response.headers_mut().insert(DEGRADED_HEADER, v);
                     }
                 }
+                // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
+                // credential.
+                crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
                 response
             }
         };

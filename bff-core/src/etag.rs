@@ -1,21 +1,20 @@
-//! Conditional GET for composed responses: a strong `ETag` over the exact JSON body, `Cache-Control: private,
-//! no-cache` (a client may keep the body but must revalidate it), and `304 Not Modified` with an empty body when
-//! the request's `If-None-Match` already names the current tag. Saves the radio, not the downstream calls.
-//!
-//! ```ignore
-//! async fn handler(headers: HeaderMap, ...) -> Result<Response, BffError> {
-//!     let view = ...;
-//!     Ok(etag::respond(&headers, &view))
-//! }
-//! ```
+//! Conditional GET for every gateway: a strong `ETag` over the exact bytes of each `200` answer to a GET
+//! (after compression, so each content coding has its own tag, as RFC 9110 wants of strong validators), and
+//! `304 Not Modified` with an empty body when the request's `If-None-Match` already names it. It sits
+//! outside the compression layer and the edge (see [`crate::gateway`]); a handler that sets its own `ETag`
+//! keeps it. Saves the radio and the client's parsing, not the downstream calls (the response cache does
+//! that).
 
-use crate::error::BffError;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures::StreamExt;
+use http_body_util::BodyExt;
 
-/// The `Cache-Control` of a private, revalidated answer.
-pub const CACHE_CONTROL: &str = "private, no-cache";
+/// Bodies larger than this are sent untagged (streamed through as they come).
+pub const MAX_TAGGED_BYTES: usize = 8 * 1024 * 1024;
 
 /// 64-bit FNV-1a of `bytes`: stable across processes and releases (unlike `std`'s hasher), so every replica
 /// of the gateway computes the same tag for the same body.
@@ -47,41 +46,64 @@ pub fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
         })
 }
 
-/// Serializes `view` as the JSON body and answers `200` with `ETag` and `Cache-Control: private, no-cache`,
-/// or `304` with an empty body and the same headers when the request's `If-None-Match` names the tag.
-/// A view that cannot be serialized (a bug) is a 500 problem, never a panic.
-pub fn respond(request_headers: &HeaderMap, view: &impl Serialize) -> Response {
-    // Views are plain structs of strings and numbers: serialization cannot fail short of a bug.
-    let Ok(body) = serde_json::to_vec(view) else {
-        return BffError::Internal.into_response();
-    };
-    let tag = tag_of(&body);
-    let not_modified = if_none_match(request_headers, &tag);
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = (StatusCode::OK, body).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    };
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        headers.insert(header::ETAG, v);
+/// The conditional-GET middleware: tags a GET's `200` body, answers `304` (empty, with the `ETag`,
+/// `Cache-Control`, `Vary` and other headers of the `200`, without the body's `Content-*`) when
+/// `If-None-Match` names the tag.
+pub(crate) async fn conditional(request: Request, next: Next) -> Response {
+    let is_get = request.method() == Method::GET;
+    let mut conditions = HeaderMap::new();
+    for value in request.headers().get_all(header::IF_NONE_MATCH) {
+        conditions.append(header::IF_NONE_MATCH, value.clone());
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
-    response
+    let response = next.run(request).await;
+    if !is_get
+        || response.status() != StatusCode::OK
+        || response.headers().contains_key(header::ETAG)
+    {
+        return response;
+    }
+    let (mut parts, mut body) = response.into_parts();
+    // Collect the body up to the bound; beyond it, stream the rest through untagged.
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            tracing::warn!("response body failed while tagging");
+            return Response::from_parts(parts, Body::from(Bytes::from(collected)));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: not used by JSON answers
+        };
+        collected.extend_from_slice(&data);
+        if collected.len() > MAX_TAGGED_BYTES {
+            let head = futures::stream::once(async move { Ok(Bytes::from(collected)) });
+            let rest = body.into_data_stream();
+            return Response::from_parts(parts, Body::from_stream(head.chain(rest)));
+        }
+    }
+    let tag = tag_of(&collected);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, v);
+    }
+    if if_none_match(&conditions, &tag) {
+        parts.status = StatusCode::NOT_MODIFIED;
+        for name in [
+            header::CONTENT_LENGTH,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+        ] {
+            parts.headers.remove(name);
+        }
+        return Response::from_parts(parts, Body::empty());
+    }
+    Response::from_parts(parts, Body::from(collected))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
 
     fn with_inm(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -89,13 +111,6 @@ mod tests {
             h.append(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
         }
         h
-    }
-
-    async fn body_of(r: Response) -> Vec<u8> {
-        axum::body::to_bytes(r.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec()
     }
 
     /// FNV-1a matches its published test vectors; tags are quoted 16-digit hex and differ per body.
@@ -138,32 +153,75 @@ mod tests {
         assert!(!if_none_match(&h, tag));
     }
 
-    /// 200 carries the JSON body, its tag and the cache policy; a matching If-None-Match gets an empty 304
-    /// with the same tag; a stale tag gets the full 200 again.
+    async fn call(app: &Router, method: Method, path: &str, inm: Option<&str>) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(tag) = inm {
+            request = request.header(header::IF_NONE_MATCH, tag);
+        }
+        app.clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body_of(r: Response) -> Vec<u8> {
+        axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// 200 carries the body and its tag; a matching If-None-Match gets an empty 304 with the same tag and
+    /// the 200's caching headers; a stale tag gets the full 200; non-GET, non-200 and pre-tagged answers are
+    /// left alone.
     #[tokio::test]
-    async fn respond_200_then_304() {
-        let view = json!({"first_name": "Ada", "orders": []});
-        let first = respond(&HeaderMap::new(), &view);
+    async fn tags_and_answers_304() {
+        let app = Router::new()
+            .route(
+                "/v",
+                get(|| async {
+                    (
+                        [(header::CACHE_CONTROL, "private, no-cache")],
+                        axum::Json(serde_json::json!({"a": 1})),
+                    )
+                })
+                .post(|| async { "posted" }),
+            )
+            .route(
+                "/tagged",
+                get(|| async { ([(header::ETAG, "\"mine\"")], "x") }),
+            )
+            .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+            .layer(axum::middleware::from_fn(conditional));
+        let first = call(&app, Method::GET, "/v", None).await;
         assert_eq!(first.status(), StatusCode::OK);
         let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
-        assert_eq!(first.headers()[header::CACHE_CONTROL], CACHE_CONTROL);
-        assert_eq!(first.headers()[header::CONTENT_TYPE], "application/json");
         let body = body_of(first).await;
-        assert_eq!(body, serde_json::to_vec(&view).unwrap());
+        assert_eq!(body, br#"{"a":1}"#);
         assert_eq!(tag, tag_of(&body));
 
-        let second = respond(&with_inm(&[&tag]), &view);
+        let second = call(&app, Method::GET, "/v", Some(&tag)).await;
         assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(second.headers()[header::ETAG].to_str().unwrap(), tag);
-        assert_eq!(second.headers()[header::CACHE_CONTROL], CACHE_CONTROL);
+        assert_eq!(second.headers()[header::CACHE_CONTROL], "private, no-cache");
+        assert!(second.headers().get(header::CONTENT_TYPE).is_none());
         assert!(body_of(second).await.is_empty());
 
-        let changed = json!({"first_name": "Ada", "orders": [1]});
-        let third = respond(&with_inm(&[&tag]), &changed);
-        assert_eq!(third.status(), StatusCode::OK);
-        assert_ne!(third.headers()[header::ETAG].to_str().unwrap(), tag);
+        let stale = call(&app, Method::GET, "/v", Some("\"0000000000000000\"")).await;
+        assert_eq!(stale.status(), StatusCode::OK);
+        assert_eq!(call(&app, Method::GET, "/v", Some("*")).await.status(), 304);
 
-        let star = respond(&with_inm(&["*"]), &view);
-        assert_eq!(star.status(), StatusCode::NOT_MODIFIED);
+        let post = call(&app, Method::POST, "/v", Some("*")).await;
+        assert_eq!(post.status(), StatusCode::OK);
+        assert!(post.headers().get(header::ETAG).is_none());
+        let tagged = call(&app, Method::GET, "/tagged", Some("*")).await;
+        assert_eq!(tagged.status(), StatusCode::OK);
+        assert_eq!(tagged.headers()[header::ETAG], "\"mine\"");
+        assert_eq!(
+            call(&app, Method::GET, "/missing", Some("*"))
+                .await
+                .status(),
+            404
+        );
     }
 }

@@ -10,11 +10,15 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use axum::http::{HeaderName, header};
+
 use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
+use crate::cache::Store;
 use crate::config::{AuthMode, BffConfig, ConfigError};
 use crate::downstream::{Downstream, http_client};
 use crate::edge::{EdgeState, edge};
 use crate::error::BffError;
+use crate::metrics::Metrics;
 use crate::resilience::shed::LoadShedder;
 
 /// A gateway under construction: config, downstream clients and the credential check.
@@ -23,12 +27,17 @@ pub struct Gateway {
     config: BffConfig,
     downstreams: BTreeMap<String, Downstream>,
     auth: Authenticator,
+    /// The counters served at `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
     /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let metrics = Arc::new(Metrics::default());
+        // One response store for all downstreams: its byte bound is the gateway's.
+        let store = Arc::new(Store::new(&config.cache, &metrics));
         // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
         // one pool, a downstream with its own connect timeout gets its own.
         let mut clients: BTreeMap<u64, crate::downstream::HttpClient> = BTreeMap::new();
@@ -40,7 +49,10 @@ impl Gateway {
                     .entry(c.connect_timeout_ms)
                     .or_insert_with(|| http_client(Duration::from_millis(c.connect_timeout_ms)))
                     .clone();
-                (name.clone(), Downstream::new(name, c, client))
+                (
+                    name.clone(),
+                    Downstream::with_store(name, c, client, &store, &metrics),
+                )
             })
             .collect();
         let auth = match config.auth.mode {
@@ -60,12 +72,18 @@ impl Gateway {
             config,
             downstreams,
             auth,
+            metrics,
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &BffConfig {
         &self.config
+    }
+
+    /// The metrics registry served at `/metrics` (a gateway may register its own counters).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.
@@ -104,12 +122,21 @@ impl Gateway {
                 &self.config.rate_limit,
                 self.config.auth.mode != AuthMode::None,
             ),
+            vary_on: match self.config.auth.mode {
+                AuthMode::None => None,
+                AuthMode::Jwt => Some(header::AUTHORIZATION),
+                AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
+            },
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))
             .route(
                 "/readyz",
                 get(crate::health::readyz).with_state(Arc::new(ready)),
+            )
+            .route(
+                "/metrics",
+                get(crate::metrics::handler).with_state(self.metrics.clone()),
             )
             .merge(crate::docs::router(openapi))
             .merge(declarative)
@@ -124,7 +151,13 @@ impl Gateway {
                 tracing::error!("handler panicked");
                 axum::response::IntoResponse::into_response(BffError::Internal)
             }))
-            .layer(axum::middleware::from_fn_with_state(state, edge));
+            .layer(axum::middleware::from_fn_with_state(state, edge))
+            // Compression outside the edge, and conditional GET outside compression: the ETag is the tag of
+            // the exact bytes sent (one per content coding), and a 304 is never compressed.
+            .layer(crate::cache::client::compression(
+                &self.config.cache.compression,
+            ))
+            .layer(axum::middleware::from_fn(crate::etag::conditional));
         // CORS sits outside the edge: preflights are answered before authentication.
         Ok(match self.config.cors.layer() {
             Some(cors) => router.layer(cors),

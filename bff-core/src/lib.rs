@@ -26,7 +26,10 @@
 //!   health, fallbacks of parts, load shedding at the edge.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
-//! - [`shape`], [`routes`], `aggregate`: field allow-lists, declarative forwarding routes and declarative
+//! - [`cache`]: the downstream response cache (moka, optional Redis level), coalescing, stale serving,
+//!   cross-request batching, the client-facing `Cache-Control` / `Vary` and compression; [`metrics`]: the
+//!   counters served at `/metrics`.
+//! - [`shape`], [`routes`], `aggregate`: field allow-lists and client-chosen sparse fieldsets, declarative forwarding routes and declarative
 //!   aggregations (parallel fan-out merged into one JSON object) from config.
 //! - [`ratelimit`]: rate-limit policies (IP, partner, tier, user, route), GCRA in memory or in Redis (exact
 //!   across instances), trusted-proxy client addresses, the failed-authentication budget.
@@ -35,6 +38,7 @@
 
 mod aggregate;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -48,6 +52,7 @@ pub mod etag;
 pub mod gateway;
 mod health;
 pub mod hygiene;
+pub mod metrics;
 pub mod ratelimit;
 pub mod resilience;
 pub mod routes;

@@ -15,6 +15,8 @@
 //! Contract details:
 //! - No or an unknown key: 401 `unauthenticated`; a key without the route's scope: 403 `forbidden`.
 //! - Path ids are 1..=32 ASCII digits, anything else is 404 `not_found`.
+//! - Every endpoint takes a sparse fieldset `?fields=a,b.c` (dotted paths of its answer; unknown or
+//!   disallowed paths are a 400 `bad_request` naming them).
 //! - `ids` lists 1..=50 comma-separated ids (counted as sent, before duplicates are removed); an absent,
 //!   empty, malformed or longer list is 400 `bad_request`. The answer is `{items, missing}` in request order.
 //! - An order that was not placed through the calling partner is 404 `not_found`, exactly like an order that
@@ -37,23 +39,26 @@
 //! The gateway listens on `127.0.0.1:8083` by default and needs the downstreams `catalog`, `inventory` and
 //! `orders` (probed by `/readyz`). OpenAPI: `/openapi.json`, docs page: `/docs`.
 
+mod fields;
 mod ids;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::response::Response;
 use axum::routing::get;
-use bff_core::compose::{index_by, unique_ids};
+use bff_core::cache::{BatchSpec, Batcher};
+use bff_core::compose::unique_ids;
 use bff_core::config::{ApiKeyConfig, AuthMode, ConfigError, DownstreamConfig};
-use bff_core::downstream::{Downstream, DownstreamError, encode_segment};
+use bff_core::downstream::{Downstream, encode_segment};
 use bff_core::error::Problem;
 use bff_core::ratelimit::{KeyPart, PolicyConfig};
+use bff_core::shape::{sparse_fields, sparse_json};
 use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Deserialize;
-use shared_schemas::downstream::{Inventory, InventoryBatch, Money, Order, Product, ProductBatch};
+use shared_schemas::downstream::{Inventory, Money, Order, Product};
 use shared_schemas::services::MAX_BATCH_IDS as DOWNSTREAM_BATCH_MAX;
 use shared_schemas::views::partner::{
     AvailabilityV1, OrderItemV1, OrderV1, ProductAvailabilityV1, ProductListV1, ProductV1,
@@ -116,6 +121,15 @@ pub fn defaults() -> BffConfig {
             .on_routes(&["/v1/orders/{id}"])
             .tier("gold", 600, 60),
     ];
+    // Catalog and stock answer the same for every partner: cached once (60 s / 5 s fresh, served up to
+    // 5 min / 30 s stale when the service fails) and batched across requests. Orders stay uncached.
+    for (name, ttl_s, stale_if_error_s) in [("catalog", 60, 300), ("inventory", 5, 30)] {
+        if let Some(d) = c.downstreams.get_mut(name) {
+            d.cache.shared = true;
+            d.cache.ttl_s = ttl_s;
+            d.cache.stale_if_error_s = stale_if_error_s;
+        }
+    }
     c
 }
 
@@ -124,14 +138,38 @@ struct App {
     catalog: Downstream,
     inventory: Downstream,
     orders: Downstream,
+    /// Product lookups by id, batched across concurrent requests.
+    products: Batcher,
+    /// Stock lookups by product id, batched across concurrent requests.
+    stock: Batcher,
 }
+
+/// The catalog's batch endpoint.
+const PRODUCT_BATCH: BatchSpec = BatchSpec {
+    prefix: "/products?ids=",
+    items_field: "items",
+    id_field: "id",
+    max_ids: DOWNSTREAM_BATCH_MAX,
+};
+
+/// The inventory's batch endpoint.
+const STOCK_BATCH: BatchSpec = BatchSpec {
+    prefix: "/inventory?ids=",
+    items_field: "items",
+    id_field: "product_id",
+    max_ids: DOWNSTREAM_BATCH_MAX,
+};
 
 /// The complete router (edge pipeline, health, OpenAPI and docs included) for `config`.
 pub fn app(config: BffConfig) -> Result<axum::Router, ConfigError> {
     let gw = Gateway::new(config)?;
+    let catalog = gw.downstream("catalog")?;
+    let inventory = gw.downstream("inventory")?;
     let app = Arc::new(App {
-        catalog: gw.downstream("catalog")?,
-        inventory: gw.downstream("inventory")?,
+        products: catalog.batcher(PRODUCT_BATCH),
+        stock: inventory.batcher(STOCK_BATCH),
+        catalog,
+        inventory,
         orders: gw.downstream("orders")?,
     });
     let api = axum::Router::new()
@@ -207,10 +245,11 @@ struct IdsQuery {
 #[utoipa::path(
     get,
     path = "/v1/products/{id}",
-    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["catalog:read"])),
     responses(
         (status = 200, description = "The product", body = ProductV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `catalog:read`", body = Problem),
         (status = 404, description = "No such product", body = Problem),
@@ -223,11 +262,13 @@ async fn get_product(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<ProductV1>, BffError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, BffError> {
     let with_stock = ctx
         .require_scopes(&[SCOPE_CATALOG_READ])?
         .has_scopes(&[SCOPE_INVENTORY_READ]);
     let id = encode_segment(&path_id(path)?);
+    let fields = sparse_fields(query.as_deref(), fields::PRODUCT)?;
     let product_path = format!("/products/{id}");
     let inventory_path = format!("/inventory/{id}");
     let (product, stock) = tokio::try_join!(
@@ -244,18 +285,21 @@ async fn get_product(
             }
         },
     )?;
-    Ok(Json(ProductV1::new(product, stock.as_ref())))
+    Ok(sparse_json(
+        &ProductV1::new(product, stock.as_ref()),
+        fields.as_ref(),
+    ))
 }
 
 /// Several products by id (one catalog batch call), with stock when the key may read inventory.
 #[utoipa::path(
     get,
     path = "/v1/products",
-    params(("ids" = String, Query, description = "1 to 50 comma-separated product ids; duplicates are ignored")),
+    params(("ids" = String, Query, description = "1 to 50 comma-separated product ids; duplicates are ignored"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["catalog:read"])),
     responses(
         (status = 200, description = "The products found and the ids not found", body = ProductListV1),
-        (status = 400, description = "`ids` absent, empty, malformed or longer than 50", body = Problem),
+        (status = 400, description = "`ids` absent, empty, malformed or longer than 50, or `fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `catalog:read`", body = Problem),
         (status = 502, description = "The catalog answered badly", body = Problem),
@@ -267,7 +311,8 @@ async fn list_products(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     query: Result<Query<IdsQuery>, QueryRejection>,
-) -> Result<Json<ProductListV1>, BffError> {
+    RawQuery(raw): RawQuery,
+) -> Result<Response, BffError> {
     let with_stock = ctx
         .require_scopes(&[SCOPE_CATALOG_READ])?
         .has_scopes(&[SCOPE_INVENTORY_READ]);
@@ -275,49 +320,33 @@ async fn list_products(
         detail: "the query string is malformed".into(),
     })?;
     let ids = parse_id_list(query.ids.as_deref())?;
-    let (batch, stock) = tokio::try_join!(
-        ctx.required(
-            "products",
-            app.catalog.get_batch::<ProductBatch>(
-                &ctx,
-                "/products?ids=",
-                &ids,
-                DOWNSTREAM_BATCH_MAX
-            )
-        ),
+    let fields = sparse_fields(raw.as_deref(), fields::PRODUCT_LIST)?;
+    let (products, stock) = tokio::try_join!(
+        ctx.required("products", app.products.load::<Product>(&ctx, &ids)),
         async {
             if with_stock {
-                let stock = app.inventory.get_batch::<InventoryBatch>(
-                    &ctx,
-                    "/inventory?ids=",
-                    &ids,
-                    MAX_BATCH_IDS,
-                );
+                let stock = app.stock.load::<Inventory>(&ctx, &ids);
                 ctx.optional("availability", stock).await
             } else {
                 Ok(None)
             }
         },
     )?;
-    let products = index_by(batch.into_iter().flat_map(|b| b.items).collect(), |p| {
-        p.id.clone()
-    });
-    let stock = stock.map(|s| {
-        index_by(s.into_iter().flat_map(|b| b.items).collect(), |i| {
-            i.product_id.clone()
-        })
-    });
-    Ok(Json(ProductListV1::new(&ids, products, stock.as_ref())))
+    Ok(sparse_json(
+        &ProductListV1::new(&ids, products, stock.as_ref()),
+        fields.as_ref(),
+    ))
 }
 
 /// The stock of one product.
 #[utoipa::path(
     get,
     path = "/v1/products/{id}/availability",
-    params(("id" = String, Path, description = "Product id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Product id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["inventory:read"])),
     responses(
         (status = 200, description = "The product's stock", body = ProductAvailabilityV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `inventory:read`", body = Problem),
         (status = 404, description = "No such product", body = Problem),
@@ -330,27 +359,33 @@ async fn get_availability(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<ProductAvailabilityV1>, BffError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, BffError> {
     ctx.require_scopes(&[SCOPE_INVENTORY_READ])?;
     let path = format!("/inventory/{}", encode_segment(&path_id(path)?));
+    let fields = sparse_fields(query.as_deref(), fields::AVAILABILITY)?;
     let stock = ctx
         .required(
             "availability",
             app.inventory.get_json::<Inventory>(&ctx, &path),
         )
         .await?;
-    Ok(Json(ProductAvailabilityV1::from(stock)))
+    Ok(sparse_json(
+        &ProductAvailabilityV1::from(stock),
+        fields.as_ref(),
+    ))
 }
 
 /// One order placed through the calling partner, with line SKUs and names.
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}",
-    params(("id" = String, Path, description = "Order id (1 to 32 digits)")),
+    params(("id" = String, Path, description = "Order id (1 to 32 digits)"), ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths of the answer, e.g. `id,price.amount_cents`; unknown ones are a 400")),
     security(("api_key" = ["orders:read"])),
     responses(
         (status = 200, description = "The order (line `sku`/`name` are null when products could not be loaded; \
                                       the `bff-partial` header then names `products`)", body = OrderV1),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = Problem),
         (status = 401, description = "No or unknown API key", body = Problem),
         (status = 403, description = "The key lacks `orders:read`", body = Problem),
         (status = 404, description = "No such order placed through this partner", body = Problem),
@@ -363,8 +398,10 @@ async fn get_order(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<OrderV1>, BffError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, BffError> {
     let identity = ctx.require_scopes(&[SCOPE_ORDERS_READ])?;
+    let fields = sparse_fields(query.as_deref(), fields::ORDER)?;
     // Only partner credentials can own orders; any other caller sees none.
     let partner = identity
         .partner
@@ -383,25 +420,12 @@ async fn get_order(
     let products = if ids.is_empty() {
         Some(HashMap::new())
     } else {
-        ctx.optional("products", products_by_id(&app, &ctx, &ids))
+        ctx.optional("products", app.products.load::<Product>(&ctx, &ids))
             .await?
     };
-    Ok(Json(OrderV1::new(order, products.as_ref())))
-}
-
-/// ONE catalog batch call for `ids`, indexed by product id.
-async fn products_by_id(
-    app: &App,
-    ctx: &RequestContext,
-    ids: &[String],
-) -> Result<HashMap<String, Product>, DownstreamError> {
-    let batches: Vec<ProductBatch> = app
-        .catalog
-        .get_batch(ctx, "/products?ids=", ids, DOWNSTREAM_BATCH_MAX)
-        .await?;
-    Ok(index_by(
-        batches.into_iter().flat_map(|b| b.items).collect(),
-        |p| p.id.clone(),
+    Ok(sparse_json(
+        &OrderV1::new(order, products.as_ref()),
+        fields.as_ref(),
     ))
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use bff_core::cache::Batcher;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
 use bff_core::ratelimit::{KeyPart, PolicyConfig};
@@ -48,7 +49,26 @@ pub fn defaults() -> BffConfig {
         PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
         PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
     ];
+    cache_defaults(&mut config);
     config
+}
+
+/// Cache policy of the domain's downstreams: catalog, reviews and inventory answer the same for everybody
+/// (shared, batched across requests); users, orders and recommendations are private (cached only when they
+/// say so, per user). Catalog data is fresh for 60 s, ratings and reviews for 60 s, stock for 5 s; each may
+/// be served up to 5 minutes (stock: 30 s) stale when its service fails.
+pub fn cache_defaults(config: &mut BffConfig) {
+    for (name, ttl_s, stale_if_error_s) in [
+        ("catalog", 60, 300),
+        ("reviews", 60, 300),
+        ("inventory", 5, 30),
+    ] {
+        if let Some(d) = config.downstreams.get_mut(name) {
+            d.cache.shared = true;
+            d.cache.ttl_s = ttl_s;
+            d.cache.stale_if_error_s = stale_if_error_s;
+        }
+    }
 }
 
 /// The downstream clients the handlers compose.
@@ -59,6 +79,10 @@ struct App {
     reviews: Downstream,
     inventory: Downstream,
     recommendations: Downstream,
+    /// Product lookups by id, batched across concurrent requests.
+    products: Batcher,
+    /// Stock lookups by product id, batched across concurrent requests.
+    stock: Batcher,
 }
 
 /// The OpenAPI document of bff-web.
@@ -82,12 +106,16 @@ pub struct ApiDoc;
 /// The complete bff-web router for `config`.
 pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
     let gateway = Gateway::new(config)?;
+    let catalog = gateway.downstream("catalog")?;
+    let inventory = gateway.downstream("inventory")?;
     let app = Arc::new(App {
         users: gateway.downstream("users")?,
-        catalog: gateway.downstream("catalog")?,
+        products: catalog.batcher(handlers::catalog::PRODUCT_BATCH),
+        stock: inventory.batcher(handlers::catalog::STOCK_BATCH),
+        catalog,
         orders: gateway.downstream("orders")?,
         reviews: gateway.downstream("reviews")?,
-        inventory: gateway.downstream("inventory")?,
+        inventory,
         recommendations: gateway.downstream("recommendations")?,
     });
     let api = Router::new()

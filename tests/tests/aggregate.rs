@@ -38,7 +38,7 @@ async fn gateway(mocks: &mock_services::MockStack) -> RunningGateway {
         ],
         scopes: vec!["agg:read".into()],
     });
-    start(bff_web::app, config).await
+    start(bff_web::app, uncached(config)).await
 }
 
 /// Nested merge puts each part under its name; a failed optional part is null and named in `bff-partial`.

@@ -207,7 +207,7 @@ async fn product_not_found_and_malformed_ids() {
 /// The inventory failing on a single product gives 200, availability null and `bff-partial: availability`.
 #[tokio::test]
 async fn product_with_inventory_down_is_partial() {
-    let (mocks, gw) = partner().await;
+    let (mocks, gw) = partner_uncached().await;
     mocks
         .handle(Service::Inventory)
         .set_faults(vec![FaultRule::new(FaultKind::Error { status: 500 })]);

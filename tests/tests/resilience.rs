@@ -31,18 +31,6 @@ fn downstream<'a>(config: &'a mut BffConfig, name: &str) -> &'a mut DownstreamCo
         .expect("downstream configured")
 }
 
-/// Polls `cond` every 20 ms for up to `within`.
-async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
-}
-
 /// Every fault mode of the mocks, with what a required part answers for it.
 fn fault_modes() -> Vec<(&'static str, FaultKind, u16, &'static str)> {
     vec![
@@ -522,6 +510,8 @@ async fn active_health_checks_eject_a_dead_instance() {
 async fn load_shedding_refuses_fast_and_recovers() {
     let mocks = mocks().await;
     let gw = web_with(&mocks, |c| {
+        // Two identical home requests must both reach users (not coalesced into one call).
+        downstream(c, "users").cache.coalesce = false;
         c.server.load_shed.max_in_flight = 2;
         c.server
             .load_shed
@@ -604,6 +594,8 @@ async fn fallbacks_serve_stale_or_default_and_are_marked() {
         stale_max_age_s: 0,
     };
     let gw = web_with(&mocks, |c| {
+        // The parts' own fallbacks are under test, not the response cache's stale entries.
+        *c = uncached(std::mem::take(c));
         c.aggregates.push(AggregateConfig {
             path: "/api/overview/{id}".into(),
             merge: MergeMode::Nest,

@@ -51,11 +51,10 @@ async fn home_is_composed_and_shaped() {
             "internal field {internal} leaked"
         );
     }
-    // One batch call per enrichment, not one call per product.
-    assert_eq!(
-        mocks.handle(Service::Catalog).route_count("GET /products"),
-        2
-    );
+    // At most one batch call per enrichment, not one call per product (the batcher may merge both
+    // enrichments into one call when they fall in the same window).
+    let batches = mocks.handle(Service::Catalog).route_count("GET /products");
+    assert!((1..=2).contains(&batches), "{batches}");
     assert_eq!(
         mocks
             .handle(Service::Catalog)
@@ -439,7 +438,7 @@ async fn identity_and_trace_propagation() {
 /// The product page composes product, rating, reviews, availability and related products; unknown ids 404.
 #[tokio::test]
 async fn product_page() {
-    let (mocks, gw) = web().await;
+    let (mocks, gw) = web_uncached().await;
     let token = token(&mocks, "7", AUD, &[]).await;
     let r = get_auth(&format!("{}/api/products/42", gw.url), &token).await;
     assert_eq!(r.status, 200, "{}", r.body);

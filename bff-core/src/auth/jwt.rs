@@ -281,7 +281,7 @@ impl JwtVerifier {
         );
         let result = self
             .jwks
-            .get_json::<JwkSet>(&ctx, &self.config.jwks_path)
+            .get_json_uncached::<JwkSet>(&ctx, &self.config.jwks_path)
             .await;
         let Ok(mut cache) = self.cache.write() else {
             return;

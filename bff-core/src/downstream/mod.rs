@@ -3,7 +3,8 @@
 //! downstream in `x-bff-deadline-ms`), bulkhead, circuit breaker, retries of idempotent calls within a
 //! budget, optional hedging, balancing over several instances with passive and active health (see
 //! [`crate::resilience`]); no redirects, response size cap; request id, trace context and the verified
-//! identity propagated.
+//! identity propagated; GETs through the response cache with coalescing and stale serving (see
+//! [`crate::cache`]), each answer's cache directives recorded on the request context.
 
 pub(crate) mod client;
 mod error;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{Method, Request, StatusCode};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use http_body_util::{BodyExt, Full};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -25,8 +27,10 @@ use tracing::Instrument;
 pub use client::{HttpClient, http_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
 
+use crate::cache::{Answer, DownstreamCache, Keys, Store};
 use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
+use crate::metrics::Metrics;
 use crate::resilience::DEADLINE_HEADER;
 use crate::resilience::balance::{Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
@@ -59,6 +63,8 @@ struct Inner {
     retry: RetryPolicy,
     /// How many retries and hedges the downstream may get.
     budget: RetryBudget,
+    /// The response cache policy, calls in flight and counters of this downstream.
+    cache: Arc<DownstreamCache>,
 }
 
 /// Extra request headers of one call.
@@ -80,9 +86,27 @@ pub fn encode_query(value: &str) -> String {
 }
 
 impl Downstream {
-    /// A downstream named `name`, configured by `config`, using `client`. With active health checks
-    /// configured and a Tokio runtime present, their background task starts here.
+    /// A downstream named `name`, configured by `config`, using `client`, with no response store (GETs are
+    /// still coalesced). With active health checks configured and a Tokio runtime present, their background
+    /// task starts here.
     pub fn new(name: &str, config: &DownstreamConfig, client: HttpClient) -> Self {
+        Self::with_store(
+            name,
+            config,
+            client,
+            &Arc::new(Store::disabled()),
+            &Metrics::default(),
+        )
+    }
+
+    /// Like [`Downstream::new`], caching GET answers in the gateway's `store` and counting into `metrics`.
+    pub fn with_store(
+        name: &str,
+        config: &DownstreamConfig,
+        client: HttpClient,
+        store: &Arc<Store>,
+        metrics: &Metrics,
+    ) -> Self {
         let r = &config.resilience;
         let bases: Vec<String> = std::iter::once(config.url.clone())
             .chain(r.instances.iter().cloned())
@@ -138,6 +162,12 @@ impl Downstream {
                 bulkhead: (r.max_concurrent > 0).then(|| Semaphore::new(r.max_concurrent)),
                 retry: RetryPolicy::from_config(&r.retry),
                 budget: RetryBudget::new(r.retry.budget_ratio, r.retry.budget_min_per_s),
+                cache: Arc::new(DownstreamCache::new(
+                    name,
+                    config.cache.clone(),
+                    store.clone(),
+                    metrics,
+                )),
             }),
         }
     }
@@ -175,15 +205,55 @@ impl Downstream {
         futures::future::try_join_all(calls).await
     }
 
-    /// GETs `path_and_query` with `extra_headers` and returns the raw body of a 2xx answer.
+    /// GETs `path_and_query` with `extra_headers` and returns the raw body of a 2xx answer, through the
+    /// response cache (see [`crate::cache`]).
     pub async fn get_bytes(
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
-        self.call(ctx, Method::GET, path_and_query, None, extra_headers)
-            .await
+        let cache = &self.inner.cache;
+        let keys = Keys::new(
+            &self.inner.name,
+            cache.config.shared,
+            ctx,
+            path_and_query,
+            extra_headers,
+        );
+        let this = self.clone();
+        let path: Arc<str> = Arc::from(path_and_query);
+        let extra: Arc<[(HeaderName, HeaderValue)]> = Arc::from(extra_headers);
+        let fetch = move |ctx: RequestContext| {
+            let (this, path, extra) = (this.clone(), path.clone(), extra.clone());
+            async move { this.call(&ctx, Method::GET, &path, None, &extra).await }.boxed()
+        };
+        cache.get(ctx, keys, fetch).await
+    }
+
+    /// GETs `path_and_query` and decodes the JSON body, bypassing the response cache and coalescing (for
+    /// callers that keep their own copy and must see the downstream's current answer, e.g. the JWKS).
+    pub async fn get_json_uncached<T: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: &str,
+    ) -> Result<T, DownstreamError> {
+        let answer = self.get_uncached(ctx, path_and_query).await?;
+        self.decode(&answer.body)
+    }
+
+    /// One GET, not cached.
+    pub(crate) async fn get_uncached(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: &str,
+    ) -> Result<Answer, DownstreamError> {
+        self.call(ctx, Method::GET, path_and_query, None, &[]).await
+    }
+
+    /// The response cache of this downstream (for the batcher).
+    pub(crate) fn cache(&self) -> &Arc<DownstreamCache> {
+        &self.inner.cache
     }
 
     /// POSTs `body` as JSON to `path_and_query` and decodes the JSON answer. Never retried nor hedged (a POST
@@ -207,7 +277,7 @@ impl Downstream {
                 &[],
             )
             .await?;
-        self.decode(&answer)
+        self.decode(&answer.body)
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DownstreamError> {
@@ -226,7 +296,7 @@ impl Downstream {
         path_and_query: &str,
         body: Option<Bytes>,
         extra: ExtraHeaders<'_>,
-    ) -> Result<Bytes, DownstreamError> {
+    ) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
         let started = Instant::now();
         let deadline = ctx.deadline();
@@ -293,9 +363,9 @@ impl Downstream {
         second: F,
         delay: Duration,
         deadline: Instant,
-    ) -> (Result<Bytes, DownstreamError>, Option<usize>)
+    ) -> (Result<Answer, DownstreamError>, Option<usize>)
     where
-        F: Future<Output = (Result<Bytes, DownstreamError>, Option<usize>)>,
+        F: Future<Output = (Result<Answer, DownstreamError>, Option<usize>)>,
     {
         let mut first = std::pin::pin!(first);
         tokio::select! {
@@ -332,7 +402,7 @@ impl Downstream {
         body: Option<&Bytes>,
         extra: ExtraHeaders<'_>,
         avoid: Option<usize>,
-    ) -> (Result<Bytes, DownstreamError>, Option<usize>) {
+    ) -> (Result<Answer, DownstreamError>, Option<usize>) {
         let inner = &*self.inner;
         let permit = match inner.breaker.as_ref().map(Breaker::try_acquire) {
             None => None,
@@ -387,7 +457,7 @@ impl Downstream {
         body: Option<&Bytes>,
         extra_headers: ExtraHeaders<'_>,
         call_deadline: Instant,
-    ) -> Result<Bytes, DownstreamError> {
+    ) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
         let url = format!("{base}{path_and_query}");
         let remaining_ms = call_deadline
@@ -443,6 +513,11 @@ impl Downstream {
         if declared.is_some_and(|len| len > inner.max_bytes as u64) {
             return Err(self.err(DownstreamErrorKind::TooLarge));
         }
+        let cache_control = response
+            .headers()
+            .get(axum::http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         // The usual small answer arrives as one frame and is returned without a copy.
         let mut incoming = response.into_body();
         let mut first: Option<Bytes> = None;
@@ -479,7 +554,10 @@ impl Downstream {
             bytes = body.len(),
             "downstream answered"
         );
-        Ok(body)
+        Ok(Answer {
+            body,
+            cache_control,
+        })
     }
 
     /// Whether at least one instance answers at all (any HTTP status) on `/healthz` within `timeout`.
@@ -508,7 +586,7 @@ impl Downstream {
 /// What an attempt's result says about the downstream's health: it failed (unreachable, reset, timed out,
 /// 5xx), it answered (2xx, 404 and other 4xx, an oversized body), or nothing (the request's own budget ran
 /// out, or the attempt never left).
-fn outcome_of(result: &Result<Bytes, DownstreamError>) -> Outcome {
+fn outcome_of(result: &Result<Answer, DownstreamError>) -> Outcome {
     use DownstreamErrorKind as K;
     match result {
         Ok(_) => Outcome::Success,
@@ -534,4 +612,3 @@ mod tests {
         assert_eq!(encode_segment("a?b#c%2F"), "a%3Fb%23c%252F");
     }
 }
-

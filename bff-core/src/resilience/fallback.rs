@@ -150,7 +150,7 @@ impl RequestContext {
         fut: impl Future<Output = Result<T, DownstreamError>>,
         fallback: Fallback<T>,
     ) -> Result<T, BffError> {
-        match self.run_part(fut).await {
+        match self.run_part(part, fut).await {
             Ok(value) => {
                 fallback.remember(&value);
                 Ok(value)
@@ -177,7 +177,7 @@ impl RequestContext {
         fut: impl Future<Output = Result<T, DownstreamError>>,
         fallback: Fallback<T>,
     ) -> Result<Option<T>, BffError> {
-        match self.run_part(fut).await {
+        match self.run_part(part, fut).await {
             Ok(value) => {
                 fallback.remember(&value);
                 Ok(Some(value))
@@ -199,9 +199,10 @@ impl RequestContext {
 
     async fn run_part<T>(
         &self,
+        part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, PartError> {
-        match tokio::time::timeout_at(self.deadline(), fut).await {
+        match tokio::time::timeout_at(self.deadline(), crate::context::in_part(part, fut)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(PartError::Downstream(e)),
             Err(_) => Err(PartError::Deadline),

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use bff_core::compose::unique_ids;
 use bff_core::downstream::encode_segment;
@@ -11,9 +11,9 @@ use bff_core::{BffError, RequestContext};
 use shared_schemas::downstream::Order;
 use shared_schemas::views::mobile::OrderView;
 
-use super::{products_by_id, validate_id};
+use super::validate_id;
 use crate::App;
-use bff_core::etag;
+use bff_core::shape::{sparse_fields, sparse_json};
 
 /// Scope required to read orders.
 pub(crate) const ORDERS_READ: &str = "orders:read";
@@ -32,12 +32,14 @@ pub(crate) const ORDERS_READ: &str = "orders:read";
     params(
         ("id" = String, Path, description = "Order id (digits)"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy: 304 when unchanged"),
+        ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths, e.g. `id,status,items.name`"),
     ),
     responses(
         (status = 200, description = "The order screen", body = OrderView,
             headers(("ETag" = String, description = "Strong tag of the body"),
                     ("bff-partial" = String, description = "Optional parts that failed: `products`"))),
         (status = 304, description = "The cached copy named by If-None-Match is current; empty body"),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = bff_core::error::Problem),
         (status = 401, description = "No valid token", body = bff_core::error::Problem),
         (status = 403, description = "The token lacks `orders:read`", body = bff_core::error::Problem),
         (status = 404, description = "No such order of the caller", body = bff_core::error::Problem),
@@ -50,9 +52,10 @@ pub(crate) async fn order(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, BffError> {
     let caller = ctx.require_scopes(&[ORDERS_READ])?.subject.clone();
+    let fields = sparse_fields(query.as_deref(), super::fields::ORDER)?;
     validate_id(&id)?;
     let path = format!("/orders/{}", encode_segment(&id));
     let order: Order = ctx
@@ -63,10 +66,10 @@ pub(crate) async fn order(
     }
     let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
     let products = ctx
-        .optional("products", products_by_id(&app.catalog, &ctx, &ids))
+        .optional("products", app.products.load(&ctx, &ids))
         .await?;
-    Ok(etag::respond(
-        &headers,
+    Ok(sparse_json(
         &OrderView::new(order, products.as_ref()),
+        fields.as_ref(),
     ))
 }

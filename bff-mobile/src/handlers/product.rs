@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use bff_core::downstream::encode_segment;
 use bff_core::{BffError, RequestContext};
@@ -12,7 +12,7 @@ use shared_schemas::views::mobile::ProductView;
 
 use super::validate_id;
 use crate::App;
-use bff_core::etag;
+use bff_core::shape::{sparse_fields, sparse_json};
 
 /// A product screen.
 ///
@@ -26,12 +26,14 @@ use bff_core::etag;
     params(
         ("id" = String, Path, description = "Product id (digits)"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy: 304 when unchanged"),
+        ("fields" = Option<String>, Query, description = "Sparse fieldset: comma-separated dotted paths, e.g. `id,name,price.amount_cents`"),
     ),
     responses(
         (status = 200, description = "The product screen", body = ProductView,
             headers(("ETag" = String, description = "Strong tag of the body"),
                     ("bff-partial" = String, description = "Optional parts that failed: `rating`, `inventory`"))),
         (status = 304, description = "The cached copy named by If-None-Match is current; empty body"),
+        (status = 400, description = "`fields` names unknown or disallowed fields", body = bff_core::error::Problem),
         (status = 401, description = "No valid token", body = bff_core::error::Problem),
         (status = 404, description = "No such product", body = bff_core::error::Problem),
         (status = 502, description = "The catalog answered badly", body = bff_core::error::Problem),
@@ -43,9 +45,10 @@ pub(crate) async fn product(
     State(app): State<Arc<App>>,
     ctx: RequestContext,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, BffError> {
     ctx.require_scopes(&[])?;
+    let fields = sparse_fields(query.as_deref(), super::fields::PRODUCT)?;
     validate_id(&id)?;
     let id = encode_segment(&id);
     let product_path = format!("/products/{id}");
@@ -65,8 +68,8 @@ pub(crate) async fn product(
             app.inventory.get_json::<Inventory>(&ctx, &inventory_path)
         ),
     )?;
-    Ok(etag::respond(
-        &headers,
+    Ok(sparse_json(
         &ProductView::new(product, rating, inventory),
+        fields.as_ref(),
     ))
 }

@@ -1,39 +1,45 @@
-//! Batch lookups used for list enrichment: one call for many ids.
+//! Item lookups used for list enrichment: products and stock by id, through the cross-request batchers
+//! (one `GET /products?ids=` / `GET /inventory?ids=` call for the ids of concurrent requests; known ids
+//! from the cache without a call).
 
 use std::collections::HashMap;
 
 use bff_core::RequestContext;
-use bff_core::compose::index_by;
-use bff_core::downstream::{Downstream, DownstreamError};
-use shared_schemas::downstream::{Inventory, InventoryBatch, Product, ProductBatch};
+use bff_core::cache::{BatchSpec, Batcher};
+use bff_core::downstream::DownstreamError;
+use shared_schemas::downstream::{Inventory, Product};
 use shared_schemas::services::MAX_BATCH_IDS;
 
-/// The products with `ids`, by id, from one `GET /products?ids=` call (no call for an empty list).
+/// The catalog's batch endpoint.
+pub(crate) const PRODUCT_BATCH: BatchSpec = BatchSpec {
+    prefix: "/products?ids=",
+    items_field: "items",
+    id_field: "id",
+    max_ids: MAX_BATCH_IDS,
+};
+
+/// The inventory's batch endpoint.
+pub(crate) const STOCK_BATCH: BatchSpec = BatchSpec {
+    prefix: "/inventory?ids=",
+    items_field: "items",
+    id_field: "product_id",
+    max_ids: MAX_BATCH_IDS,
+};
+
+/// The products with `ids`, by id (no call for an empty list).
 pub(crate) async fn products(
-    catalog: &Downstream,
+    products: &Batcher,
     ctx: &RequestContext,
     ids: &[String],
 ) -> Result<HashMap<String, Product>, DownstreamError> {
-    let batches: Vec<ProductBatch> = catalog
-        .get_batch(ctx, "/products?ids=", ids, MAX_BATCH_IDS)
-        .await?;
-    Ok(index_by(
-        batches.into_iter().flat_map(|b| b.items).collect(),
-        |p| p.id.clone(),
-    ))
+    products.load(ctx, ids).await
 }
 
-/// The stock records of `ids`, by product id, from one `GET /inventory?ids=` call.
+/// The stock records of `ids`, by product id.
 pub(crate) async fn stock(
-    inventory: &Downstream,
+    stock: &Batcher,
     ctx: &RequestContext,
     ids: &[String],
 ) -> Result<HashMap<String, Inventory>, DownstreamError> {
-    let batches: Vec<InventoryBatch> = inventory
-        .get_batch(ctx, "/inventory?ids=", ids, MAX_BATCH_IDS)
-        .await?;
-    Ok(index_by(
-        batches.into_iter().flat_map(|b| b.items).collect(),
-        |i| i.product_id.clone(),
-    ))
+    stock.load(ctx, ids).await
 }

@@ -57,7 +57,7 @@ pub(crate) async fn home(
         let products = ctx
             .optional(
                 "order_products",
-                catalog::products(&app.catalog, &ctx, &ids),
+                catalog::products(&app.products, &ctx, &ids),
             )
             .await?;
         Ok::<_, BffError>(
@@ -92,8 +92,8 @@ async fn recommended(
         .await?;
     let ids = unique_ids(recs.items.iter().map(|r| r.product_id.as_str()));
     let (products, stock) = tokio::try_join!(
-        catalog::products(&app.catalog, ctx, &ids),
-        catalog::stock(&app.inventory, ctx, &ids)
+        catalog::products(&app.products, ctx, &ids),
+        catalog::stock(&app.stock, ctx, &ids)
     )?;
     Ok(ids
         .iter()

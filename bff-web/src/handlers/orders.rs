@@ -42,7 +42,7 @@ pub(crate) async fn order(
     }
     let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
     let products = ctx
-        .optional("products", catalog::products(&app.catalog, &ctx, &ids))
+        .optional("products", catalog::products(&app.products, &ctx, &ids))
         .await?;
     Ok(Json(OrderDetailView::new(order, products.as_ref())))
 }

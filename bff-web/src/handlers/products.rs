@@ -48,7 +48,7 @@ pub(crate) async fn product(
         let related = ctx
             .optional(
                 "related",
-                catalog::products(&app.catalog, &ctx, &product.related_ids),
+                catalog::products(&app.products, &ctx, &product.related_ids),
             )
             .await?
             .map(|by_id| {

@@ -111,6 +111,60 @@ pub async fn partner() -> (MockStack, RunningGateway) {
     (mocks, gw)
 }
 
+/// Turns the response store off for every downstream (coalescing stays): for tests that inject a fault
+/// after a first successful call and expect to see it.
+pub fn uncached(mut config: BffConfig) -> BffConfig {
+    for d in config.downstreams.values_mut() {
+        d.cache.enabled = false;
+    }
+    config
+}
+
+/// Mocks + bff-web with its defaults, response store off.
+pub async fn web_uncached() -> (MockStack, RunningGateway) {
+    let mocks = mocks().await;
+    let gw = start(
+        bff_web::app,
+        uncached(config_for(bff_web::defaults(), &mocks)),
+    )
+    .await;
+    (mocks, gw)
+}
+
+/// Mocks + bff-mobile with its defaults, response store off.
+pub async fn mobile_uncached() -> (MockStack, RunningGateway) {
+    let mocks = mocks().await;
+    let gw = start(
+        bff_mobile::app,
+        uncached(config_for(bff_mobile::defaults(), &mocks)),
+    )
+    .await;
+    (mocks, gw)
+}
+
+/// Mocks + bff-partner with its defaults, response store off.
+pub async fn partner_uncached() -> (MockStack, RunningGateway) {
+    let mocks = mocks().await;
+    let gw = start(
+        bff_partner::app,
+        uncached(config_for(bff_partner::defaults(), &mocks)),
+    )
+    .await;
+    (mocks, gw)
+}
+
+/// Polls `cond` every 20 ms for up to `within`.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + within;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
 /// A plain client (no proxy, no redirects), with a generous overall timeout so a hung test fails.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

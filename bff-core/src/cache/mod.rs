@@ -1,0 +1,453 @@
+//! Caching and bandwidth: the downstream response cache with request coalescing and stale serving, the
+//! cross-request batcher, and what the client sees (merged `Cache-Control`, `Vary`, compression). The rules
+//! and every default are told in `docs/caching.md`.
+//!
+//! The downstream client ([`crate::downstream::Downstream`]) sends every GET through its
+//! [`DownstreamCache`]:
+//! 1. **lookup** under the caller's key — for a `shared` downstream the shared key first, then the caller's
+//!    own key (where `private` answers live); a fresh entry is a hit; an entry within
+//!    `stale_while_revalidate_s` is served and refreshed by one background call; an entry only within
+//!    `stale_if_error_s` is kept aside;
+//! 2. **coalesced fetch** — one call per key in flight: concurrent identical misses wait for it
+//!    (a waiter of another identity that gets a `private` answer calls for itself);
+//! 3. **store** — 2xx only (errors are never stored), unless `no-store`; freshness from `s-maxage` /
+//!    `max-age`, else the configured TTL, capped by `max_ttl_s`; `no-cache` is never served fresh;
+//! 4. **stale-if-error** — a failed call (not a 404 or other 4xx) is answered with the kept stale entry,
+//!    named `part=stale` in `bff-degraded`;
+//! 5. **client policy** — each answer records its [`CachePolicy`] on the request context; the edge merges
+//!    them (strictest wins) into the response's `Cache-Control`.
+//!
+//! # Layout
+//! - [`config`]: `[cache]` and `[downstreams.<name>.cache]`;
+//! - [`directives`]: `Cache-Control` parsing and the client-facing [`CachePolicy`];
+//! - [`store`]: the moka store bounded by bytes, entries and their freshness windows;
+//! - `redis`: the optional second level shared by instances;
+//! - [`batch`]: the DataLoader-style [`Batcher`] (item lookups of concurrent requests in one call);
+//! - [`client`]: the edge's steps: computed `Cache-Control` and `Vary`, compression.
+
+pub mod batch;
+pub mod client;
+pub mod config;
+pub mod directives;
+mod redis;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, WeakShared};
+
+pub use batch::{BatchSpec, Batcher};
+pub use config::{CacheConfig, DownstreamCacheConfig};
+pub use directives::CachePolicy;
+pub use store::Store;
+
+use crate::context::{RequestContext, current_part};
+use crate::downstream::{DownstreamError, DownstreamErrorKind};
+use crate::metrics::{Counter, Metrics};
+use directives::Directives;
+use store::{Entry, Freshness};
+
+/// A 2xx answer of a downstream GET: the body and its `Cache-Control`, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    /// The body.
+    pub(crate) body: Bytes,
+    /// The `Cache-Control` header value.
+    pub(crate) cache_control: Option<String>,
+}
+
+/// What a (possibly coalesced) fetch yields.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The body.
+    body: Bytes,
+    /// The client-facing policy of this answer.
+    policy: CachePolicy,
+    /// Whether the answer is for one caller only (`private`).
+    private: bool,
+    /// The identity scope it was fetched with.
+    scope: String,
+}
+
+type FlightResult = Result<Arc<Fetched>, DownstreamError>;
+
+/// The keys of one GET.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    /// The caller's own key (identity included).
+    own: String,
+    /// The key shared by all callers, for `shared` downstreams.
+    shared: Option<String>,
+    /// The identity scope (what the downstream sees of the caller), empty without identity.
+    scope: String,
+    /// The path and query (for the per-route TTL).
+    path: String,
+}
+
+impl Keys {
+    /// The keys of a GET of `path_and_query` with `extra` headers by the caller of `ctx`. The identity part
+    /// is exactly what the downstream receives of the caller (the identity headers).
+    pub(crate) fn new(
+        downstream: &str,
+        shared: bool,
+        ctx: &RequestContext,
+        path_and_query: &str,
+        extra: &[(axum::http::HeaderName, axum::http::HeaderValue)],
+    ) -> Self {
+        let scope = identity_scope(ctx);
+        let mut request = path_and_query.to_owned();
+        for (name, value) in extra {
+            request.push('\u{1f}');
+            request.push_str(name.as_str());
+            request.push(':');
+            request.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        Self {
+            own: format!("{downstream}\u{1e}{scope}\u{1e}{request}"),
+            shared: shared.then(|| format!("{downstream}\u{1e}*\u{1e}{request}")),
+            scope,
+            path: path_and_query.to_owned(),
+        }
+    }
+
+    /// The key the coalesced call is made under.
+    fn flight(&self) -> &str {
+        self.shared.as_deref().unwrap_or(&self.own)
+    }
+}
+
+/// The identity scope of a caller: its identity headers, as the downstream sees them.
+pub(crate) fn identity_scope(ctx: &RequestContext) -> String {
+    ctx.identity().map_or_else(String::new, |identity| {
+        identity
+            .downstream_headers()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value.as_bytes())))
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    })
+}
+
+/// The counters of one downstream's cache.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheCounters {
+    pub(crate) hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) stale_revalidate: Counter,
+    pub(crate) stale_if_error: Counter,
+    pub(crate) coalesced: Counter,
+    pub(crate) batch_calls: Counter,
+    pub(crate) batch_lookups: Counter,
+}
+
+impl CacheCounters {
+    fn new(metrics: &Metrics, downstream: &str) -> Self {
+        let l = [("downstream", downstream)];
+        Self {
+            hits: metrics.counter(
+                "bff_cache_hits_total",
+                "Downstream GETs answered from a fresh cache entry.",
+                &l,
+            ),
+            misses: metrics.counter(
+                "bff_cache_misses_total",
+                "Downstream GETs not answered from the cache (a call was made or joined).",
+                &l,
+            ),
+            stale_revalidate: metrics.counter(
+                "bff_cache_stale_while_revalidate_total",
+                "Stale entries served while one background call refreshed them.",
+                &l,
+            ),
+            stale_if_error: metrics.counter(
+                "bff_cache_stale_if_error_total",
+                "Stale entries served because the downstream call failed.",
+                &l,
+            ),
+            coalesced: metrics.counter(
+                "bff_cache_coalesced_total",
+                "GETs that joined an identical call already in flight instead of calling.",
+                &l,
+            ),
+            batch_calls: metrics.counter(
+                "bff_batch_calls_total",
+                "Batch calls made by the cross-request batcher.",
+                &l,
+            ),
+            batch_lookups: metrics.counter(
+                "bff_batch_lookups_total",
+                "Item lookups (requests' id lists) served by the cross-request batcher.",
+                &l,
+            ),
+        }
+    }
+}
+
+/// The cache policy and state of one downstream: its config, the gateway's store, the calls in flight.
+#[derive(Debug)]
+pub(crate) struct DownstreamCache {
+    /// `[downstreams.<name>.cache]`.
+    pub(crate) config: DownstreamCacheConfig,
+    /// The gateway's store (shared by all downstreams).
+    pub(crate) store: Arc<Store>,
+    /// Calls in flight by key (weak: a call whose waiters all went away is dropped, i.e. cancelled).
+    flights: Mutex<HashMap<String, WeakShared<BoxFuture<'static, FlightResult>>>>,
+    /// Counters.
+    pub(crate) counters: CacheCounters,
+}
+
+/// Flights map size beyond which dead entries are swept.
+const FLIGHTS_SWEEP_AT: usize = 1_024;
+
+impl DownstreamCache {
+    /// The cache of the downstream `name`.
+    pub(crate) fn new(
+        name: &str,
+        config: DownstreamCacheConfig,
+        store: Arc<Store>,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            flights: Mutex::new(HashMap::new()),
+            counters: CacheCounters::new(metrics, name),
+        }
+    }
+
+    fn storing(&self) -> bool {
+        self.config.enabled && self.store.is_enabled()
+    }
+
+    /// A GET through the cache. `fetch` makes the downstream call with a given context (the caller's, or a
+    /// background one for a refresh).
+    pub(crate) async fn get<F>(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        keys: Keys,
+        fetch: F,
+    ) -> Result<Bytes, DownstreamError>
+    where
+        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let mut kept_stale = None;
+        if self.storing() {
+            let candidates = keys.shared.iter().chain(std::iter::once(&keys.own));
+            for key in candidates {
+                let Some(entry) = self.store.get(key).await else {
+                    continue;
+                };
+                let private = entry.private || (keys.shared.is_none() && !keys.scope.is_empty());
+                match entry.freshness() {
+                    Freshness::Fresh(left) => {
+                        self.counters.hits.inc();
+                        ctx.record_cache(CachePolicy::part(left, private, false));
+                        return Ok(entry.body.clone());
+                    }
+                    Freshness::Revalidate => {
+                        self.counters.stale_revalidate.inc();
+                        if entry.start_refresh() {
+                            self.refresh_in_background(ctx, keys.clone(), fetch.clone());
+                        }
+                        mark_stale(ctx, private);
+                        return Ok(entry.body.clone());
+                    }
+                    Freshness::IfError => {
+                        kept_stale.get_or_insert((entry, private));
+                    }
+                    Freshness::Expired => {}
+                }
+            }
+        }
+        self.counters.misses.inc();
+        match self.fetch_coalesced(ctx, &keys, fetch).await {
+            Ok(fetched) => {
+                ctx.record_cache(fetched.policy);
+                Ok(fetched.body.clone())
+            }
+            Err(e) if serves_stale(e.kind) && kept_stale.is_some() => {
+                let Some((entry, private)) = kept_stale else {
+                    return Err(e);
+                };
+                tracing::warn!(error = %e, "downstream failed; stale cache entry served");
+                self.counters.stale_if_error.inc();
+                mark_stale(ctx, private);
+                Ok(entry.body.clone())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts one background call refreshing `keys` (its own deadline: the downstream's timeout applies).
+    fn refresh_in_background<F>(self: &Arc<Self>, ctx: &RequestContext, keys: Keys, fetch: F)
+    where
+        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let background = RequestContext::new(
+            ctx.request_id().to_owned(),
+            ctx.trace().clone(),
+            ctx.identity().cloned(),
+            tokio::time::Instant::now() + BACKGROUND_BUDGET,
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.fetch_coalesced(&background, &keys, fetch).await {
+                tracing::info!(error = %e, "background refresh failed; stale entry kept");
+            }
+        });
+    }
+
+    /// One call per key in flight; waiters of a `private` answer fetched for someone else, or of a call
+    /// that ran out of its leader's time, call for themselves.
+    async fn fetch_coalesced<F>(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        keys: &Keys,
+        fetch: F,
+    ) -> FlightResult
+    where
+        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        if !self.config.coalesce {
+            return self
+                .clone()
+                .fetch_and_store(ctx.clone(), keys.clone(), fetch)
+                .await;
+        }
+        let flight_key = keys.flight().to_owned();
+        let (flight, joined) = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            match flights.get(&flight_key).and_then(WeakShared::upgrade) {
+                Some(flight) => (flight, true),
+                None => {
+                    if flights.len() >= FLIGHTS_SWEEP_AT {
+                        flights.retain(|_, f| f.upgrade().is_some());
+                    }
+                    let flight: Shared<BoxFuture<'static, FlightResult>> = self
+                        .clone()
+                        .fetch_and_store(ctx.clone(), keys.clone(), fetch.clone())
+                        .boxed()
+                        .shared();
+                    if let Some(weak) = flight.downgrade() {
+                        flights.insert(flight_key.clone(), weak);
+                    }
+                    (flight, false)
+                }
+            }
+        };
+        if joined {
+            self.counters.coalesced.inc();
+        }
+        let result = flight.clone().await;
+        {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            let same = flights
+                .get(&flight_key)
+                .and_then(WeakShared::upgrade)
+                .is_none_or(|f| f.ptr_eq(&flight));
+            if same {
+                flights.remove(&flight_key);
+            }
+        }
+        if joined {
+            let own_call = match &result {
+                Ok(fetched) => fetched.private && fetched.scope != keys.scope,
+                Err(e) => {
+                    e.kind == DownstreamErrorKind::Deadline
+                        && tokio::time::Instant::now() < ctx.deadline()
+                }
+            };
+            if own_call {
+                return self
+                    .clone()
+                    .fetch_and_store(ctx.clone(), keys.clone(), fetch)
+                    .await;
+            }
+        }
+        result
+    }
+
+    /// Calls, and stores a storable answer under the right key.
+    async fn fetch_and_store<F>(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        keys: Keys,
+        fetch: F,
+    ) -> FlightResult
+    where
+        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>,
+    {
+        let answer = fetch(ctx).await?;
+        let d = answer
+            .cache_control
+            .as_deref()
+            .map(Directives::parse)
+            .unwrap_or_default();
+        let c = &self.config;
+        let max_ttl = Duration::from_secs(c.max_ttl_s);
+        let fresh_for = if d.no_store || d.no_cache {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(d.max_age.unwrap_or_else(|| c.ttl_for(&keys.path))).min(max_ttl)
+        };
+        let swr = if d.no_cache || d.must_revalidate {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(c.stale_while_revalidate_s)
+        };
+        let sie = if d.must_revalidate {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(c.stale_if_error_s)
+        };
+        let per_caller = d.private || (keys.shared.is_none() && !keys.scope.is_empty());
+        let entry = Entry::new(answer.body.clone(), fresh_for, swr, sie, per_caller);
+        if self.storing() && !d.no_store && entry.lifetime() > Duration::ZERO {
+            let key = match (&keys.shared, d.private) {
+                (Some(shared), false) => shared.clone(),
+                _ => keys.own.clone(),
+            };
+            self.store.put(key, Arc::new(entry)).await;
+        }
+        Ok(Arc::new(Fetched {
+            body: answer.body,
+            policy: CachePolicy::part(fresh_for, per_caller, d.no_store),
+            private: d.private,
+            scope: keys.scope,
+        }))
+    }
+}
+
+/// Time a background refresh may take at most (the downstream's own timeout usually ends it sooner).
+const BACKGROUND_BUDGET: Duration = Duration::from_secs(10);
+
+/// Records a stale serve: revalidate-every-time for the client, and `part=stale` in `bff-degraded`.
+fn mark_stale(ctx: &RequestContext, private: bool) {
+    ctx.record_cache(CachePolicy::part(Duration::ZERO, private, false));
+    if let Some(part) = current_part() {
+        ctx.mark_degraded(part, "stale");
+    }
+}
+
+/// Whether a failure may be answered with a stale entry: the downstream failed or was not called (breaker,
+/// bulkhead, deadline), as opposed to answering "no such thing" or "bad request".
+fn serves_stale(kind: DownstreamErrorKind) -> bool {
+    !matches!(kind, DownstreamErrorKind::NotFound)
+        && !matches!(kind, DownstreamErrorKind::Status(s) if s < 500)
+}
