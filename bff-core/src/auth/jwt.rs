@@ -142,7 +142,9 @@ impl JwtVerifier {
             cache.invalidate(token);
             return Err(unauthenticated("token expired"));
         }
-        self.verify_uncached(token).await
+        // Boxed: the slow path (signature check, JWKS refresh) is a large state machine that would otherwise
+        // be copied into every request's edge future.
+        Box::pin(self.verify_uncached(token)).await
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Identity, BffError> {
@@ -267,7 +269,7 @@ impl JwtVerifier {
         if recently {
             return key;
         }
-        self.fetch().await;
+        Box::pin(self.fetch()).await;
         self.cached(kid).0
     }
 

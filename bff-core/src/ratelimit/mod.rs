@@ -319,7 +319,7 @@ impl RateLimiter {
                 redis,
                 on_error,
                 fallback,
-            } => match redis.decide(checks).await {
+            } => match Box::pin(redis.decide(checks)).await {
                 Ok(decision) => Some(decision),
                 Err(e) => {
                     tracing::debug!(error = %e, "rate-limit store failed");
