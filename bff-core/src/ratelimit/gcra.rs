@@ -17,16 +17,16 @@
 
 /// One bucket's limit, in the units of the math.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limit {
+pub struct Limit {
     /// Emission interval `T` in microseconds (period / rate), at least 1.
-    pub(crate) interval_us: i64,
+    pub interval_us: i64,
     /// Requests a fresh bucket admits at once, at least 1.
-    pub(crate) burst: i64,
+    pub burst: i64,
 }
 
 /// What a decision does to one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cost {
+pub enum Cost {
     /// Charge one request when the decision admits.
     Consume,
     /// Only require that one request could be admitted now; never charge (the failed-authentication budget
@@ -36,7 +36,7 @@ pub(crate) enum Cost {
 
 impl Cost {
     /// The cost as sent to the Redis script.
-    pub(crate) fn weight(self) -> i64 {
+    pub fn weight(self) -> i64 {
         match self {
             Self::Consume => 1,
             Self::Peek => 0,
@@ -46,38 +46,38 @@ impl Cost {
 
 /// One bucket of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Check {
+pub struct Check {
     /// The bucket's store key.
-    pub(crate) key: String,
+    pub key: String,
     /// Its limit.
-    pub(crate) limit: Limit,
+    pub limit: Limit,
     /// Charge or peek.
-    pub(crate) cost: Cost,
+    pub cost: Cost,
 }
 
 /// The state of one bucket after a decision (for the `RateLimit` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BucketState {
+pub struct BucketState {
     /// Requests that would be admitted right now.
-    pub(crate) remaining: i64,
+    pub remaining: i64,
     /// Microseconds until the bucket is full again.
-    pub(crate) reset_us: i64,
+    pub reset_us: i64,
 }
 
 /// The result of one decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decision {
+pub struct Decision {
     /// Whether the request is admitted.
-    pub(crate) allowed: bool,
+    pub allowed: bool,
     /// When refused: microseconds until it would be admitted (0 when admitted).
-    pub(crate) retry_after_us: i64,
+    pub retry_after_us: i64,
     /// Per check, in order.
-    pub(crate) buckets: Vec<BucketState>,
+    pub buckets: Vec<BucketState>,
 }
 
 /// Decides at `now` (µs) on buckets whose stored TATs are `stored` (same order as `checks`; `None` = fresh).
 /// Returns the decision and the new TATs to store (`Some` only for charged buckets of an admitted request).
-pub(crate) fn decide(
+pub fn decide(
     checks: &[Check],
     stored: &[Option<i64>],
     now: i64,
@@ -122,7 +122,7 @@ pub(crate) fn decide(
 /// being when the TAT falls into the past (a key that expires is exactly a fresh bucket, so state stays
 /// bounded). Returns `{allowed, retry_after_us, remaining_1, reset_us_1, remaining_2, reset_us_2, ...}`.
 /// All numbers are integers below 2^53, exact in Lua's doubles.
-pub(crate) const SCRIPT: &str = r"
+pub const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = #KEYS

@@ -18,7 +18,7 @@
 pub mod config;
 
 mod client_ip;
-mod gcra;
+pub mod gcra;
 mod memory;
 mod redis;
 
