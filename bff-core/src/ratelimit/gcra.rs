@@ -77,11 +77,7 @@ pub struct Decision {
 
 /// Decides at `now` (µs) on buckets whose stored TATs are `stored` (same order as `checks`; `None` = fresh).
 /// Returns the decision and the new TATs to store (`Some` only for charged buckets of an admitted request).
-pub fn decide(
-    checks: &[Check],
-    stored: &[Option<i64>],
-    now: i64,
-) -> (Decision, Vec<Option<i64>>) {
+pub fn decide(checks: &[Check], stored: &[Option<i64>], now: i64) -> (Decision, Vec<Option<i64>>) {
     let tats: Vec<i64> = stored.iter().map(|t| t.unwrap_or(now).max(now)).collect();
     let mut retry = 0;
     for (check, &tat) in checks.iter().zip(&tats) {
