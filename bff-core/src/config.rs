@@ -360,6 +360,17 @@ impl BffConfig {
         Self::from_figment(Self::figment(defaults, file))
     }
 
+    /// Marks the downstream `name` (if configured) as shared — its answers are the same for every caller, so
+    /// they are cached once and batched across requests — fresh for `ttl_s` and served up to
+    /// `stale_if_error_s` stale when it fails.
+    pub fn share_cache(&mut self, name: &str, ttl_s: u64, stale_if_error_s: u64) {
+        if let Some(d) = self.downstreams.get_mut(name) {
+            d.cache.shared = true;
+            d.cache.ttl_s = ttl_s;
+            d.cache.stale_if_error_s = stale_if_error_s;
+        }
+    }
+
     /// Extracts and validates a configuration from any figment.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: BffConfig = figment.extract().map_err(|e| {

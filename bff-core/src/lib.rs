@@ -54,6 +54,7 @@ mod health;
 pub mod hygiene;
 pub mod metrics;
 pub mod ratelimit;
+mod redis_conn;
 pub mod resilience;
 pub mod routes;
 pub mod server;

@@ -57,7 +57,9 @@ pub fn defaults() -> BffConfig {
         PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
         PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
     ];
-    cache_defaults(&mut c);
+    for (name, ttl_s, stale_if_error_s) in shared_schemas::services::SHARED_CACHE {
+        c.share_cache(name, *ttl_s, *stale_if_error_s);
+    }
     c
 }
 
@@ -68,24 +70,6 @@ const PRODUCT_BATCH: BatchSpec = BatchSpec {
     id_field: "id",
     max_ids: shared_schemas::services::MAX_BATCH_IDS,
 };
-
-/// Cache policy of the domain's downstreams: catalog, reviews and inventory answer the same for everybody
-/// (shared, batched across requests); users, orders and recommendations are private (cached only when they
-/// say so, per user). Catalog data is fresh for 60 s, ratings for 60 s, stock for 5 s; each may be served up
-/// to 5 minutes (stock: 30 s) stale when its service fails.
-pub fn cache_defaults(config: &mut BffConfig) {
-    for (name, ttl_s, stale_if_error_s) in [
-        ("catalog", 60, 300),
-        ("reviews", 60, 300),
-        ("inventory", 5, 30),
-    ] {
-        if let Some(d) = config.downstreams.get_mut(name) {
-            d.cache.shared = true;
-            d.cache.ttl_s = ttl_s;
-            d.cache.stale_if_error_s = stale_if_error_s;
-        }
-    }
-}
 
 /// The downstream clients the handlers compose.
 #[derive(Debug)]

@@ -121,14 +121,10 @@ pub fn defaults() -> BffConfig {
             .on_routes(&["/v1/orders/{id}"])
             .tier("gold", 600, 60),
     ];
-    // Catalog and stock answer the same for every partner: cached once (60 s / 5 s fresh, served up to
-    // 5 min / 30 s stale when the service fails) and batched across requests. Orders stay uncached.
-    for (name, ttl_s, stale_if_error_s) in [("catalog", 60, 300), ("inventory", 5, 30)] {
-        if let Some(d) = c.downstreams.get_mut(name) {
-            d.cache.shared = true;
-            d.cache.ttl_s = ttl_s;
-            d.cache.stale_if_error_s = stale_if_error_s;
-        }
+    // Catalog and stock answer the same for every partner (the domain's shared cache policy); orders stay
+    // uncached.
+    for (name, ttl_s, stale_if_error_s) in shared_schemas::services::SHARED_CACHE {
+        c.share_cache(name, *ttl_s, *stale_if_error_s);
     }
     c
 }

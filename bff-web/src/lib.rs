@@ -49,26 +49,10 @@ pub fn defaults() -> BffConfig {
         PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
         PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
     ];
-    cache_defaults(&mut config);
-    config
-}
-
-/// Cache policy of the domain's downstreams: catalog, reviews and inventory answer the same for everybody
-/// (shared, batched across requests); users, orders and recommendations are private (cached only when they
-/// say so, per user). Catalog data is fresh for 60 s, ratings and reviews for 60 s, stock for 5 s; each may
-/// be served up to 5 minutes (stock: 30 s) stale when its service fails.
-pub fn cache_defaults(config: &mut BffConfig) {
-    for (name, ttl_s, stale_if_error_s) in [
-        ("catalog", 60, 300),
-        ("reviews", 60, 300),
-        ("inventory", 5, 30),
-    ] {
-        if let Some(d) = config.downstreams.get_mut(name) {
-            d.cache.shared = true;
-            d.cache.ttl_s = ttl_s;
-            d.cache.stale_if_error_s = stale_if_error_s;
-        }
+    for (name, ttl_s, stale_if_error_s) in shared_schemas::services::SHARED_CACHE {
+        config.share_cache(name, *ttl_s, *stale_if_error_s);
     }
+    config
 }
 
 /// The downstream clients the handlers compose.

@@ -29,3 +29,14 @@ pub fn default_urls() -> impl Iterator<Item = (&'static str, String)> {
         .iter()
         .map(|(name, port)| (*name, format!("http://127.0.0.1:{port}")))
 }
+
+/// Cache policy of the domain's shared services, `(name, fresh for s, served stale on error for s)`: catalog,
+/// reviews and inventory answer the same for everybody (cached once, batched across requests); catalog data
+/// and ratings are fresh for 60 s, stock for 5 s; each may be served up to 5 minutes (stock: 30 s) stale when
+/// its service fails. Users, orders and recommendations are private and not listed (cached only when they say
+/// so, per user).
+pub const SHARED_CACHE: &[(&str, u64, u64)] = &[
+    ("catalog", 60, 300),
+    ("reviews", 60, 300),
+    ("inventory", 5, 30),
+];

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use redis::Client;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
 use sha2::{Digest, Sha256};
 
 use super::config::CacheRedisConfig;
@@ -168,17 +168,7 @@ impl Inner {
     }
 
     async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = Some(connection.clone());
-        }
-        Ok(connection)
+        crate::redis_conn::connect_kept(&self.client, self.timeout, &self.connection).await
     }
 }
 

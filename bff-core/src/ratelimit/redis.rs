@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
+use redis::{Client, Script};
 
 use super::config::RedisConfig;
 use super::gcra::{BucketState, Check, Decision, SCRIPT};
@@ -131,17 +131,9 @@ impl RedisStore {
 
     /// Opens a new multiplexed connection and keeps it for the next decisions.
     async fn connect(&self) -> Result<MultiplexedConnection, RedisStoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        if let Ok(mut slot) = self.connection.lock() {
-            *slot = Some(connection.clone());
-        }
-        Ok(connection)
+        crate::redis_conn::connect_kept(&self.client, self.timeout, &self.connection)
+            .await
+            .map_err(Into::into)
     }
 }
 
