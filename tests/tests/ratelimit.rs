@@ -54,16 +54,7 @@ async fn get_from(source: Ipv4Addr, url: &str, headers: &[(&str, &str)]) -> Repl
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
-    let mut request = client.get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("request");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.text().await.expect("body"),
-    }
+    get_with(&client, url, headers).await
 }
 
 fn statuses(replies: &[Reply]) -> Vec<u16> {

@@ -51,6 +51,25 @@ use crate::metrics::{Counter, Metrics};
 use directives::Directives;
 use store::{Entry, Freshness};
 
+/// How the cache fetches an answer on a miss: a cloneable call of the downstream, made with a request context.
+pub(crate) trait Fetch:
+    Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<F> Fetch for F where
+    F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A 2xx answer of a downstream GET: the body and its `Cache-Control`, if any.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
@@ -232,11 +251,7 @@ impl DownstreamCache {
         fetch: F,
     ) -> Result<Bytes, DownstreamError>
     where
-        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        F: Fetch,
     {
         let mut kept_stale = None;
         if self.storing() {
@@ -289,11 +304,7 @@ impl DownstreamCache {
     /// Starts one background call refreshing `keys` (its own deadline: the downstream's timeout applies).
     fn refresh_in_background<F>(self: &Arc<Self>, ctx: &RequestContext, keys: Keys, fetch: F)
     where
-        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        F: Fetch,
     {
         let background = RequestContext::new(
             ctx.request_id().to_owned(),
@@ -318,11 +329,7 @@ impl DownstreamCache {
         fetch: F,
     ) -> FlightResult
     where
-        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        F: Fetch,
     {
         if !self.config.coalesce {
             return self

@@ -278,7 +278,12 @@ pub fn assert_no_leak(text: &str, mocks: &MockStack) {
 
 /// GET `url` with `headers`.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = client().get(url);
+    get_with(&client(), url, headers).await
+}
+
+/// GET `url` with `headers` through `client` (e.g. one bound to another loopback source address).
+pub async fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = client.get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
