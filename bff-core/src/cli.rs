@@ -94,6 +94,13 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
         }
     };
     if check {
+        // The edge certificate and key are read as the server would read them.
+        if let Some(tls) = &config.server.tls
+            && let Err(e) = crate::tls::EdgeTls::new(tls)
+        {
+            eprintln!("{}: configuration error: {e}", spec.name);
+            return ExitCode::from(2);
+        }
         return match (spec.app)(config) {
             Ok(_) => {
                 println!("{}: configuration OK", spec.name);
@@ -124,6 +131,14 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
     let limits = config.server.limits.clone();
+    let tls = match config.server.tls.as_ref().map(crate::tls::EdgeTls::new) {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(e)) => {
+            eprintln!("{}: configuration error: {e}", spec.name);
+            return ExitCode::from(2);
+        }
+    };
     let router = match (spec.app)(config) {
         Ok(r) => r,
         Err(e) => {
@@ -142,13 +157,14 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(gateway = spec.name, listen = %local, "listening");
-    match crate::server::serve_with_limits(
+    tracing::info!(gateway = spec.name, listen = %local, tls = tls.is_some(), "listening");
+    match crate::server::serve_with_tls(
         listener,
         router,
         crate::server::shutdown_signal(),
         grace,
         &limits,
+        tls,
     )
     .await
     {

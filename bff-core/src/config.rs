@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// Load shedding: global and per-route limits on requests in flight (`[server.load_shed]`).
     pub load_shed: crate::resilience::LoadShedConfig,
+    /// TLS termination (`[server.tls]`); absent = plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             limits: crate::server::ConnectionLimits::default(),
             worker_threads: 0,
             load_shed: Default::default(),
+            tls: None,
         }
     }
 }
@@ -88,6 +92,10 @@ pub struct DownstreamConfig {
     pub resilience: crate::resilience::ResilienceConfig,
     /// Response cache, coalescing and batching of this downstream's GETs (`[downstreams.<name>.cache]`).
     pub cache: crate::cache::DownstreamCacheConfig,
+    /// TLS towards `https://` URLs: extra CA, client certificate (`[downstreams.<name>.tls]`).
+    pub tls: crate::tls::DownstreamTlsConfig,
+    /// HTTP version: `auto` (HTTP/2 if offered by ALPN over TLS), `always` (also `h2c` on plain HTTP), `never`.
+    pub http2: crate::tls::Http2Mode,
 }
 
 impl Default for DownstreamConfig {
@@ -99,6 +107,8 @@ impl Default for DownstreamConfig {
             max_response_bytes: 4 * 1024 * 1024,
             resilience: Default::default(),
             cache: Default::default(),
+            tls: Default::default(),
+            http2: Default::default(),
         }
     }
 }
@@ -122,8 +132,12 @@ pub enum AuthMode {
     None,
     /// `Authorization: Bearer <JWT>`, verified against a JWKS.
     Jwt,
-    /// `x-api-key: <key>`, looked up among the configured hashed keys.
+    /// `x-api-key: <key>`, looked up among the configured hashed keys; with `[[auth.client_certs]]`, a
+    /// caller whose verified client certificate matches an entry needs no key.
     ApiKey,
+    /// A verified client certificate (mTLS, `server.tls.client_ca_file`) matching an `[[auth.client_certs]]`
+    /// entry; no API keys.
+    ClientCert,
 }
 
 /// How clients authenticate.
@@ -136,6 +150,8 @@ pub struct AuthConfig {
     pub jwt: JwtConfig,
     /// Accepted API keys (used when `mode = "api_key"`), stored as SHA-256 hashes.
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Partners authenticated by client certificate (`mode = "client_cert"`, or alongside API keys).
+    pub client_certs: Vec<ClientCertConfig>,
 }
 
 impl Default for AuthConfig {
@@ -144,6 +160,7 @@ impl Default for AuthConfig {
             mode: AuthMode::None,
             jwt: JwtConfig::default(),
             api_keys: Vec::new(),
+            client_certs: Vec::new(),
         }
     }
 }
@@ -154,8 +171,11 @@ impl Default for AuthConfig {
 pub struct JwtConfig {
     /// Name of the downstream that serves the JWKS (its timeout and size cap apply to the fetch).
     pub jwks_downstream: String,
-    /// Path of the JWKS document on that downstream.
+    /// Path of the JWKS document on that downstream (unused with `discovery`).
     pub jwks_path: String,
+    /// Find the JWKS by OpenID Connect discovery: `GET /.well-known/openid-configuration` on the
+    /// `jwks_downstream` must announce `issuer` and gives the `jwks_uri` (https; may be another host).
+    pub discovery: bool,
     /// Required `iss` claim.
     pub issuer: String,
     /// Required `aud` claim: the client this gateway serves, e.g. `bff-web`.
@@ -181,6 +201,7 @@ impl Default for JwtConfig {
         Self {
             jwks_downstream: "identity".into(),
             jwks_path: "/.well-known/jwks.json".into(),
+            discovery: false,
             issuer: "bff-dev-idp".into(),
             audience: String::new(),
             algorithms: vec!["RS256".into(), "ES256".into()],
@@ -204,6 +225,27 @@ pub struct ApiKeyConfig {
     /// The partner's tier, e.g. `gold`.
     pub tier: String,
     /// Scopes granted to the key.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// One partner authenticated by client certificate: a certificate verified against
+/// `server.tls.client_ca_file` whose subject common name equals `subject` (or which carries the subject
+/// alternative name `san`) is this partner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    /// Exact subject common name (`CN`) of the certificate; set this or `san`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Exact subject alternative name (DNS name, e-mail, URI or IP address); set this or `subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san: Option<String>,
+    /// The partner the certificate belongs to, e.g. `acme`.
+    pub partner_id: String,
+    /// The partner's tier, e.g. `gold`.
+    pub tier: String,
+    /// Scopes granted to the certificate.
     #[serde(default)]
     pub scopes: Vec<String>,
 }
@@ -413,6 +455,9 @@ impl BffConfig {
             ));
         }
         s.load_shed.validate("server.load_shed")?;
+        if let Some(tls) = &s.tls {
+            tls.validate()?;
+        }
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {
@@ -441,6 +486,7 @@ impl BffConfig {
             }
             d.resilience.validate(&key("resilience"))?;
             d.cache.validate(&key("cache"))?;
+            d.tls.validate(&key("tls"))?;
         }
         let auth = &self.auth;
         if auth.mode == AuthMode::Jwt {
@@ -482,6 +528,40 @@ impl BffConfig {
                 "auth.api_keys",
                 "at least one key is needed",
             ));
+        }
+        if auth.mode == AuthMode::ClientCert && auth.client_certs.is_empty() {
+            return Err(ConfigError::invalid(
+                "auth.client_certs",
+                "at least one entry is needed",
+            ));
+        }
+        let client_ca = s.tls.as_ref().and_then(|t| t.client_ca_file.as_ref());
+        if !auth.client_certs.is_empty() && client_ca.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.client_certs",
+                "needs `server.tls.client_ca_file` (client certificates are verified in the TLS handshake)",
+            ));
+        }
+        for (i, c) in auth.client_certs.iter().enumerate() {
+            if c.subject.is_some() == c.san.is_some() {
+                return Err(ConfigError::invalid(
+                    format!("auth.client_certs[{i}]"),
+                    "set exactly one of `subject` and `san`",
+                ));
+            }
+            if c.subject.as_deref().or(c.san.as_deref()) == Some("") {
+                return Err(ConfigError::invalid(
+                    format!("auth.client_certs[{i}]"),
+                    "`subject` / `san` must not be empty",
+                ));
+            }
+            if !crate::auth::is_header_safe(&c.partner_id) || !crate::auth::is_header_safe(&c.tier)
+            {
+                return Err(ConfigError::invalid(
+                    format!("auth.client_certs[{i}].partner_id"),
+                    "partner_id and tier must be 1 to 256 visible ASCII characters",
+                ));
+            }
         }
         for (i, k) in auth.api_keys.iter().enumerate() {
             let valid = k.key_sha256.len() == 64

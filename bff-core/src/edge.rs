@@ -122,7 +122,15 @@ pub(crate) async fn edge(
         let identity = match hygiene {
             Err(e) => Err(e),
             Ok(()) if public => Ok(None),
-            Ok(()) => state.auth.authenticate(request.headers()).await,
+            Ok(()) => {
+                let cert = request
+                    .extensions()
+                    .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
+                state
+                    .auth
+                    .authenticate(request.headers(), cert.map(|c| &**c))
+                    .await
+            }
         };
         // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
         let Verdict {

@@ -12,14 +12,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use axum::http::{HeaderName, header};
 
-use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
+use crate::auth::discovery::{Discovery, JwksSource};
+use crate::auth::{ApiKeys, Authenticator, ClientCerts, JwtVerifier};
 use crate::cache::Store;
 use crate::config::{AuthMode, BffConfig, ConfigError};
-use crate::downstream::{Downstream, http_client};
+use crate::downstream::{Downstream, HttpClient, tls_client};
 use crate::edge::{EdgeState, edge};
 use crate::error::BffError;
 use crate::metrics::Metrics;
 use crate::resilience::shed::LoadShedder;
+use crate::tls::{DownstreamTlsConfig, Http2Mode};
 
 /// A gateway under construction: config, downstream clients and the credential check.
 #[derive(Debug)]
@@ -38,35 +40,64 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         // One response store for all downstreams: its byte bound is the gateway's.
         let store = Arc::new(Store::new(&config.cache, &metrics));
-        // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
-        // one pool, a downstream with its own connect timeout gets its own.
-        let mut clients: BTreeMap<u64, crate::downstream::HttpClient> = BTreeMap::new();
-        let downstreams: BTreeMap<String, Downstream> = config
-            .downstreams
-            .iter()
-            .map(|(name, c)| {
-                let client = clients
-                    .entry(c.connect_timeout_ms)
-                    .or_insert_with(|| http_client(Duration::from_millis(c.connect_timeout_ms)))
-                    .clone();
-                (
-                    name.clone(),
-                    Downstream::with_store(name, c, client, &store, &metrics),
-                )
-            })
-            .collect();
+        // One connection pool per distinct (connect timeout, TLS settings, HTTP/2 mode): downstreams with the
+        // same (by default all) share one pool; different TLS settings never share a connection.
+        type PoolKey = (u64, DownstreamTlsConfig, Http2Mode);
+        let mut clients: BTreeMap<PoolKey, HttpClient> = BTreeMap::new();
+        let mut downstreams: BTreeMap<String, Downstream> = BTreeMap::new();
+        for (name, c) in &config.downstreams {
+            let key = (c.connect_timeout_ms, c.tls.clone(), c.http2);
+            let client = match clients.get(&key) {
+                Some(client) => client.clone(),
+                None => {
+                    let client = tls_client(
+                        Duration::from_millis(c.connect_timeout_ms),
+                        &format!("downstreams.{name}.tls"),
+                        &c.tls,
+                        c.http2,
+                    )?;
+                    clients.insert(key, client.clone());
+                    client
+                }
+            };
+            downstreams.insert(
+                name.clone(),
+                Downstream::with_store(name, c, client, &store, &metrics),
+            );
+        }
         let auth = match config.auth.mode {
             AuthMode::None => Authenticator::None,
             AuthMode::Jwt => {
+                let jwt = &config.auth.jwt;
                 let jwks = downstreams
-                    .get(&config.auth.jwt.jwks_downstream)
+                    .get(&jwt.jwks_downstream)
                     .cloned()
                     .ok_or_else(|| missing("auth.jwt.jwks_downstream"))?;
-                Authenticator::Jwt(Arc::new(JwtVerifier::new(config.auth.jwt.clone(), jwks)))
+                let identity = config.downstreams.get(&jwt.jwks_downstream).map(|c| {
+                    (
+                        c,
+                        clients.get(&(c.connect_timeout_ms, c.tls.clone(), c.http2)),
+                    )
+                });
+                let source = match identity {
+                    Some((c, Some(client))) if jwt.discovery => JwksSource::Discovery(Box::new(
+                        Discovery::new(jwks, c.clone(), client.clone(), jwt.issuer.clone()),
+                    )),
+                    _ => JwksSource::Direct(jwks),
+                };
+                Authenticator::Jwt(Arc::new(JwtVerifier::new(jwt.clone(), source)))
             }
-            AuthMode::ApiKey => {
+            AuthMode::ApiKey if config.auth.client_certs.is_empty() => {
                 Authenticator::ApiKey(Arc::new(ApiKeys::new(&config.auth.api_keys)))
             }
+            AuthMode::ApiKey => Authenticator::ClientCert {
+                certs: Arc::new(ClientCerts::new(&config.auth.client_certs)),
+                keys: Some(Arc::new(ApiKeys::new(&config.auth.api_keys))),
+            },
+            AuthMode::ClientCert => Authenticator::ClientCert {
+                certs: Arc::new(ClientCerts::new(&config.auth.client_certs)),
+                keys: None,
+            },
         };
         Ok(Self {
             config,
@@ -123,7 +154,7 @@ impl Gateway {
                 self.config.auth.mode != AuthMode::None,
             ),
             vary_on: match self.config.auth.mode {
-                AuthMode::None => None,
+                AuthMode::None | AuthMode::ClientCert => None,
                 AuthMode::Jwt => Some(header::AUTHORIZATION),
                 AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
             },
@@ -159,8 +190,13 @@ impl Gateway {
             ))
             .layer(axum::middleware::from_fn(crate::etag::conditional));
         // CORS sits outside the edge: preflights are answered before authentication.
-        Ok(match self.config.cors.layer() {
+        let router = match self.config.cors.layer() {
             Some(cors) => router.layer(cors),
+            None => router,
+        };
+        // Served over TLS: every response tells browsers to come back over TLS only.
+        Ok(match &self.config.server.tls {
+            Some(tls) => crate::tls::with_hsts(router, tls.hsts_max_age_s),
             None => router,
         })
     }

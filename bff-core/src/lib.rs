@@ -35,6 +35,8 @@
 //!   across instances), trusted-proxy client addresses, the failed-authentication budget.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
 //! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
+//! - [`tls`]: TLS at the edge (termination, client certificates) and to downstreams (rustls), reloadable
+//!   certificates.
 
 mod aggregate;
 pub mod auth;
@@ -60,6 +62,7 @@ pub mod routes;
 pub mod server;
 pub mod shape;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 pub use compose::PARTIAL_HEADER;

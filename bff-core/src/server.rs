@@ -88,6 +88,18 @@ pub async fn serve_with_limits(
     grace: Duration,
     limits: &ConnectionLimits,
 ) -> std::io::Result<()> {
+    serve_with_tls(listener, router, shutdown, grace, limits, None).await
+}
+
+/// [`serve_with_limits`], terminating TLS on every connection when `tls` is given (see [`crate::tls`]).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    limits: &ConnectionLimits,
+    tls: Option<crate::tls::EdgeTls>,
+) -> std::io::Result<()> {
     let builder = builder(limits);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -105,6 +117,11 @@ pub async fn serve_with_limits(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        if let Some(tls) = &tls {
+            let (router, builder) = (router.clone(), builder.clone());
+            tls.spawn_connection(stream, peer, router, builder, graceful.watcher());
+            continue;
+        }
         let service =
             router
                 .clone()

@@ -104,3 +104,76 @@ fn check_names_bad_keys() {
     let out = bin().arg("--frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `check` reads the TLS files as the server would: a missing, non-PEM or mismatched certificate/key (edge or
+/// downstream) names its key and exits 2; a good pair passes, also when given through the environment.
+#[test]
+fn check_names_bad_tls_files() {
+    use mock_services::certs::{CertSpec, TestCa};
+    let dir = std::env::temp_dir().join(format!("bff-web-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("cli test CA").unwrap();
+    let (cert, key) = ca
+        .issue(&CertSpec::server())
+        .unwrap()
+        .write(&dir, "server")
+        .unwrap();
+    let (_, other_key) = ca
+        .issue(&CertSpec::server())
+        .unwrap()
+        .write(&dir, "other")
+        .unwrap();
+    let garbage = write("garbage.pem", "not PEM at all");
+    let missing = dir.join("missing.pem");
+    let edge = |c: &std::path::Path, k: &std::path::Path| {
+        format!(
+            "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            c.display().to_string(),
+            k.display().to_string()
+        )
+    };
+    let cases = [
+        (edge(&missing, &key), "server.tls.cert_file"),
+        (edge(&garbage, &key), "server.tls.cert_file"),
+        (edge(&cert, &garbage), "server.tls.key_file"),
+        (edge(&cert, &other_key), "server.tls.key_file"),
+        (
+            format!(
+                "[downstreams.users.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                cert.display().to_string(),
+                other_key.display().to_string()
+            ),
+            "downstreams.users.tls.key_file",
+        ),
+        (
+            format!(
+                "[downstreams.users.tls]\nca_file = {:?}\n",
+                missing.display().to_string()
+            ),
+            "downstreams.users.tls.ca_file",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let file = write(&format!("tls-{i}.toml"), text);
+        let out = bin()
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{needle}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let out = bin()
+        .arg("check")
+        .env("BFF_SERVER__TLS__CERT_FILE", &cert)
+        .env("BFF_SERVER__TLS__KEY_FILE", &key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

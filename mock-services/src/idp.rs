@@ -36,6 +36,8 @@ pub struct IdpConfig {
     pub issuer: String,
     /// How long a rotated-out key stays published (default [`DEFAULT_GRACE`]).
     pub grace: Duration,
+    /// `jwks_uri` announced by the OpenID discovery document; `None` = this service's own JWKS URL.
+    pub jwks_uri: Option<String>,
 }
 
 impl Default for IdpConfig {
@@ -43,6 +45,7 @@ impl Default for IdpConfig {
         IdpConfig {
             issuer: DEFAULT_ISSUER.to_owned(),
             grace: DEFAULT_GRACE,
+            jwks_uri: None,
         }
     }
 }

@@ -12,12 +12,14 @@
 //! - [`idp`]: the dev identity provider (keys, rotation, JWKS, token minting).
 //! - [`state`]: [`ServiceConfig`] and the shared [`ServiceState`]; [`server`]: [`spawn`],
 //!   [`spawn_all`], [`spawn_many`], [`MockHandle`], [`MockStack`].
-//! - `admin` (private): the admin API.
+//! - [`certs`]: certificates generated at run time (CA, server, client, self-signed) for TLS tests and the
+//!   dev stack.
+//! - `admin` (private): the admin API; [`tls`]: HTTPS (and mTLS) serving with [`MockTls`].
 //!
 //! # Endpoints
 //! | service | port | endpoints |
 //! |---|---|---|
-//! | identity | 7000 | `GET /.well-known/jwks.json`, `POST /token`, `POST /admin/rotate-keys` |
+//! | identity | 7000 | `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json`, `POST /token`, `POST /admin/rotate-keys` |
 //! | users | 7001 | `GET /users/{id}` |
 //! | catalog | 7002 | `GET /products/{id}`, `GET /products?ids=a,b,c`, `GET /products?category=&q=&page=&page_size=` |
 //! | orders | 7003 | `GET /users/{id}/orders?limit=&cursor=`, `GET /orders/{id}` |
@@ -82,6 +84,7 @@
 //! period. `POST /token` takes a [`idp::MintRequest`] (the fields of `TokenRequest` plus `iss`,
 //! `time_offset_s`, `omit_exp`) and answers a `TokenResponse`.
 
+pub mod certs;
 pub mod data;
 pub mod faults;
 pub mod idp;
@@ -89,6 +92,7 @@ pub mod recorder;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod tls;
 
 mod admin;
 mod services;
@@ -100,3 +104,4 @@ pub use server::{MockHandle, MockStack, spawn, spawn_all, spawn_many};
 pub use service::Service;
 pub use services::router;
 pub use state::{ServiceConfig, ServiceState};
+pub use tls::MockTls;

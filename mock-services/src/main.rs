@@ -4,7 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mock_services::{FaultRule, IdpConfig, Service, ServiceConfig, spawn_many};
+use std::path::PathBuf;
+
+use mock_services::{FaultRule, IdpConfig, MockTls, Service, ServiceConfig, spawn_many};
 
 const USAGE: &str = "\
 Usage: mock-services [OPTIONS]
@@ -19,6 +21,10 @@ Options:
   --fault SERVICE=JSON     start with a fault rule (JSON object or array; repeatable)
   --issuer S               issuer of minted tokens (default bff-dev-idp)
   --key-grace-s N          seconds a rotated-out key stays in the JWKS (default 300)
+  --jwks-uri URL           jwks_uri announced by /.well-known/openid-configuration (default: this host's JWKS)
+  --tls-cert FILE          serve every service over HTTPS with this PEM certificate chain (needs --tls-key)
+  --tls-key FILE           the PEM private key of --tls-cert
+  --client-ca FILE         with TLS: require client certificates issued by these PEM CA certificates
   -h, --help               show this help
 
 Services: identity, users, catalog, orders, reviews, inventory, recommendations
@@ -31,6 +37,9 @@ struct Args {
     ports: Vec<(Service, u16)>,
     faults: Vec<(Service, FaultRule)>,
     idp: IdpConfig,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
 }
 
 fn split_pair(flag: &str, value: &str) -> Result<(Service, String), String> {
@@ -49,6 +58,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         ports: Vec::new(),
         faults: Vec::new(),
         idp: IdpConfig::default(),
+        tls_cert: None,
+        tls_key: None,
+        client_ca: None,
     };
     while let Some(flag) = it.next() {
         let (flag, inline) = match flag.split_once('=') {
@@ -111,8 +123,18 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                         .map_err(|e| format!("--key-grace-s: {e}"))?,
                 );
             }
+            "--jwks-uri" => args.idp.jwks_uri = Some(value()?),
+            "--tls-cert" => args.tls_cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => args.tls_key = Some(PathBuf::from(value()?)),
+            "--client-ca" => args.client_ca = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_owned());
+    }
+    if args.client_ca.is_some() && args.tls_cert.is_none() {
+        return Err("--client-ca needs --tls-cert and --tls-key".to_owned());
     }
     Ok(Some(args))
 }
@@ -157,6 +179,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            match MockTls::from_files(cert, key, args.client_ca.as_deref()) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let services = args.only.clone().unwrap_or_else(|| Service::ALL.to_vec());
     let specs = services.iter().map(|&service| {
         let port = args
@@ -173,6 +207,7 @@ async fn main() -> ExitCode {
                 .map(|(_, r)| r.clone())
                 .collect(),
             idp: args.idp.clone(),
+            tls: tls.clone(),
         };
         (service, SocketAddr::new(args.host, port), config)
     });

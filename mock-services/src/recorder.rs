@@ -19,6 +19,9 @@ pub struct LastRequest {
     pub uri: String,
     /// Headers, names lowercased, repeated headers joined with `", "`, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// HTTP version, e.g. `HTTP/1.1` or `HTTP/2.0`.
+    #[serde(default)]
+    pub version: String,
 }
 
 /// Snapshot of what a service received: the body of `GET /admin/received`.
@@ -45,7 +48,7 @@ impl Received {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
-            serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers})
+            serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers, "version": l.version})
         });
         serde_json::json!({"total": self.total, "routes": self.routes, "abandoned": self.abandoned, "last": last})
     }
@@ -92,6 +95,7 @@ impl Recorder {
             method: req.method().to_string(),
             uri,
             headers,
+            version: format!("{:?}", req.version()),
         });
     }
 }

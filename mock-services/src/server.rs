@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::faults::FaultRule;
 use crate::idp::Idp;
 use crate::recorder::Received;
+use crate::tls::{MockTls, TlsListener};
 use crate::{Service, ServiceConfig, ServiceState, router};
 
 /// How long [`MockHandle::shutdown`] waits for in-flight requests before aborting the server task.
@@ -28,16 +29,31 @@ pub async fn spawn(
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     }
     let state = ServiceState::new(service, &config)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(MockTls::server_config)
+        .transpose()?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let app = router(&state);
     let mut shutdown = state.shutdown_signal();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await
-    });
-    tracing::debug!(service = service.name(), %addr, "mock service listening");
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await
+        }),
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls)?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { shutdown.wait().await })
+                    .await
+            })
+        }
+    };
+    tracing::debug!(service = service.name(), %addr, tls = config.tls.is_some(), "mock service listening");
     Ok(MockHandle { addr, state, task })
 }
 
@@ -60,9 +76,9 @@ impl MockHandle {
         self.addr
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:7001` (no trailing slash).
+    /// Base URL, e.g. `http://127.0.0.1:7001` (`https://` when serving TLS; no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.scheme(), self.addr)
     }
 
     /// The shared state (faults, recorder, IdP).

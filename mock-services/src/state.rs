@@ -16,6 +16,8 @@ pub struct ServiceConfig {
     pub faults: Vec<FaultRule>,
     /// Identity provider settings (used by [`Service::Identity`] only).
     pub idp: IdpConfig,
+    /// Serve HTTPS (and require client certificates when it has a client CA); `None` = plain HTTP.
+    pub tls: Option<crate::tls::MockTls>,
 }
 
 /// The state shared by a running service's routes, middleware and [`crate::MockHandle`]; cheap to clone.
@@ -26,6 +28,8 @@ pub struct ServiceState {
     recorder: Recorder,
     idp: Option<Idp>,
     shutdown: Arc<watch::Sender<bool>>,
+    /// `https` when serving TLS, else `http`.
+    scheme: &'static str,
 }
 
 impl ServiceState {
@@ -41,7 +45,17 @@ impl ServiceState {
             recorder: Recorder::default(),
             idp,
             shutdown: Arc::new(watch::channel(false).0),
+            scheme: if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         })
+    }
+
+    /// `https` when the service serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// The service.

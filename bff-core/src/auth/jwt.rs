@@ -8,15 +8,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::discovery::JwksSource;
 use super::identity::{Identity, is_header_safe};
 use crate::config::JwtConfig;
 use crate::context::RequestContext;
-use crate::downstream::Downstream;
 use crate::error::BffError;
 use crate::trace::TraceContext;
 
@@ -85,7 +84,7 @@ pub struct JwtVerifier {
     /// Tokens already verified (exact token string → identity), bounded in entries and age.
     verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
     algorithms: Vec<Algorithm>,
-    jwks: Downstream,
+    jwks: JwksSource,
     cache: RwLock<KeyCache>,
     /// Serialises fetches, so a burst of unknown `kid`s causes one fetch, not one per request.
     refresh: tokio::sync::Mutex<()>,
@@ -104,8 +103,8 @@ fn unauthenticated(reason: &'static str) -> BffError {
 }
 
 impl JwtVerifier {
-    /// A verifier for validated `config`, fetching keys from `jwks`.
-    pub fn new(config: JwtConfig, jwks: Downstream) -> Self {
+    /// A verifier for validated `config`, fetching keys from `jwks` (a downstream, or discovery).
+    pub fn new(config: JwtConfig, jwks: impl Into<JwksSource>) -> Self {
         let algorithms = config
             .algorithms
             .iter()
@@ -121,7 +120,7 @@ impl JwtVerifier {
             verified,
             config,
             algorithms,
-            jwks,
+            jwks: jwks.into(),
             cache: RwLock::new(KeyCache::default()),
             refresh: tokio::sync::Mutex::new(()),
         }
@@ -281,10 +280,7 @@ impl JwtVerifier {
             None,
             Instant::now() + Duration::from_secs(5),
         );
-        let result = self
-            .jwks
-            .get_json_uncached::<JwkSet>(&ctx, &self.config.jwks_path)
-            .await;
+        let result = self.jwks.fetch(&ctx, &self.config.jwks_path).await;
         let Ok(mut cache) = self.cache.write() else {
             return;
         };
@@ -329,7 +325,7 @@ mod tests {
             ..JwtConfig::default()
         };
         // Nothing listens on the discard port: every JWKS fetch fails fast.
-        let jwks = Downstream::new(
+        let jwks = crate::downstream::Downstream::new(
             "identity",
             &crate::config::DownstreamConfig::at("http://127.0.0.1:9"),
             crate::downstream::http_client(std::time::Duration::from_millis(500)),

@@ -1,14 +1,18 @@
 //! Authentication (who is calling) and coarse authorization (may they call this route): JWT bearer tokens or
-//! partner API keys, turned into one [`Identity`] that handlers read from the request context and that
+//! partner API keys or partner client certificates (mTLS), turned into one [`Identity`] that handlers read from the request context and that
 //! downstream calls carry as identity headers.
 
 mod api_key;
+mod client_cert;
+pub mod discovery;
 mod identity;
 pub mod jwt;
 
 use axum::http::{HeaderMap, header};
 
 pub use api_key::{ApiKeys, hash_key};
+pub use client_cert::ClientCerts;
+pub(crate) use identity::is_header_safe;
 pub use identity::{
     CLIENT_HEADER, IDENTITY_HEADER_PREFIX, Identity, PARTNER_ID_HEADER, PARTNER_TIER_HEADER,
     Partner, SCOPES_HEADER, USER_ID_HEADER,
@@ -16,6 +20,7 @@ pub use identity::{
 pub use jwt::JwtVerifier;
 
 use crate::error::BffError;
+use crate::tls::ClientCertificate;
 
 /// Header carrying a partner API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -29,6 +34,14 @@ pub enum Authenticator {
     Jwt(std::sync::Arc<JwtVerifier>),
     /// `x-api-key: <key>`.
     ApiKey(std::sync::Arc<ApiKeys>),
+    /// A verified client certificate mapped to a partner; with `keys`, a caller without a matching
+    /// certificate may use an API key instead.
+    ClientCert {
+        /// The certificate-to-partner mappings.
+        certs: std::sync::Arc<ClientCerts>,
+        /// API keys accepted from callers without a matching certificate.
+        keys: Option<std::sync::Arc<ApiKeys>>,
+    },
 }
 
 fn single_header(
@@ -53,8 +66,13 @@ fn single_header(
 }
 
 impl Authenticator {
-    /// The verified identity of the request, `Ok(None)` when authentication is off, or 401.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Identity>, BffError> {
+    /// The verified identity of the request, `Ok(None)` when authentication is off, or 401. `client_cert`
+    /// is the certificate the caller's TLS connection presented (verified in the handshake), if any.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client_cert: Option<&ClientCertificate>,
+    ) -> Result<Option<Identity>, BffError> {
         match self {
             Self::None => Ok(None),
             Self::Jwt(verifier) => {
@@ -73,17 +91,35 @@ impl Authenticator {
                 }
                 verifier.verify(token.trim()).await.map(Some)
             }
-            Self::ApiKey(keys) => {
-                let key =
-                    single_header(headers, API_KEY_HEADER)?.ok_or(BffError::Unauthenticated {
-                        reason: "API key required",
-                    })?;
-                keys.verify(key).map(Some).ok_or(BffError::Unauthenticated {
-                    reason: "unknown API key",
-                })
+            Self::ApiKey(keys) => api_key(keys, headers).map(Some),
+            Self::ClientCert { certs, keys } => {
+                if let Some(identity) = client_cert.and_then(|c| certs.verify(c)) {
+                    return Ok(Some(identity));
+                }
+                match keys {
+                    Some(keys) if client_cert.is_none() || headers.contains_key(API_KEY_HEADER) => {
+                        api_key(keys, headers).map(Some)
+                    }
+                    _ => Err(BffError::Unauthenticated {
+                        reason: if client_cert.is_some() {
+                            "unknown client certificate"
+                        } else {
+                            "client certificate required"
+                        },
+                    }),
+                }
             }
         }
     }
+}
+
+fn api_key(keys: &ApiKeys, headers: &HeaderMap) -> Result<Identity, BffError> {
+    let key = single_header(headers, API_KEY_HEADER)?.ok_or(BffError::Unauthenticated {
+        reason: "API key required",
+    })?;
+    keys.verify(key).ok_or(BffError::Unauthenticated {
+        reason: "unknown API key",
+    })
 }
 
 /// Removes every client-sent header in the gateway's identity namespace (`x-bff-*`).

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use client::{HttpClient, http_client};
+pub use client::{HttpClient, http_client, tls_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
 
 use crate::cache::{Answer, DownstreamCache, Keys, Store};
@@ -491,10 +491,14 @@ impl Downstream {
                 self.err(DownstreamErrorKind::Connect)
             })?;
         let response = inner.client.request(request).await.map_err(|e| {
-            tracing::debug!(error = %e, "send failed");
+            // The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the log, never to
+            // the client.
+            let cause = error_chain(&e);
             if e.is_connect() {
+                tracing::warn!(downstream = %inner.name, cause = %cause, "connection failed");
                 self.err(DownstreamErrorKind::Connect)
             } else {
+                tracing::debug!(downstream = %inner.name, cause = %cause, "send failed");
                 // Connected, but the answer broke off (reset, closed, not HTTP).
                 self.err(DownstreamErrorKind::Body)
             }
@@ -582,6 +586,18 @@ impl Downstream {
     fn err(&self, kind: DownstreamErrorKind) -> DownstreamError {
         DownstreamError::new(self.inner.name.clone(), kind)
     }
+}
+
+/// `error` and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 /// What an attempt's result says about the downstream's health: it failed (unreachable, reset, timed out,

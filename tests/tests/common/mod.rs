@@ -60,25 +60,38 @@ pub fn config_for(defaults: BffConfig, mocks: &MockStack) -> BffConfig {
     config
 }
 
-/// Builds the router with `app` and serves it on `127.0.0.1:0`.
+/// Builds the router with `app` and serves it on `127.0.0.1:0` (over TLS when `config.server.tls` is set;
+/// the URL is then `https://`).
 pub async fn start(
     app: fn(BffConfig) -> Result<Router, ConfigError>,
     config: BffConfig,
 ) -> RunningGateway {
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| bff_core::tls::EdgeTls::new(t).expect("valid TLS files"));
+    let limits = config.server.limits.clone();
     let router = app(config).expect("valid gateway config");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(bff_core::server::serve(
-        listener,
-        router,
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let task = tokio::spawn(async move {
+        bff_core::server::serve_with_tls(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+            &limits,
+            tls,
+        )
+        .await
+    });
     RunningGateway {
         url,
         stop: Some(stop),

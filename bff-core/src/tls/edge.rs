@@ -1,0 +1,144 @@
+//! TLS termination at the edge: the server configuration (TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`, the
+//! reloadable certificate, optional client-certificate verification), and the per-connection handshake with
+//! its timeout, after which the connection is served like a plain one, with the verified client certificate
+//! attached to every request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use hyper_util::service::TowerToHyperService;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::config::{ClientAuth, ServerTlsConfig};
+use super::peer::ClientCertificate;
+use super::reload::{CertSource, ServerCert};
+use crate::config::ConfigError;
+
+/// A TLS listener's configuration, ready to accept connections. Cheap to clone.
+#[derive(Clone)]
+pub struct EdgeTls {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    source: Arc<CertSource>,
+}
+
+impl std::fmt::Debug for EdgeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeTls")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeTls {
+    /// Reads the certificate, key and client CA files of `[server.tls]`; an unreadable or mismatched file is
+    /// an error naming its key. Inside a Tokio runtime, starts watching the certificate and key for changes
+    /// (see `reload_interval_ms`) and SIGHUP.
+    pub fn new(config: &ServerTlsConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let source = CertSource::load(
+            "server.tls",
+            config.cert_file.clone(),
+            config.key_file.clone(),
+        )?;
+        let builder = rustls::ServerConfig::builder_with_provider(super::provider())
+            .with_protocol_versions(super::VERSIONS)
+            .expect("the ring provider supports TLS 1.2 and 1.3");
+        let builder = match &config.client_ca_file {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let key = "server.tls.client_ca_file";
+                let mut roots = RootCertStore::empty();
+                for cert in super::pem::certs(key, path)? {
+                    roots.add(cert).map_err(|e| ConfigError::Invalid {
+                        key: key.into(),
+                        reason: format!("{}: not a usable CA certificate ({e})", path.display()),
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider());
+                let verifier = match config.client_auth {
+                    ClientAuth::Required => verifier,
+                    ClientAuth::Optional => verifier.allow_unauthenticated(),
+                };
+                let verifier = verifier.build().map_err(|e| ConfigError::Invalid {
+                    key: key.into(),
+                    reason: format!("{}: {e}", path.display()),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut server = builder.with_cert_resolver(Arc::new(ServerCert(source.clone())));
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        source.watch(Duration::from_millis(config.reload_interval_ms));
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            source,
+        })
+    }
+
+    /// Reads the certificate and key files again now; returns whether a new certificate is in use (a pair
+    /// that fails to load is refused with a log line and the current one stays).
+    pub fn reload(&self) -> bool {
+        self.source.reload()
+    }
+
+    /// Handshakes `stream` (within the handshake timeout) on a task of its own and then serves `router` on
+    /// it with `builder`, watched by `watcher` for graceful shutdown. A failed or timed-out handshake closes
+    /// the connection with a log line naming the cause.
+    pub(crate) fn spawn_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        router: Router,
+        builder: auto::Builder<TokioExecutor>,
+        watcher: Watcher,
+    ) {
+        let (acceptor, timeout) = (self.acceptor.clone(), self.handshake_timeout);
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, timeout_ms = timeout.as_millis() as u64, "TLS handshake timed out; connection closed");
+                    return;
+                }
+            };
+            let client_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(ClientCertificate::from_der)
+                .map(Arc::new);
+            let service = router.map_request(move |mut request: Request<hyper::body::Incoming>| {
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                if let Some(cert) = &client_cert {
+                    extensions.insert(cert.clone());
+                }
+                request
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
