@@ -486,7 +486,7 @@ impl BffConfig {
             }
             d.resilience.validate(&key("resilience"))?;
             d.cache.validate(&key("cache"))?;
-            d.tls.validate(&key("tls"))?;
+            d.tls.validate(&key("tls"), &d.url)?;
         }
         let auth = &self.auth;
         if auth.mode == AuthMode::Jwt {

@@ -139,7 +139,7 @@ fn check_names_bad_tls_files() {
         (edge(&cert, &other_key), "server.tls.key_file"),
         (
             format!(
-                "[downstreams.users.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                "[downstreams.users]\nurl = \"https://users:7443\"\n[downstreams.users.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
                 cert.display().to_string(),
                 other_key.display().to_string()
             ),
@@ -147,7 +147,7 @@ fn check_names_bad_tls_files() {
         ),
         (
             format!(
-                "[downstreams.users.tls]\nca_file = {:?}\n",
+                "[downstreams.users]\nurl = \"https://users:7443\"\n[downstreams.users.tls]\nca_file = {:?}\n",
                 missing.display().to_string()
             ),
             "downstreams.users.tls.ca_file",

@@ -907,7 +907,9 @@ async fn bad_certificate_files_name_their_key() {
     }
     let mocks = mocks().await;
     let mut config = config_for(bff_web::defaults(), &mocks);
-    config.downstreams.get_mut("users").unwrap().tls = DownstreamTlsConfig {
+    let users = config.downstreams.get_mut("users").unwrap();
+    users.url = users.url.replace("http://", "https://");
+    users.tls = DownstreamTlsConfig {
         cert_file: Some(cert.clone()),
         key_file: Some(other_key),
         ..Default::default()
@@ -915,9 +917,19 @@ async fn bad_certificate_files_name_their_key() {
     let e = bff_web::app(config).unwrap_err().to_string();
     assert!(e.contains("downstreams.users.tls.key_file"), "{e}");
     let mut config = config_for(bff_web::defaults(), &mocks);
-    config.downstreams.get_mut("users").unwrap().tls.ca_file = Some(missing);
+    let users = config.downstreams.get_mut("users").unwrap();
+    users.url = users.url.replace("http://", "https://");
+    users.tls.ca_file = Some(missing);
     let e = bff_web::app(config).unwrap_err().to_string();
     assert!(e.contains("downstreams.users.tls.ca_file"), "{e}");
+    // TLS settings on a plain-HTTP downstream are a mistake, named as such.
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    config.downstreams.get_mut("users").unwrap().tls.ca_file = Some(pki.ca_file.clone());
+    let e = bff_web::app(config).unwrap_err().to_string();
+    assert!(
+        e.contains("downstreams.users.tls") && e.contains("https"),
+        "{e}"
+    );
 }
 
 /// A downstream client certificate is rotated without a restart: a gateway presenting a certificate the

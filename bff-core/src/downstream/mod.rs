@@ -498,7 +498,7 @@ impl Downstream {
                 tracing::warn!(downstream = %inner.name, cause = %cause, "connection failed");
                 self.err(DownstreamErrorKind::Connect)
             } else {
-                tracing::debug!(downstream = %inner.name, cause = %cause, "send failed");
+                tracing::warn!(downstream = %inner.name, cause = %cause, "answer broke off");
                 // Connected, but the answer broke off (reset, closed, not HTTP).
                 self.err(DownstreamErrorKind::Body)
             }

@@ -104,8 +104,16 @@ pub struct DownstreamTlsConfig {
 }
 
 impl DownstreamTlsConfig {
-    /// Checks that the client certificate and key come together; `key` is the section's dotted path.
-    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    /// Checks that the client certificate and key come together, and that TLS settings are not given for a
+    /// plain `http://` downstream (`url`); `key` is the section's dotted path.
+    pub(crate) fn validate(&self, key: &str, url: &str) -> Result<(), ConfigError> {
+        let configured = self.ca_file.is_some() || self.cert_file.is_some();
+        if configured && url.starts_with("http://") {
+            return Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: "TLS settings need an `https://` url".into(),
+            });
+        }
         if self.cert_file.is_some() != self.key_file.is_some() {
             let missing = if self.cert_file.is_some() {
                 "key_file"
