@@ -78,3 +78,29 @@ impl ClientCertificate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mock_services::certs::{CertSpec, TestCa};
+    use rustls_pki_types::pem::PemObject;
+
+    /// The CN and every kind of SAN are read from a real certificate; garbage is `None`.
+    #[test]
+    fn reads_common_name_and_alt_names() {
+        let ca = TestCa::new("peer test CA").unwrap();
+        let issued = ca
+            .issue(&CertSpec::client(
+                "acme-client",
+                &["acme.partners.example", "10.1.2.3"],
+            ))
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+        let cert = ClientCertificate::from_der(&der).unwrap();
+        assert_eq!(cert.common_name.as_deref(), Some("acme-client"));
+        assert_eq!(cert.alt_names, ["acme.partners.example", "10.1.2.3"]);
+        assert!(
+            ClientCertificate::from_der(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])).is_none()
+        );
+    }
+}
