@@ -139,13 +139,16 @@ impl CertSource {
                 };
                 #[cfg(not(unix))]
                 let hup = std::future::pending::<()>();
-                tokio::select! {
-                    () = ticked => {}
-                    () = hup => tracing::info!("SIGHUP: checking certificate files"),
-                }
+                let signalled = tokio::select! {
+                    () = ticked => false,
+                    () = hup => true,
+                };
                 let Some(source) = weak.upgrade() else {
                     return;
                 };
+                if signalled {
+                    tracing::info!(section = %source.section, "SIGHUP: checking certificate files");
+                }
                 source.reload();
             }
         });
