@@ -12,7 +12,7 @@ mod error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use axum::http::{Method, Request, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -32,7 +32,7 @@ use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
 use crate::metrics::Metrics;
 use crate::resilience::DEADLINE_HEADER;
-use crate::resilience::balance::{Instances, spawn_health_checks};
+use crate::resilience::balance::{Instance, Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
 use crate::resilience::retry::{RetryBudget, RetryPolicy, is_retryable};
 use crate::trace::{REQUEST_ID, TRACEPARENT};
@@ -214,6 +214,14 @@ impl Downstream {
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
         let cache = &self.inner.cache;
+        if cache.bypassed() {
+            // Neither stored nor coalesced: no key, no flight, no closure; only the answer's client policy.
+            let answer =
+                Box::pin(self.call(ctx, Method::GET, path_and_query, None, extra_headers)).await?;
+            let per_caller = !cache.config.shared && ctx.identity().is_some();
+            ctx.record_cache(cache.policy_of(&answer, path_and_query, per_caller));
+            return Ok(answer.body);
+        }
         let keys = Keys::new(
             &self.inner.name,
             cache.config.shared,
@@ -425,11 +433,11 @@ impl Downstream {
         let _in_flight = inner.instances.start(i);
         let deadline = ctx.deadline();
         let call_deadline = (Instant::now() + inner.timeout).min(deadline);
-        let base = &inner.instances.get(i).base;
+        let instance = inner.instances.get(i);
         let fetch = self.fetch(
             ctx,
             method,
-            base,
+            instance,
             path_and_query,
             body,
             extra,
@@ -453,14 +461,17 @@ impl Downstream {
         &self,
         ctx: &RequestContext,
         method: &Method,
-        base: &str,
+        instance: &Instance,
         path_and_query: &str,
         body: Option<&Bytes>,
         extra_headers: ExtraHeaders<'_>,
         call_deadline: Instant,
     ) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
-        let url = format!("{base}{path_and_query}");
+        let base = &instance.base;
+        let mut url = String::with_capacity(base.len() + path_and_query.len());
+        url.push_str(base);
+        url.push_str(path_and_query);
         let remaining_ms = call_deadline
             .saturating_duration_since(Instant::now())
             .as_millis()
@@ -472,6 +483,9 @@ impl Downstream {
             .header(REQUEST_ID, ctx.request_id())
             .header(TRACEPARENT, ctx.trace().header_value())
             .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
+        if let Some(host) = &instance.host {
+            request = request.header(HOST, host.clone());
+        }
         if let Some(identity) = ctx.identity() {
             for (name, value) in identity.downstream_headers() {
                 request = request.header(name, value);
