@@ -4,7 +4,9 @@
 //! 2. **span + access log** — one `request` span per request, one log line at completion;
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
-//!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;
+//!    canonical form (400), no credentials in the query, exactly one Host header on HTTP/1.1, no body on a
+//!    method that takes none (400, connection closed), and a connection that carried a chunked body closed
+//!    after its answer: what auth checks is what routes, and nothing hides behind a body;
 //! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
 //!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
@@ -93,13 +95,21 @@ pub(crate) async fn edge(
     let handled = async move {
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
+        let framing = crate::hygiene::Framing {
+            version: request.version(),
+            has_body: !hyper::body::Body::is_end_stream(request.body()),
+        };
+        let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
         let hygiene = crate::hygiene::check_request(
             request.method(),
             request.uri(),
             request.headers(),
+            framing,
             state.max_uri_bytes,
             state.max_body_bytes,
         );
+        // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
+        close |= hygiene.is_err() && framing.has_body;
         let public = PUBLIC_PATHS.contains(&request.uri().path());
         // Load shedding: admitted requests hold their slot until the response is built; the others are
         // refused at once (no queue, so memory stays bounded), before authentication.
@@ -179,6 +189,11 @@ pub(crate) async fn edge(
         };
         response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
+        if close && framing.version <= axum::http::Version::HTTP_11 {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         drop(admitted);
         tracing::info!(
             status = response.status().as_u16(),

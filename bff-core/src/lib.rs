@@ -42,6 +42,7 @@ pub mod cache;
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod conn;
 pub mod context;
 pub mod cors;
 mod docs;

@@ -1,66 +1,22 @@
 //! Serving a router on a listener the caller binds (so tests use port 0), over HTTP/1.1 and HTTP/2 with the
-//! connection-level limits a front door needs (header read timeout, header count and size, bounded HTTP/2
-//! streams), and graceful shutdown: on the signal, stop accepting, let in-flight requests finish (bounded by a
-//! grace period).
+//! connection-level protection of [`crate::conn`] (connection budget, first-bytes timeout, paced responses,
+//! header and stream limits), and graceful shutdown: on the signal, stop accepting, let in-flight requests
+//! finish (bounded by a grace period).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// Connection-level limits of the HTTP server. The defaults are safe without any configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionLimits {
-    /// Time a client has to send a complete request head (HTTP/1), in milliseconds; also bounds how long an
-    /// idle keep-alive connection waits for its next request. Slow clients cannot hold connections open.
-    pub header_read_timeout_ms: u64,
-    /// Most request headers accepted (HTTP/1); more is answered 431.
-    pub max_headers: usize,
-    /// Largest request head (request line + headers) accepted, in bytes; larger is answered 431 (HTTP/1) or
-    /// refused (HTTP/2 header list size).
-    pub max_header_bytes: usize,
-    /// Concurrent streams one HTTP/2 connection may open.
-    pub h2_max_concurrent_streams: u32,
-}
+use crate::conn::budget::{AcceptBackoff, ConnectionBudget};
+use crate::conn::pacing::{ConnWatch, Pacer, ResponseBudget};
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout_ms: 10_000,
-            max_headers: 64,
-            max_header_bytes: 16 * 1024,
-            h2_max_concurrent_streams: 128,
-        }
-    }
-}
-
-fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_headers(limits.max_headers)
-        // hyper's floor for the read buffer is 8 KiB.
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(64)
-        .keep_alive_interval(Duration::from_secs(30));
-    builder
-}
+pub use crate::conn::ConnectionLimits;
 
 /// Serves `router` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then drains
 /// in-flight requests for at most `grace`.
@@ -88,7 +44,11 @@ pub async fn serve_with_limits(
     grace: Duration,
     limits: &ConnectionLimits,
 ) -> std::io::Result<()> {
-    let builder = builder(limits);
+    let builder = crate::conn::builder(limits);
+    let budget = ConnectionBudget::new(limits);
+    let memory = ResponseBudget::new(limits.response_memory_budget_bytes);
+    let (first_byte, stall) = (limits.first_byte_timeout(), limits.send_stall_timeout());
+    let mut backoff = AcceptBackoff::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -98,29 +58,55 @@ pub async fn serve_with_limits(
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff.failed()).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff.succeeded();
+        // Past a cap: a fixed answer and close, so the flood never reaches hyper or the file-descriptor limit.
+        let permit = match budget.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::debug!(%peer, ?refusal, "connection refused");
+                crate::conn::budget::refuse(stream, refusal);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
-                    request
-                });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let pacer = Pacer::new(ConnWatch::new(), memory.clone());
+        let watch = pacer.watch().clone();
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            })
+            .map_response(move |response| pacer.wrap(response));
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let _permit = permit;
+            // The first bytes (the whole HTTP/2 preface) within the timeout, or the connection is dropped.
+            let io = match crate::conn::detect::detect(stream, first_byte).await {
+                Ok((_, io)) => io,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "no request within the first-bytes timeout");
+                    return;
+                }
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+                .into_owned();
+            tokio::select! {
+                result = watcher.watch(connection) => if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                () = watch.stalled(stall) => {
+                    tracing::info!(%peer, "closing a connection that stopped reading its responses");
+                }
             }
         });
     }

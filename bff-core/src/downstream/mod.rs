@@ -53,6 +53,8 @@ struct Inner {
     timeout: Duration,
     /// Response body cap in bytes.
     max_bytes: usize,
+    /// Accepted media types of a successful answer (lower case); empty = any.
+    content_types: Vec<String>,
     /// The instances (base URLs) and their balancing and health.
     instances: Arc<Instances>,
     /// The downstream's circuit breaker, gating every attempt.
@@ -157,6 +159,11 @@ impl Downstream {
                 client,
                 timeout: Duration::from_millis(config.timeout_ms),
                 max_bytes: config.max_response_bytes,
+                content_types: config
+                    .json_content_types
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect(),
                 instances,
                 breaker,
                 bulkhead: (r.max_concurrent > 0).then(|| Semaphore::new(r.max_concurrent)),
@@ -520,6 +527,17 @@ impl Downstream {
         if !status.is_success() {
             return Err(self.err(DownstreamErrorKind::Status(status.as_u16())));
         }
+        if !inner.content_types.is_empty()
+            && status != StatusCode::NO_CONTENT
+            && !media_type_allowed(response.headers().get(CONTENT_TYPE), &inner.content_types)
+        {
+            tracing::warn!(
+                downstream = %inner.name,
+                content_type = ?response.headers().get(CONTENT_TYPE),
+                "answer of an unexpected content type"
+            );
+            return Err(self.err(DownstreamErrorKind::Decode));
+        }
         let declared = response
             .headers()
             .get(CONTENT_LENGTH)
@@ -612,6 +630,17 @@ fn outcome_of(result: &Result<Answer, DownstreamError>) -> Outcome {
             K::Deadline | K::CircuitOpen { .. } | K::Saturated => Outcome::Ignore,
         },
     }
+}
+
+/// Whether `value` (a `Content-Type`) names one of `allowed` (lower-case media types), parameters ignored.
+fn media_type_allowed(value: Option<&HeaderValue>, allowed: &[String]) -> bool {
+    let Some(essence) = value
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+    else {
+        return false;
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(essence))
 }
 
 #[cfg(test)]
