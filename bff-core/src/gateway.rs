@@ -27,7 +27,7 @@ pub struct Gateway {
     config: BffConfig,
     downstreams: BTreeMap<String, Downstream>,
     auth: Authenticator,
-    /// The counters served at `/metrics`.
+    /// The metrics served at `/metrics` on the admin listener.
     metrics: Arc<Metrics>,
 }
 
@@ -96,7 +96,8 @@ impl Gateway {
 
     /// The complete router: `api` (the gateway's composed endpoints), the declarative routes of the config,
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
-    /// wrapped by the edge pipeline (see [`crate::edge`]).
+    /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
+    /// config) goes to an enclosing [`crate::admin::capture`].
     pub fn into_router(
         self,
         api: Router,
@@ -107,6 +108,12 @@ impl Gateway {
             .iter()
             .map(|n| self.downstream(n))
             .collect::<Result<_, _>>()?;
+        let readiness = Arc::new(crate::health::Readiness::new(ready));
+        crate::admin::offer(crate::admin::Admin::new(
+            self.metrics.clone(),
+            readiness.clone(),
+            &self.config,
+        ));
         let declarative =
             crate::routes::router(&self.config.routes, |n| self.downstreams.get(n).cloned());
         let aggregates = crate::aggregate::router(&self.config.aggregates, |n| {
@@ -127,17 +134,12 @@ impl Gateway {
                 AuthMode::Jwt => Some(header::AUTHORIZATION),
                 AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
             },
+            metrics: self.metrics.clone(),
+            server_timing: self.config.telemetry.server_timing,
         });
         let router = Router::new()
             .route("/healthz", get(crate::health::healthz))
-            .route(
-                "/readyz",
-                get(crate::health::readyz).with_state(Arc::new(ready)),
-            )
-            .route(
-                "/metrics",
-                get(crate::metrics::handler).with_state(self.metrics.clone()),
-            )
+            .route("/readyz", get(crate::health::readyz).with_state(readiness))
             .merge(crate::docs::router(openapi))
             .merge(declarative)
             .merge(aggregates)
