@@ -266,7 +266,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("# TYPE bff_http_requests_total counter\n"),
+            text.contains("# TYPE bff_http_requests_in_flight gauge\n"),
             "{text}"
         );
         assert!(
