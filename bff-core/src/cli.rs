@@ -172,7 +172,8 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
     let admin_task = match admin.as_ref().filter(|_| admin_config.enabled) {
         Some(admin) => match tokio::net::TcpListener::bind(admin_config.listen).await {
             Ok(l) => {
-                tracing::info!(listen = %admin_config.listen, "admin listening");
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::info!(listen = %bound, "admin listening");
                 Some(tokio::spawn(crate::server::serve(
                     l,
                     admin.router(),
