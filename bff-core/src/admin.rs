@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::routing::get;
@@ -96,25 +97,61 @@ impl Admin {
     }
 }
 
+/// What a [`capture`] lends the gateway being built (so a rebuilt gateway continues the same series and
+/// the same draining state) and collects from it.
+#[derive(Debug, Default)]
+struct Capture {
+    /// The metrics to count into instead of a new registry.
+    metrics: Option<Arc<Metrics>>,
+    /// The draining flag to share instead of a new one.
+    draining: Option<Arc<AtomicBool>>,
+    /// The admin side of the gateway built.
+    admin: Option<Admin>,
+}
+
 thread_local! {
-    /// `Some` while [`capture`] runs on this thread: the admin side of the gateway built meanwhile.
-    static CAPTURED: RefCell<Option<Option<Admin>>> = const { RefCell::new(None) };
+    /// `Some` while [`capture`] runs on this thread.
+    static CAPTURED: RefCell<Option<Capture>> = const { RefCell::new(None) };
 }
 
 /// Runs `build` (a gateway crate's `app(config)`) and returns its result with the admin side of the gateway
 /// it built, if any.
 pub fn capture<T>(build: impl FnOnce() -> T) -> (T, Option<Admin>) {
-    let outer = CAPTURED.with(|c| c.borrow_mut().replace(None));
+    capture_into(None, None, build)
+}
+
+/// Like [`capture`], the gateway counting into `metrics` and sharing the `draining` flag (a reload).
+pub(crate) fn capture_into<T>(
+    metrics: Option<Arc<Metrics>>,
+    draining: Option<Arc<AtomicBool>>,
+    build: impl FnOnce() -> T,
+) -> (T, Option<Admin>) {
+    let lent = Capture {
+        metrics,
+        draining,
+        admin: None,
+    };
+    let outer = CAPTURED.with(|c| c.borrow_mut().replace(lent));
     let built = build();
-    let admin = CAPTURED.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
-    (built, admin.flatten())
+    let captured = CAPTURED.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+    (built, captured.and_then(|c| c.admin))
+}
+
+/// The metrics lent by the enclosing capture, if any.
+pub(crate) fn lent_metrics() -> Option<Arc<Metrics>> {
+    CAPTURED.with(|c| c.borrow().as_ref().and_then(|c| c.metrics.clone()))
+}
+
+/// The draining flag lent by the enclosing capture, if any.
+pub(crate) fn lent_draining() -> Option<Arc<AtomicBool>> {
+    CAPTURED.with(|c| c.borrow().as_ref().and_then(|c| c.draining.clone()))
 }
 
 /// Hands `admin` to the enclosing [`capture`], if any.
 pub(crate) fn offer(admin: Admin) {
     CAPTURED.with(|c| {
-        if let Some(slot) = c.borrow_mut().as_mut() {
-            *slot = Some(admin);
+        if let Some(capture) = c.borrow_mut().as_mut() {
+            capture.admin = Some(admin);
         }
     });
 }
@@ -190,7 +227,7 @@ mod tests {
     fn capture_hands_over() {
         let admin = Admin::new(
             Arc::new(Metrics::default()),
-            Arc::new(Readiness::new(Vec::new())),
+            Arc::new(Readiness::new(Vec::new(), None)),
             &crate::BffConfig::default(),
         );
         offer(admin.clone());

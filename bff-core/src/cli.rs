@@ -5,7 +5,8 @@
 //! Serving runs two listeners: the public one and the admin one (`[admin] listen`: metrics, probes,
 //! redacted config). On SIGTERM or Ctrl-C: readiness fails at once, after `server.drain_delay_ms` the
 //! public listener closes (new connections are refused), in-flight requests finish within
-//! `server.shutdown_grace_s`, then the admin listener stops and the process exits.
+//! `server.shutdown_grace_s`, then the admin listener stops and the process exits. On SIGHUP or a change of
+//! the config file the configuration is reloaded (see [`crate::reload`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,24 +139,35 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(spec, config))
+    runtime.block_on(run(spec, config_path, config))
 }
 
-async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
+/// How often the config file is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig) -> ExitCode {
     crate::telemetry::init(&config.telemetry);
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
     let drain_delay = Duration::from_millis(config.server.drain_delay_ms);
     let limits = config.server.limits.clone();
     let admin_config = config.admin.clone();
-    let (router, admin) = crate::admin::capture(|| (spec.app)(config));
-    let router = match router {
-        Ok(r) => r,
+    let reloader = match crate::reload::Reloader::start(
+        crate::reload::Build {
+            defaults: spec.defaults,
+            app: spec.app,
+        },
+        config_path.as_deref(),
+        config,
+    ) {
+        Ok(r) => std::sync::Arc::new(r),
         Err(e) => {
             eprintln!("{}: configuration error: {e}", spec.name);
             return ExitCode::from(2);
         }
     };
+    reloader.watch(RELOAD_POLL);
+    let router = reloader.public_router();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -169,14 +181,14 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
         .unwrap_or_default();
     tracing::info!(gateway = spec.name, listen = %local, "listening");
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = match admin.as_ref().filter(|_| admin_config.enabled) {
-        Some(admin) => match tokio::net::TcpListener::bind(admin_config.listen).await {
+    let admin_task = match admin_config.enabled {
+        true => match tokio::net::TcpListener::bind(admin_config.listen).await {
             Ok(l) => {
                 let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 tracing::info!(listen = %bound, "admin listening");
                 Some(tokio::spawn(crate::server::serve(
                     l,
-                    admin.router(),
+                    reloader.admin_router(),
                     async move {
                         let _ = admin_stopped.await;
                     },
@@ -191,14 +203,12 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => None,
+        false => None,
     };
-    let readiness = admin.map(|a| a.readiness().clone());
     let shutdown = async move {
         crate::server::shutdown_signal().await;
-        if let Some(readiness) = readiness {
-            readiness.start_draining();
-        }
+        // The flag is shared by every build of the gateway, so a reload cannot undo it.
+        reloader.admin().readiness().start_draining();
         // Readiness fails first; the listener closes only after load balancers had time to notice.
         tokio::time::sleep(drain_delay).await;
     };

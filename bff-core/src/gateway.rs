@@ -35,7 +35,8 @@ impl Gateway {
     /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::default());
+        // A reload lends the running gateway's metrics, so series continue across rebuilds.
+        let metrics = crate::admin::lent_metrics().unwrap_or_default();
         // One response store for all downstreams: its byte bound is the gateway's.
         let store = Arc::new(Store::new(&config.cache, &metrics));
         // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
@@ -108,7 +109,10 @@ impl Gateway {
             .iter()
             .map(|n| self.downstream(n))
             .collect::<Result<_, _>>()?;
-        let readiness = Arc::new(crate::health::Readiness::new(ready));
+        let readiness = Arc::new(crate::health::Readiness::new(
+            ready,
+            crate::admin::lent_draining(),
+        ));
         crate::admin::offer(crate::admin::Admin::new(
             self.metrics.clone(),
             readiness.clone(),

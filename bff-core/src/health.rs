@@ -2,6 +2,7 @@
 //! downstream answers). On shutdown the gateway starts draining: readiness answers 503 at once, so load
 //! balancers stop sending new requests before the listener closes.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,16 +21,22 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Readiness {
     required: Vec<Downstream>,
-    draining: AtomicBool,
+    /// Shared by every build of the gateway across reloads.
+    draining: Arc<AtomicBool>,
 }
 
 impl Readiness {
-    /// Readiness probing `required`.
-    pub(crate) fn new(required: Vec<Downstream>) -> Self {
+    /// Readiness probing `required`, draining with `draining` (a new flag when `None`).
+    pub(crate) fn new(required: Vec<Downstream>, draining: Option<Arc<AtomicBool>>) -> Self {
         Self {
             required,
-            draining: AtomicBool::new(false),
+            draining: draining.unwrap_or_default(),
         }
+    }
+
+    /// The draining flag (shared with rebuilt gateways on reload).
+    pub(crate) fn draining_flag(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
     }
 
     /// From now on `/readyz` answers 503 (shutdown has begun).

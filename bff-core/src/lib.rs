@@ -36,7 +36,8 @@
 //! - [`ratelimit`]: rate-limit policies (IP, partner, tier, user, route), GCRA in memory or in Redis (exact
 //!   across instances), trusted-proxy client addresses, the failed-authentication budget.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
-//! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
+//! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries;
+//!   [`reload`]: hot reload (SIGHUP, file change) with validation and an atomic swap.
 
 pub mod admin;
 mod aggregate;
@@ -59,6 +60,7 @@ pub mod metrics;
 mod observe;
 pub mod ratelimit;
 mod redis_conn;
+pub mod reload;
 pub mod resilience;
 pub mod routes;
 pub mod server;

@@ -1,7 +1,7 @@
 //! The `bff-web` binary in production mode, end to end: logs written to a pipe (no ANSI codes, JSON by
 //! config, one access line per request with route, status, duration, ids and part outcomes, no credential),
-//! the admin listener, the `healthcheck` subcommand, and graceful drain on SIGTERM under load: readiness
-//! fails first, requests in flight finish, new connections are refused, the process exits 0.
+//! the admin listener, the `healthcheck` subcommand, graceful drain on SIGTERM under load (readiness fails
+//! first, requests in flight finish, new connections are refused, the process exits 0), and reload on SIGHUP.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,7 +13,17 @@ use mock_services::{FaultKind, FaultRule, MockStack, Service};
 
 /// The binary, with a clean `BFF_*` environment, the downstreams at `mocks`, ephemeral ports and JSON logs.
 fn gateway(mocks: &MockStack, extra: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    gateway_with_args(mocks, extra, &[])
+}
+
+/// [`gateway`] with command-line arguments.
+fn gateway_with_args(
+    mocks: &MockStack,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> (Child, Arc<Mutex<Vec<String>>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bff-web"));
+    cmd.args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("BFF_") || key == "RUST_LOG" {
             cmd.env_remove(key);
@@ -190,4 +200,47 @@ async fn drains_on_sigterm_under_load_and_logs_cleanly() {
         assert!(parts.contains("recommendations=ok:"), "{parts}");
     }
     assert!(text.contains("draining"), "{text}");
+}
+
+/// SIGHUP reloads the config file of the running binary: the new setting (`Server-Timing` on) applies
+/// without a restart, and the reload is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file() {
+    let mocks = mock_services::spawn_all(IpAddr::V4(Ipv4Addr::LOCALHOST), None)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("bff-web-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("web.toml");
+    std::fs::write(&path, "[telemetry]\nserver_timing = false\n").unwrap();
+    let config = path.to_str().unwrap().to_owned();
+    let (mut child, lines) = gateway_with_args(&mocks, &[], &["--config", &config]);
+    let public: SocketAddr = logged(&lines, "listening", "listen").parse().unwrap();
+    let healthz = || async {
+        client()
+            .get(format!("http://{public}/healthz"))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert!(healthz().await.headers().get("server-timing").is_none());
+    std::fs::write(&path, "[telemetry]\nserver_timing = true\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    while healthz().await.headers().get("server-timing").is_none() {
+        assert!(Instant::now() < end, "not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = lines.lock().unwrap().join("\n");
+    assert!(
+        text.contains("SIGHUP: reloading the configuration"),
+        "{text}"
+    );
+    assert!(text.contains("configuration reloaded"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
