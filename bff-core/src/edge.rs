@@ -1,7 +1,9 @@
 //! The edge pipeline every request passes, assembled in one place. Outermost first:
 //!
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
-//! 2. **span + access log** — one `request` span per request, one log line at completion;
+//! 2. **span, metrics, access log** — one `request` span per request; at completion the request is counted
+//!    by route template, method and status with its latency and its parts' outcomes, and one access line is
+//!    written (see `crate::observe`);
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
 //!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;

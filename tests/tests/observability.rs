@@ -401,3 +401,58 @@ async fn server_timing_is_opt_in() {
         "{timing}"
     );
 }
+
+/// Refusals are counted by their bounded cause: the rate-limit policy that refused, and shed requests by
+/// route template.
+#[tokio::test]
+async fn refusals_are_counted_by_policy_and_route() {
+    let mocks = mocks().await;
+    let token = token(&mocks, "7", AUD, &[]).await;
+    let mut config = web_config(&mocks);
+    config.rate_limit.policies = vec![bff_core::ratelimit::PolicyConfig::new(
+        "tiny",
+        &[bff_core::ratelimit::KeyPart::User],
+        1,
+        60,
+        2,
+    )];
+    config.server.load_shed.route_max_in_flight = 1;
+    let gw = start(bff_web::app, config).await;
+    // Two slow requests at once on one route: one is admitted, the other shed.
+    mocks
+        .handle(Service::Catalog)
+        .set_faults(vec![FaultRule::new(FaultKind::Latency {
+            ms: 300,
+            jitter_ms: 0,
+        })]);
+    let url = format!("{}/api/products/1", gw.url);
+    let (a, b) = tokio::join!(get_auth(&url, &token), get_auth(&url, &token));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 503]);
+    mocks.handle(Service::Catalog).clear_faults();
+    // The policy allows a burst of 2 (one spent above, the shed request never reached the limiter).
+    assert_eq!(get_auth(&url, &token).await.status, 200);
+    assert_eq!(get_auth(&url, &token).await.status, 429);
+    assert_eq!(get_auth(&url, &token).await.status, 429);
+    let (text, m) = scrape(&gw).await;
+    assert_eq!(
+        value(&m, "bff_rate_limited_total", &[("policy", "tiny")]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&m, "bff_shed_total", &[("route", PRODUCT)]),
+        1.0,
+        "{text}"
+    );
+    let req = |status: &str| {
+        value(
+            &m,
+            "bff_http_requests_total",
+            &[("route", PRODUCT), ("status", status)],
+        )
+    };
+    assert_eq!((req("200"), req("429"), req("503")), (2.0, 2.0, 1.0));
+    promtool_accepts(&text);
+}
