@@ -456,3 +456,40 @@ async fn refusals_are_counted_by_policy_and_route() {
     assert_eq!((req("200"), req("429"), req("503")), (2.0, 2.0, 1.0));
     promtool_accepts(&text);
 }
+
+/// All three gateways: admin listener on loopback at 9081/9082/9083 by default, and their requests counted
+/// by route template there (never on the public port).
+#[tokio::test]
+async fn every_gateway_counts_on_its_admin_listener() {
+    type App = fn(BffConfig) -> Result<axum::Router, bff_core::config::ConfigError>;
+    type Defaults = fn() -> BffConfig;
+    let gateways: [(Defaults, App, u16, &str); 3] = [
+        (bff_web::defaults, bff_web::app, 9081, "/openapi.json"),
+        (bff_mobile::defaults, bff_mobile::app, 9082, "/openapi.json"),
+        (
+            bff_partner::defaults,
+            bff_partner::app,
+            9083,
+            "/openapi.json",
+        ),
+    ];
+    let mocks = mocks().await;
+    for (defaults, app, admin_port, path) in gateways {
+        let d = defaults();
+        assert_eq!(d.admin.listen, ([127, 0, 0, 1], admin_port).into());
+        assert!(d.admin.enabled);
+        let gw = start(app, config_for(defaults(), &mocks)).await;
+        assert_eq!(get(&format!("{}{path}", gw.url), &[]).await.status, 200);
+        let (text, m) = scrape(&gw).await;
+        assert_eq!(
+            value(
+                &m,
+                "bff_http_requests_total",
+                &[("route", path), ("method", "GET"), ("status", "200")]
+            ),
+            1.0,
+            "{text}"
+        );
+        promtool_accepts(&text);
+    }
+}
