@@ -27,7 +27,7 @@ pub struct Gateway {
     config: BffConfig,
     downstreams: BTreeMap<String, Downstream>,
     auth: Authenticator,
-    /// The counters served at `/metrics`.
+    /// The metrics served at `/metrics` on the admin listener.
     metrics: Arc<Metrics>,
 }
 
@@ -35,7 +35,8 @@ impl Gateway {
     /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::default());
+        // A reload lends the running gateway's metrics, so series continue across rebuilds.
+        let metrics = crate::admin::lent_metrics().unwrap_or_default();
         // One response store for all downstreams: its byte bound is the gateway's.
         let store = Arc::new(Store::new(&config.cache, &metrics));
         // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
@@ -101,7 +102,8 @@ impl Gateway {
 
     /// The complete router: `api` (the gateway's composed endpoints), the declarative routes of the config,
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
-    /// wrapped by the edge pipeline (see [`crate::edge`]).
+    /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
+    /// config) goes to an enclosing [`crate::admin::capture`].
     pub fn into_router(
         self,
         api: Router,
@@ -112,6 +114,15 @@ impl Gateway {
             .iter()
             .map(|n| self.downstream(n))
             .collect::<Result<_, _>>()?;
+        let readiness = Arc::new(crate::health::Readiness::new(
+            ready,
+            crate::admin::lent_draining(),
+        ));
+        crate::admin::offer(crate::admin::Admin::new(
+            self.metrics.clone(),
+            readiness.clone(),
+            &self.config,
+        ));
         // A configured path that is one of the gateway's own routes would make the router panic: name it.
         let configured = (self.config.routes.iter().map(|r| &r.path))
             .enumerate()
@@ -162,16 +173,13 @@ impl Gateway {
                 AuthMode::Jwt => Some(header::AUTHORIZATION),
                 AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
             },
+            metrics: self.metrics.clone(),
+            server_timing: self.config.telemetry.server_timing,
         });
-        let metrics = self.metrics.clone();
         let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             Router::new()
                 .route("/healthz", get(crate::health::healthz))
-                .route(
-                    "/readyz",
-                    get(crate::health::readyz).with_state(Arc::new(ready)),
-                )
-                .route("/metrics", get(crate::metrics::handler).with_state(metrics))
+                .route("/readyz", get(crate::health::readyz).with_state(readiness))
                 .merge(crate::docs::router(openapi))
                 .merge(built)
                 .merge(api)

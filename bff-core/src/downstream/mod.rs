@@ -30,7 +30,8 @@ pub use error::{DownstreamError, DownstreamErrorKind};
 use crate::cache::{Answer, DownstreamCache, Keys, Store};
 use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
-use crate::metrics::Metrics;
+use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
+use crate::metrics::{DownstreamOutcome, Metrics};
 use crate::resilience::DEADLINE_HEADER;
 use crate::resilience::balance::{Instance, Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
@@ -67,6 +68,8 @@ struct Inner {
     budget: RetryBudget,
     /// The response cache policy, calls in flight and counters of this downstream.
     cache: Arc<DownstreamCache>,
+    /// Attempts, latencies, retries and hedges (`bff_downstream_*`).
+    metrics: DownstreamMetrics,
 }
 
 /// Extra request headers of one call.
@@ -152,6 +155,7 @@ impl Downstream {
                     half_open_probes: b.half_open_probes,
                 },
             )
+            .reporting(breaker_report(metrics, name))
         });
         Self {
             inner: Arc::new(Inner {
@@ -175,6 +179,7 @@ impl Downstream {
                     store.clone(),
                     metrics,
                 )),
+                metrics: DownstreamMetrics::new(metrics, name),
             }),
         }
     }
@@ -354,6 +359,7 @@ impl Downstream {
                     tracing::debug!(error = %error, "retry budget exhausted; not retried");
                     return Err(error);
                 }
+                inner.metrics.retry();
                 tracing::debug!(error = %error, retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying");
                 tokio::time::sleep(backoff).await;
                 avoid = instance;
@@ -391,6 +397,7 @@ impl Downstream {
         if Instant::now() >= deadline || !self.inner.budget.try_withdraw() {
             return first.await;
         }
+        self.inner.metrics.hedge();
         tracing::debug!(
             delay_ms = delay.as_millis() as u64,
             "hedging: second attempt"
@@ -425,6 +432,9 @@ impl Downstream {
             Some(Ok(permit)) => Some(permit),
             Some(Err(wait)) => {
                 let retry_after_ms = wait.as_millis() as u64;
+                inner
+                    .metrics
+                    .attempt(DownstreamOutcome::BreakerOpen, Duration::ZERO);
                 return (
                     Err(self.err(DownstreamErrorKind::CircuitOpen { retry_after_ms })),
                     None,
@@ -434,12 +444,18 @@ impl Downstream {
         let _slot = match inner.bulkhead.as_ref().map(Semaphore::try_acquire) {
             None => None,
             Some(Ok(slot)) => Some(slot),
-            Some(Err(_)) => return (Err(self.err(DownstreamErrorKind::Saturated)), None),
+            Some(Err(_)) => {
+                inner
+                    .metrics
+                    .attempt(DownstreamOutcome::BulkheadFull, Duration::ZERO);
+                return (Err(self.err(DownstreamErrorKind::Saturated)), None);
+            }
         };
         let i = inner.instances.pick(avoid);
         let _in_flight = inner.instances.start(i);
         let deadline = ctx.deadline();
-        let call_deadline = (Instant::now() + inner.timeout).min(deadline);
+        let sent = Instant::now();
+        let call_deadline = (sent + inner.timeout).min(deadline);
         let instance = inner.instances.get(i);
         let fetch = self.fetch(
             ctx,
@@ -455,6 +471,10 @@ impl Downstream {
             Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
             Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),
         };
+        inner.metrics.attempt(
+            DownstreamOutcome::of(result.as_ref().map(|_| ()).map_err(|e| e.kind)),
+            sent.elapsed(),
+        );
         let outcome = outcome_of(&result);
         if let Some(permit) = permit {
             permit.record(outcome);
