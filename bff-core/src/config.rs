@@ -31,6 +31,8 @@ pub struct BffConfig {
     pub rate_limit: crate::ratelimit::config::RateLimitConfig,
     /// Response caching shared by all downstreams (local size, Redis second level) and compression.
     pub cache: crate::cache::CacheConfig,
+    /// The admin listener: metrics, probes, redacted effective configuration (`[admin]`).
+    pub admin: crate::admin::AdminConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -46,6 +48,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_s: u64,
+    /// On shutdown, how long readiness fails before the listener closes, in milliseconds (time for load
+    /// balancers to stop sending new requests; in-flight requests are served meanwhile).
+    pub drain_delay_ms: u64,
     /// Longest accepted request target (path + query), in bytes; 414 beyond.
     pub max_uri_bytes: usize,
     /// Connection-level limits (header read timeout, header count and size, HTTP/2 streams).
@@ -67,6 +72,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            drain_delay_ms: 0,
             max_uri_bytes: 8 * 1024,
             limits: crate::server::ConnectionLimits::default(),
             worker_threads: 0,
@@ -96,6 +102,10 @@ pub struct DownstreamConfig {
     pub tls: crate::tls::DownstreamTlsConfig,
     /// HTTP version: `auto` (HTTP/2 if offered by ALPN over TLS), `always` (also `h2c` on plain HTTP), `never`.
     pub http2: crate::tls::Http2Mode,
+    /// Media types accepted for a successful answer's `Content-Type` (compared without parameters, case
+    /// insensitive); any other, or none, is a bad answer (502, or the part is dropped when optional). Empty =
+    /// no check.
+    pub json_content_types: Vec<String>,
 }
 
 impl Default for DownstreamConfig {
@@ -109,6 +119,7 @@ impl Default for DownstreamConfig {
             cache: Default::default(),
             tls: Default::default(),
             http2: Default::default(),
+            json_content_types: vec!["application/json".into()],
         }
     }
 }
@@ -187,8 +198,11 @@ pub struct JwtConfig {
     pub leeway_s: u64,
     /// Minimum interval between two JWKS fetches triggered by an unknown `kid`, in milliseconds.
     pub jwks_min_refresh_ms: u64,
-    /// Age after which the cached JWKS is fetched again on the next request, in seconds.
+    /// Age after which the cached JWKS is refreshed, in seconds: in the background, while the cached keys
+    /// keep verifying.
     pub jwks_max_age_s: u64,
+    /// Longest a request with an unknown `kid` waits for a running JWKS refresh, in milliseconds (then 401).
+    pub jwks_unknown_kid_wait_ms: u64,
     /// Verified tokens remembered, so a client's repeated token skips the signature check (`0` = off).
     pub verified_cache_entries: u64,
     /// How long a verified token is remembered at most, in seconds (never past its `exp`). Bounds how long a
@@ -208,6 +222,7 @@ impl Default for JwtConfig {
             leeway_s: 30,
             jwks_min_refresh_ms: 1_000,
             jwks_max_age_s: 300,
+            jwks_unknown_kid_wait_ms: 500,
             verified_cache_entries: 10_000,
             verified_cache_ttl_s: 60,
         }
@@ -333,7 +348,7 @@ pub struct AggregateConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
-    /// Human-readable, coloured when writing to a terminal.
+    /// Human-readable text; coloured only when stderr is a terminal (never ANSI codes in files or pipes).
     #[default]
     Pretty,
     /// One JSON object per line.
@@ -346,8 +361,12 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     /// Output format.
     pub log_format: LogFormat,
-    /// Filter directive (`info`, `bff_core=debug,warn`, ...); `RUST_LOG` wins when set.
+    /// Filter directive (`info`, `bff_core=debug,warn`, ...); `RUST_LOG` wins when set. Access lines use the
+    /// target `bff::access`.
     pub log_level: String,
+    /// Add a `Server-Timing` header (total and per-part durations and outcomes) to every response, for
+    /// browser devtools. Off by default: it tells clients how the response was composed.
+    pub server_timing: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -355,6 +374,7 @@ impl Default for TelemetryConfig {
         Self {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
+            server_timing: false,
         }
     }
 }
@@ -427,6 +447,46 @@ impl BffConfig {
         Ok(config)
     }
 
+    /// The public paths of declarative routes and aggregations: valid templates, none the same route as a
+    /// built-in path or as another one (the router would refuse to start).
+    fn validate_paths(&self) -> Result<(), ConfigError> {
+        let paths = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("routes[{i}].path"), &r.path))
+            .chain(
+                self.aggregates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("aggregates[{i}].path"), &a.path)),
+            );
+        let mut seen: Vec<(String, &String)> = Vec::new();
+        for (key, path) in paths {
+            crate::routes::check_template(path).map_err(|r| ConfigError::invalid(&key, r))?;
+            if let Some(builtin) = crate::edge::PUBLIC_PATHS
+                .iter()
+                .find(|b| crate::routes::templates_overlap(b, path))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("shadows the built-in path `{builtin}`"),
+                ));
+            }
+            if let Some((other, _)) = seen
+                .iter()
+                .find(|(_, p)| crate::routes::templates_overlap(p, path))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("is the same route as `{other}`"),
+                ));
+            }
+            seen.push((key, path));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and cross-references; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
@@ -442,18 +502,7 @@ impl BffConfig {
                 "must be at least 256",
             ));
         }
-        if s.limits.max_headers == 0 || s.limits.max_header_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "server.limits",
-                "max_headers must be positive and max_header_bytes at least 1024",
-            ));
-        }
-        if s.limits.header_read_timeout_ms == 0 || s.limits.h2_max_concurrent_streams == 0 {
-            return Err(ConfigError::invalid(
-                "server.limits",
-                "header_read_timeout_ms and h2_max_concurrent_streams must be positive",
-            ));
-        }
+        s.limits.validate("server.limits")?;
         s.load_shed.validate("server.load_shed")?;
         if let Some(tls) = &s.tls {
             tls.validate()?;
@@ -483,6 +532,22 @@ impl BffConfig {
                     key("max_response_bytes"),
                     "must be positive",
                 ));
+            }
+            for (j, media) in d.json_content_types.iter().enumerate() {
+                let valid = media.split_once('/').is_some_and(|(t, s)| {
+                    let token = |x: &str| {
+                        !x.is_empty()
+                            && x.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+                    };
+                    token(t) && token(s)
+                });
+                if !valid {
+                    return Err(ConfigError::invalid(
+                        format!("downstreams.{name}.json_content_types[{j}]"),
+                        "must be a media type like `application/json`",
+                    ));
+                }
             }
             d.resilience.validate(&key("resilience"))?;
             d.cache.validate(&key("cache"))?;
@@ -521,6 +586,25 @@ impl BffConfig {
                     "auth.jwt.leeway_s",
                     "must be at most 300",
                 ));
+            }
+            let bounded = [
+                ("jwks_min_refresh_ms", jwt.jwks_min_refresh_ms, 0, 3_600_000),
+                ("jwks_max_age_s", jwt.jwks_max_age_s, 0, 604_800),
+                (
+                    "jwks_unknown_kid_wait_ms",
+                    jwt.jwks_unknown_kid_wait_ms,
+                    0,
+                    5_000,
+                ),
+                ("verified_cache_ttl_s", jwt.verified_cache_ttl_s, 0, 86_400),
+            ];
+            for (key, value, min, max) in bounded {
+                if !(min..=max).contains(&value) {
+                    return Err(ConfigError::invalid(
+                        format!("auth.jwt.{key}"),
+                        format!("must be between {min} and {max}"),
+                    ));
+                }
             }
         }
         if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() {
@@ -581,10 +665,16 @@ impl BffConfig {
                 ));
             }
         }
+        self.validate_paths()?;
         for (i, r) in self.routes.iter().enumerate() {
             let key = |k: &str| format!("routes[{i}].{k}");
-            if !r.path.starts_with('/') {
-                return Err(ConfigError::invalid(key("path"), "must start with `/`"));
+            for (j, h) in r.header_allow.iter().enumerate() {
+                if !crate::routes::is_forwardable_header(h) {
+                    return Err(ConfigError::invalid(
+                        format!("routes[{i}].header_allow[{j}]"),
+                        "credential, identity (`x-bff-*`), hop-by-hop and tracing headers are never forwarded",
+                    ));
+                }
             }
             if !r.downstream_path.starts_with('/') {
                 return Err(ConfigError::invalid(
@@ -609,9 +699,6 @@ impl BffConfig {
         }
         for (i, a) in self.aggregates.iter().enumerate() {
             let key = |k: &str| format!("aggregates[{i}].{k}");
-            if !a.path.starts_with('/') {
-                return Err(ConfigError::invalid(key("path"), "must start with `/`"));
-            }
             if a.parts.is_empty() {
                 return Err(ConfigError::invalid(
                     key("parts"),

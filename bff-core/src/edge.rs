@@ -1,10 +1,14 @@
 //! The edge pipeline every request passes, assembled in one place. Outermost first:
 //!
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
-//! 2. **span + access log** — one `request` span per request, one log line at completion;
+//! 2. **span, metrics, access log** — one `request` span per request; at completion the request is counted
+//!    by route template, method and status with its latency and its parts' outcomes, and one access line is
+//!    written (see `crate::observe`);
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
-//!    canonical form (400), no credentials in the query, one Host header: what auth checks is what routes;
+//!    canonical form (400), no credentials in the query, exactly one Host header on HTTP/1.1, no body on a
+//!    method that takes none (400, connection closed), and a connection that carried a chunked body closed
+//!    after its answer: what auth checks is what routes, and nothing hides behind a body;
 //! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
 //!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
@@ -44,7 +48,7 @@ use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
 
 /// What the edge needs, shared by all requests.
 #[derive(Debug)]
@@ -63,6 +67,10 @@ pub(crate) struct EdgeState {
     pub(crate) limiter: Option<RateLimiter>,
     /// The credential header successful responses vary on (`authorization`, `x-api-key`), if any.
     pub(crate) vary_on: Option<axum::http::HeaderName>,
+    /// Where requests, refusals and parts are counted.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Whether responses carry a `Server-Timing` header with per-part durations.
+    pub(crate) server_timing: bool,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -79,6 +87,13 @@ pub(crate) async fn edge(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let route: String = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(crate::observe::UNMATCHED, MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let in_flight = crate::observe::InFlight::start(&state.metrics);
     let request_id = trace::request_id(request.headers());
     let trace = TraceContext::from_headers(request.headers());
     let span = tracing::info_span!(
@@ -90,31 +105,44 @@ pub(crate) async fn edge(
     );
     let traceparent = trace.header_value();
     let rid = request_id.clone();
+    let trace_id = trace.trace_id.clone();
+    let observed = state.clone();
+    let route_in = route.clone();
     let handled = async move {
+        let route = route_in;
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
+        let framing = crate::hygiene::Framing {
+            version: request.version(),
+            has_body: !hyper::body::Body::is_end_stream(request.body()),
+        };
+        let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
         let hygiene = crate::hygiene::check_request(
             request.method(),
             request.uri(),
             request.headers(),
+            framing,
             state.max_uri_bytes,
             state.max_body_bytes,
         );
+        // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
+        close |= hygiene.is_err() && framing.has_body;
         let public = PUBLIC_PATHS.contains(&request.uri().path());
         // Load shedding: admitted requests hold their slot until the response is built; the others are
         // refused at once (no queue, so memory stays bounded), before authentication.
         let admitted = if NEVER_SHED.contains(&request.uri().path()) {
             None
         } else {
-            let route = request
+            let matched = request
                 .extensions()
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str);
-            match state.shed.admit(route) {
+            match state.shed.admit(matched) {
                 Ok(admitted) => Some(admitted),
                 Err(e) => {
                     tracing::info!(status = 503, "request shed: overloaded");
-                    return e.into_response();
+                    crate::observe::shed(&state.metrics, &route);
+                    return (e.into_response(), None);
                 }
             }
         };
@@ -136,6 +164,7 @@ pub(crate) async fn edge(
         let Verdict {
             denied,
             headers: limit_headers,
+            refused_by,
         } = match &state.limiter {
             Some(limiter) if !public && !refused_by_hygiene => {
                 limiter
@@ -144,6 +173,12 @@ pub(crate) async fn edge(
             }
             _ => Verdict::default(),
         };
+        crate::observe::refusals(
+            &state.metrics,
+            identity.as_ref().err(),
+            refused_by.as_deref(),
+        );
+        let mut ctx_out = None;
         let mut response = match (identity, denied) {
             (_, Some(denied)) => denied.into_response(),
             (Err(e), None) => {
@@ -153,7 +188,8 @@ pub(crate) async fn edge(
             (Ok(identity), None) => {
                 let method = request.method().clone();
                 let deadline = started + state.budget;
-                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
+                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
+                    .for_route(&route);
                 request.extensions_mut().insert(ctx.clone());
                 let mut response =
                     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
@@ -182,20 +218,37 @@ pub(crate) async fn edge(
                 // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
                 // credential.
                 crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
+                ctx_out = Some(ctx);
                 response
             }
         };
         response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
+        if close && framing.version <= axum::http::Version::HTTP_11 {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         drop(admitted);
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request completed"
-        );
-        response
+        (response, ctx_out)
     };
-    let mut response = with_request_id(rid.clone(), handled.instrument(span)).await;
+    let (mut response, ctx) = with_request_id(rid.clone(), handled.instrument(span.clone())).await;
+    // Metrics, the access log line and `Server-Timing`, once the final status is known.
+    crate::observe::completed(
+        &observed.metrics,
+        &mut response,
+        crate::observe::Completed {
+            route: &route,
+            method: &method,
+            started,
+            ctx: ctx.as_ref(),
+            request_id: &rid,
+            trace_id: &trace_id,
+            server_timing: observed.server_timing,
+        },
+        &span,
+    );
+    drop(in_flight);
     let headers = response.headers_mut();
     crate::hygiene::add_security_headers(headers);
     if let Ok(v) = HeaderValue::from_str(&rid) {

@@ -29,7 +29,7 @@ pub struct Gateway {
     config: BffConfig,
     downstreams: BTreeMap<String, Downstream>,
     auth: Authenticator,
-    /// The counters served at `/metrics`.
+    /// The metrics served at `/metrics` on the admin listener.
     metrics: Arc<Metrics>,
 }
 
@@ -37,7 +37,8 @@ impl Gateway {
     /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::default());
+        // A reload lends the running gateway's metrics, so series continue across rebuilds.
+        let metrics = crate::admin::lent_metrics().unwrap_or_default();
         // One response store for all downstreams: its byte bound is the gateway's.
         let store = Arc::new(Store::new(&config.cache, &metrics));
         // One connection pool per distinct (connect timeout, TLS settings, HTTP/2 mode): downstreams with the
@@ -73,6 +74,11 @@ impl Gateway {
                     .get(&jwt.jwks_downstream)
                     .cloned()
                     .ok_or_else(|| missing("auth.jwt.jwks_downstream"))?;
+                // An unknown `kid` never waits longer than the request's whole budget.
+                let mut jwt = jwt.clone();
+                jwt.jwks_unknown_kid_wait_ms = jwt
+                    .jwks_unknown_kid_wait_ms
+                    .min(config.server.request_timeout_ms);
                 let identity = config.downstreams.get(&jwt.jwks_downstream).map(|c| {
                     (
                         c,
@@ -85,7 +91,7 @@ impl Gateway {
                     )),
                     _ => JwksSource::Direct(jwks),
                 };
-                Authenticator::Jwt(Arc::new(JwtVerifier::new(jwt.clone(), source)))
+                Authenticator::Jwt(Arc::new(JwtVerifier::new(jwt, source)))
             }
             AuthMode::ApiKey if config.auth.client_certs.is_empty() => {
                 Authenticator::ApiKey(Arc::new(ApiKeys::new(&config.auth.api_keys)))
@@ -127,7 +133,8 @@ impl Gateway {
 
     /// The complete router: `api` (the gateway's composed endpoints), the declarative routes of the config,
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
-    /// wrapped by the edge pipeline (see [`crate::edge`]).
+    /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
+    /// config) goes to an enclosing [`crate::admin::capture`].
     pub fn into_router(
         self,
         api: Router,
@@ -138,11 +145,50 @@ impl Gateway {
             .iter()
             .map(|n| self.downstream(n))
             .collect::<Result<_, _>>()?;
-        let declarative =
-            crate::routes::router(&self.config.routes, |n| self.downstreams.get(n).cloned());
-        let aggregates = crate::aggregate::router(&self.config.aggregates, |n| {
-            self.downstreams.get(n).cloned()
-        });
+        let readiness = Arc::new(crate::health::Readiness::new(
+            ready,
+            crate::admin::lent_draining(),
+        ));
+        crate::admin::offer(crate::admin::Admin::new(
+            self.metrics.clone(),
+            readiness.clone(),
+            &self.config,
+        ));
+        // A configured path that is one of the gateway's own routes would make the router panic: name it.
+        let configured = (self.config.routes.iter().map(|r| &r.path))
+            .enumerate()
+            .map(|(i, p)| (format!("routes[{i}].path"), p))
+            .chain(
+                (self.config.aggregates.iter().map(|a| &a.path))
+                    .enumerate()
+                    .map(|(i, p)| (format!("aggregates[{i}].path"), p)),
+            );
+        for (key, path) in configured {
+            if let Some(own) = openapi
+                .paths
+                .paths
+                .keys()
+                .find(|own| crate::routes::templates_overlap(own, path))
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("shadows the gateway's route `{own}`"),
+                });
+            }
+        }
+        let routes = (&self.config.routes, &self.config.aggregates);
+        let downstreams = &self.downstreams;
+        // Whatever slipped past validation, the router's own refusal (a panic) becomes a configuration error.
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let declarative = crate::routes::router(routes.0, |n| downstreams.get(n).cloned());
+            let aggregates = crate::aggregate::router(routes.1, |n| downstreams.get(n).cloned());
+            declarative.merge(aggregates)
+        }))
+        .map_err(|_| ConfigError::Invalid {
+            key: "routes".into(),
+            reason: "the declarative routes and aggregations cannot be combined into one router"
+                .into(),
+        })?;
         let state = Arc::new(EdgeState {
             auth: self.auth,
             budget: Duration::from_millis(self.config.server.request_timeout_ms),
@@ -158,37 +204,38 @@ impl Gateway {
                 AuthMode::Jwt => Some(header::AUTHORIZATION),
                 AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
             },
+            metrics: self.metrics.clone(),
+            server_timing: self.config.telemetry.server_timing,
         });
-        let router = Router::new()
-            .route("/healthz", get(crate::health::healthz))
-            .route(
-                "/readyz",
-                get(crate::health::readyz).with_state(Arc::new(ready)),
-            )
-            .route(
-                "/metrics",
-                get(crate::metrics::handler).with_state(self.metrics.clone()),
-            )
-            .merge(crate::docs::router(openapi))
-            .merge(declarative)
-            .merge(aggregates)
-            .merge(api)
-            .fallback(|| async { BffError::NotFound })
-            .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
-            .layer(RequestBodyLimitLayer::new(
-                self.config.server.max_body_bytes,
-            ))
-            .layer(CatchPanicLayer::custom(|_| {
-                tracing::error!("handler panicked");
-                axum::response::IntoResponse::into_response(BffError::Internal)
-            }))
-            .layer(axum::middleware::from_fn_with_state(state, edge))
-            // Compression outside the edge, and conditional GET outside compression: the ETag is the tag of
-            // the exact bytes sent (one per content coding), and a 304 is never compressed.
-            .layer(crate::cache::client::compression(
-                &self.config.cache.compression,
-            ))
-            .layer(axum::middleware::from_fn(crate::etag::conditional));
+        let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            Router::new()
+                .route("/healthz", get(crate::health::healthz))
+                .route("/readyz", get(crate::health::readyz).with_state(readiness))
+                .merge(crate::docs::router(openapi))
+                .merge(built)
+                .merge(api)
+        }))
+        .map_err(|_| ConfigError::Invalid {
+            key: "routes".into(),
+            reason: "a declarative route or aggregation is the same route as one of the gateway's"
+                .into(),
+        })?
+        .fallback(|| async { BffError::NotFound })
+        .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+        .layer(RequestBodyLimitLayer::new(
+            self.config.server.max_body_bytes,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            axum::response::IntoResponse::into_response(BffError::Internal)
+        }))
+        .layer(axum::middleware::from_fn_with_state(state, edge))
+        // Compression outside the edge, and conditional GET outside compression: the ETag is the tag of
+        // the exact bytes sent (one per content coding), and a 304 is never compressed.
+        .layer(crate::cache::client::compression(
+            &self.config.cache.compression,
+        ))
+        .layer(axum::middleware::from_fn(crate::etag::conditional));
         // CORS sits outside the edge: preflights are answered before authentication.
         let router = match self.config.cors.layer() {
             Some(cors) => router.layer(cors),
@@ -206,5 +253,204 @@ fn missing(key: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         reason: "required by this gateway but not configured".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// A configuration using every section: two downstreams, JWT, a route, an aggregation, a rate-limit
+    /// policy, CORS.
+    fn base() -> Value {
+        let mut config = BffConfig::default();
+        for (name, port) in [("users", 1), ("identity", 2)] {
+            config.downstreams.insert(
+                name.into(),
+                crate::config::DownstreamConfig::at(format!("http://127.0.0.1:{port}")),
+            );
+        }
+        let mut value = serde_json::to_value(config).unwrap();
+        value["auth"]["mode"] = json!("jwt");
+        value["auth"]["jwt"]["audience"] = json!("bff-web");
+        value["routes"] = json!([{"path": "/api/u/{id}", "downstream": "users",
+            "downstream_path": "/users/{id}", "header_allow": ["accept-language"]}]);
+        value["aggregates"] = json!([{"path": "/api/agg/{id}", "parts": [
+            {"name": "u", "downstream": "users", "path": "/users/{id}"}]}]);
+        value["rate_limit"]["enabled"] = json!(true);
+        value["rate_limit"]["policies"] =
+            json!([{"name": "p", "by": ["ip"], "rate": 10, "period_s": 1, "burst": 10}]);
+        value["cors"]["allowed_origins"] = json!(["https://app.example.com"]);
+        value
+    }
+
+    /// The dotted paths of every leaf of `value`.
+    fn leaves(value: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    prefix.push(k.clone());
+                    leaves(v, prefix, out);
+                    prefix.pop();
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                for (i, v) in items.iter().enumerate() {
+                    prefix.push(i.to_string());
+                    leaves(v, prefix, out);
+                    prefix.pop();
+                }
+            }
+            _ => out.push(prefix.clone()),
+        }
+    }
+
+    fn set(value: &mut Value, path: &[String], new: Value) {
+        let mut at = value;
+        for key in path {
+            at = match at {
+                Value::Object(map) => map.entry(key.clone()).or_insert(Value::Null),
+                Value::Array(items) => {
+                    match key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                        Some(item) => item,
+                        None => return,
+                    }
+                }
+                _ => return,
+            };
+        }
+        *at = new;
+    }
+
+    /// Hostile numbers, for numeric keys.
+    fn hostile_number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(0)),
+            Just(json!(1)),
+            Just(json!(u32::MAX)),
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MAX)),
+            Just(json!(usize::MAX / 2)),
+            Just(json!(1u64 << 53)),
+            Just(json!(0.0)),
+            Just(json!(1e300)),
+            any::<u64>().prop_map(|n| json!(n)),
+            (0u64..100_000).prop_map(|n| json!(n)),
+        ]
+    }
+
+    /// Hostile strings, for string keys (paths, header names, URLs, names, media types).
+    fn hostile_string() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("")),
+            Just(json!("/")),
+            Just(json!("/healthz")),
+            Just(json!("/metrics")),
+            Just(json!("/api/home")),
+            Just(json!("/api/u/{x}")),
+            Just(json!("/api/agg/{id}")),
+            Just(json!("/a/{x}/{x}")),
+            Just(json!("/a/:x")),
+            Just(json!("/a/*x")),
+            Just(json!("/a/{")),
+            Just(json!("Authorization")),
+            Just(json!("x-bff-user-id")),
+            Just(json!("bad header")),
+            Just(json!("users")),
+            Just(json!("nobody")),
+            Just(json!("http://127.0.0.1:1")),
+            Just(json!("ftp://x")),
+            Just(json!("text/html")),
+            Just(json!("a{b")),
+            "\\PC{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    /// A replacement for a leaf: of the leaf's own JSON type most of the time (so the configuration still
+    /// loads and validation and assembly are what is tested), of another type sometimes.
+    fn mutation() -> impl Strategy<Value = (Value, Value, bool, bool)> {
+        (
+            hostile_number(),
+            hostile_string(),
+            any::<bool>(),
+            proptest::bool::weighted(0.1),
+        )
+    }
+
+    fn replacement(
+        old: &Value,
+        (number, string, flag, wrong_type): (Value, Value, bool, bool),
+    ) -> Value {
+        match (old, wrong_type) {
+            (Value::Number(_), false) => number,
+            (Value::String(_), false) => string,
+            (Value::Bool(_), false) => json!(flag),
+            (Value::Number(_), true) => string,
+            _ => number,
+        }
+    }
+
+    fn leaf<'a>(value: &'a Value, path: &[String]) -> &'a Value {
+        path.iter().fold(value, |at, key| match at {
+            Value::Object(map) => map.get(key).unwrap_or(&Value::Null),
+            Value::Array(items) => key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        })
+    }
+
+    /// The base configuration itself loads and builds (so the property test mutates something meaningful).
+    #[test]
+    fn base_config_builds() {
+        let config: BffConfig = serde_json::from_value(base()).expect("base loads");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let _router = Gateway::new(config)
+            .and_then(|g| g.into_router(Router::new(), Default::default(), &[]))
+            .expect("base builds");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Whatever values a configuration holds (extreme numbers, wrong types, hostile paths and header
+        /// names at any key), building a gateway from it never panics: it is either a router or a
+        /// configuration error that names a key.
+        #[test]
+        fn generated_configs_never_panic(
+            picks in proptest::collection::vec((any::<proptest::sample::Index>(), mutation()), 1..6)
+        ) {
+            let mut value = base();
+            let mut paths = Vec::new();
+            leaves(&value, &mut Vec::new(), &mut paths);
+            for (index, new) in picks {
+                let path = index.get(&paths).clone();
+                let new = replacement(leaf(&value, &path), new);
+                set(&mut value, &path, new);
+            }
+            let Ok(config) = serde_json::from_value::<BffConfig>(value.clone()) else {
+                return Ok(());
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _entered = runtime.enter();
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut openapi = utoipa::openapi::OpenApi::default();
+                openapi.paths.paths.insert("/api/home".into(), Default::default());
+                Gateway::new(config).and_then(|g| {
+                    g.into_router(Router::new().route("/api/home", get(|| async { "home" })), openapi, &[])
+                })
+            }));
+            prop_assert!(built.is_ok(), "panicked on {}", value);
+            if let Ok(Err(ConfigError::Invalid { key, .. })) = built {
+                prop_assert!(!key.is_empty());
+            }
+        }
     }
 }

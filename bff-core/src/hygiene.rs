@@ -2,7 +2,7 @@
 //! the auth rule and the router see (anything else is refused, never "fixed up"), bounded request targets,
 //! refused methods, no credentials in URLs, and standard security headers on every response.
 
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::error::BffError;
 
@@ -87,11 +87,35 @@ fn decode_segment(segment: &str) -> Result<String, PathProblem> {
 /// Query parameter names that would carry a credential in the URL (logged by every proxy on the way).
 const CREDENTIAL_PARAMS: &[&str] = &["access_token", "api_key", "apikey", "token"];
 
+/// Methods whose requests take no body at the edge: such a request that carries one (whatever the framing:
+/// `Content-Length`, chunked, HTTP/2 DATA) is refused before routing, so no downstream is ever called with an
+/// unread body behind it.
+pub const BODYLESS_METHODS: &[Method] =
+    &[Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS];
+
+/// What the edge knows about a request before reading its body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Framing {
+    /// The HTTP version.
+    pub(crate) version: Version,
+    /// Whether a body may follow (not provably empty).
+    pub(crate) has_body: bool,
+}
+
+/// Whether the connection must close after the answer to this request: an HTTP/1 request with a
+/// `Transfer-Encoding` (hyper's chunk parser is laxer than RFC 9112 — it accepts whitespace after a chunk
+/// size — so nothing a chunked body might hide is ever read as the next request), or one refused with its body
+/// unread.
+pub(crate) fn closes_connection(version: Version, headers: &HeaderMap) -> bool {
+    version <= Version::HTTP_11 && headers.contains_key(header::TRANSFER_ENCODING)
+}
+
 /// The checks of the request line and headers that come before authentication.
 pub(crate) fn check_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    framing: Framing,
     max_uri_bytes: usize,
     max_body_bytes: usize,
 ) -> Result<(), BffError> {
@@ -117,9 +141,23 @@ pub(crate) fn check_request(
     if declared.is_some_and(|len| len > max_body_bytes as u64) {
         return Err(BffError::PayloadTooLarge);
     }
-    if headers.get_all(header::HOST).iter().count() > 1 {
+    match headers.get_all(header::HOST).iter().count() {
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400 (HTTP/2 carries `:authority`).
+        0 if framing.version == Version::HTTP_11 => {
+            return Err(BffError::BadRequest {
+                detail: "the Host header is required".into(),
+            });
+        }
+        0 | 1 => {}
+        _ => {
+            return Err(BffError::BadRequest {
+                detail: "more than one Host header".into(),
+            });
+        }
+    }
+    if framing.has_body && BODYLESS_METHODS.contains(method) {
         return Err(BffError::BadRequest {
-            detail: "more than one Host header".into(),
+            detail: "this method takes no request body".into(),
         });
     }
     if let Some(query) = uri.query() {

@@ -44,6 +44,68 @@ pub(crate) fn fill_path(
     Ok(path)
 }
 
+/// Why a configured path template cannot be served, or `Ok`: absolute, canonical (see
+/// [`crate::hygiene::check_path`]), every segment either literal or a whole `{name}` parameter (`name` of
+/// ASCII letters, digits and `_`, unique in the template), no `*` or `:` segments (the router would panic).
+pub fn check_template(template: &str) -> Result<(), &'static str> {
+    if template.len() > 1024 {
+        return Err("is longer than 1024 bytes");
+    }
+    let rest = template.strip_prefix('/').ok_or("must start with `/`")?;
+    let mut names: Vec<&str> = Vec::new();
+    for segment in rest.split('/') {
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err("a `{name}` parameter must be letters, digits and `_`");
+            }
+            if names.contains(&name) {
+                return Err("a parameter name occurs twice");
+            }
+            names.push(name);
+            continue;
+        }
+        if segment.contains(['{', '}']) {
+            return Err("`{` and `}` may only enclose a whole segment");
+        }
+        if segment.starts_with([':', '*']) {
+            return Err("segments may not start with `:` or `*` (use `{name}`)");
+        }
+    }
+    let literal: String = template
+        .split('/')
+        .map(|s| if s.starts_with('{') { "p" } else { s })
+        .collect::<Vec<_>>()
+        .join("/");
+    crate::hygiene::check_path(&literal).map_err(|_| "is not a canonical path")?;
+    Ok(())
+}
+
+/// Whether two path templates would be the same route to the router: as many segments, and at every position
+/// either the same literal or a parameter in both (whatever their names).
+pub fn templates_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    let param = |s: &str| s.starts_with('{');
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| (param(x) && param(y)) || (!param(x) && !param(y) && x == y))
+}
+
+/// Whether a request header may be named in a declarative route's `header_allow` (credential, identity,
+/// hop-by-hop and tracing headers never may).
+pub fn is_forwardable_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    HeaderName::from_bytes(lower.as_bytes()).is_ok()
+        && !NEVER_FORWARDED.contains(&lower.as_str())
+        && !lower.starts_with(crate::auth::IDENTITY_HEADER_PREFIX)
+}
+
 /// Headers never forwarded, whatever the allow-list says.
 const NEVER_FORWARDED: &[&str] = &[
     "authorization",
@@ -61,6 +123,11 @@ const NEVER_FORWARDED: &[&str] = &[
     "content-length",
     "x-request-id",
     "traceparent",
+    "tracestate",
+    "forwarded",
+    "x-forwarded-for",
+    "proxy-authenticate",
+    "set-cookie",
 ];
 
 struct Forward {
@@ -178,6 +245,38 @@ pub(crate) fn router(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Templates the router would refuse (or panic on) are refused, and overlapping templates are seen.
+    #[test]
+    fn templates_are_checked_and_overlaps_found() {
+        for ok in ["/", "/a", "/api/users/{id}/card", "/v1/{a}/{b_2}"] {
+            assert_eq!(check_template(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "a",
+            "/a/{",
+            "/a/{}",
+            "/a/x{id}",
+            "/a/:id",
+            "/a/*rest",
+            "/a//b",
+            "/a/",
+            "/a/../b",
+            "/{x}/{x}",
+            "/a/{id-x}",
+        ] {
+            assert!(check_template(bad).is_err(), "{bad}");
+        }
+        assert!(templates_overlap("/a/{x}", "/a/{y}"));
+        assert!(templates_overlap("/healthz", "/healthz"));
+        assert!(!templates_overlap("/a/{x}", "/a/b"));
+        assert!(!templates_overlap("/a/{x}", "/a/{x}/c"));
+        assert!(!is_forwardable_header("Authorization"));
+        assert!(!is_forwardable_header("x-bff-user-id"));
+        assert!(!is_forwardable_header("Cookie"));
+        assert!(!is_forwardable_header("bad header"));
+        assert!(is_forwardable_header("accept-language"));
+    }
 
     /// Parameters are encoded into their segment and only allow-listed query parameters pass.
     #[test]

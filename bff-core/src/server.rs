@@ -1,66 +1,25 @@
 //! Serving a router on a listener the caller binds (so tests use port 0), over HTTP/1.1 and HTTP/2 with the
-//! connection-level limits a front door needs (header read timeout, header count and size, bounded HTTP/2
-//! streams), and graceful shutdown: on the signal, stop accepting, let in-flight requests finish (bounded by a
-//! grace period).
+//! connection-level protection of [`crate::conn`] (connection budget, first-bytes timeout, paced responses,
+//! header and stream limits), TLS termination when configured ([`crate::tls`]), and graceful shutdown: on the signal, stop accepting, let in-flight requests
+//! finish (bounded by a grace period).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// Connection-level limits of the HTTP server. The defaults are safe without any configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionLimits {
-    /// Time a client has to send a complete request head (HTTP/1), in milliseconds; also bounds how long an
-    /// idle keep-alive connection waits for its next request. Slow clients cannot hold connections open.
-    pub header_read_timeout_ms: u64,
-    /// Most request headers accepted (HTTP/1); more is answered 431.
-    pub max_headers: usize,
-    /// Largest request head (request line + headers) accepted, in bytes; larger is answered 431 (HTTP/1) or
-    /// refused (HTTP/2 header list size).
-    pub max_header_bytes: usize,
-    /// Concurrent streams one HTTP/2 connection may open.
-    pub h2_max_concurrent_streams: u32,
-}
+use crate::conn::budget::{AcceptBackoff, ConnectionBudget};
+use crate::conn::pacing::{ConnWatch, Pacer, ResponseBudget};
+use crate::tls::ClientCertificate;
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout_ms: 10_000,
-            max_headers: 64,
-            max_header_bytes: 16 * 1024,
-            h2_max_concurrent_streams: 128,
-        }
-    }
-}
-
-fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_headers(limits.max_headers)
-        // hyper's floor for the read buffer is 8 KiB.
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(64)
-        .keep_alive_interval(Duration::from_secs(30));
-    builder
-}
+pub use crate::conn::ConnectionLimits;
 
 /// Serves `router` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then drains
 /// in-flight requests for at most `grace`.
@@ -91,7 +50,8 @@ pub async fn serve_with_limits(
     serve_with_tls(listener, router, shutdown, grace, limits, None).await
 }
 
-/// [`serve_with_limits`], terminating TLS on every connection when `tls` is given (see [`crate::tls`]).
+/// [`serve_with_limits`], terminating TLS on every connection when `tls` is given (see [`crate::tls`]): the
+/// handshake (bounded by its own timeout) comes first, then the connection is served like a plain one.
 pub async fn serve_with_tls(
     listener: TcpListener,
     router: Router,
@@ -100,7 +60,11 @@ pub async fn serve_with_tls(
     limits: &ConnectionLimits,
     tls: Option<crate::tls::EdgeTls>,
 ) -> std::io::Result<()> {
-    let builder = builder(limits);
+    let builder = crate::conn::builder(limits);
+    let budget = ConnectionBudget::new(limits);
+    let memory = ResponseBudget::new(limits.response_memory_budget_bytes);
+    let (first_byte, stall) = (limits.first_byte_timeout(), limits.send_stall_timeout());
+    let mut backoff = AcceptBackoff::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -110,34 +74,42 @@ pub async fn serve_with_tls(
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff.failed()).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        backoff.succeeded();
+        // Past a cap: a fixed answer and close, so the flood never reaches hyper or the file-descriptor limit.
+        let permit = match budget.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::debug!(%peer, ?refusal, "connection refused");
+                crate::conn::budget::refuse(stream, refusal);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        if let Some(tls) = &tls {
-            let (router, builder) = (router.clone(), builder.clone());
-            tls.spawn_connection(stream, peer, router, builder, graceful.watcher());
-            continue;
-        }
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
-                    request
-                });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let conn = Conn {
+            peer,
+            router: router.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            memory: memory.clone(),
+            first_byte,
+            stall,
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let _permit = permit;
+            match tls {
+                None => conn.serve(stream, None).await,
+                Some(tls) => {
+                    if let Some((stream, client_cert)) = tls.handshake(stream, peer).await {
+                        conn.serve(stream, client_cert).await;
+                    }
+                }
             }
         });
     }
@@ -150,6 +122,61 @@ pub async fn serve_with_tls(
         tracing::warn!("shutdown grace period over; dropping remaining connections");
     }
     Ok(())
+}
+
+/// What serving one accepted connection needs.
+struct Conn {
+    peer: SocketAddr,
+    router: Router,
+    builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    memory: Arc<ResponseBudget>,
+    first_byte: Duration,
+    stall: Duration,
+}
+
+impl Conn {
+    /// Serves `io` (a TCP stream, or the TLS stream on top of it with the verified `client_cert`, if any)
+    /// until it ends, stalls, or shutdown.
+    async fn serve<I>(self, io: I, client_cert: Option<Arc<ClientCertificate>>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let pacer = Pacer::new(ConnWatch::new(), self.memory);
+        let watch = pacer.watch().clone();
+        let service = self
+            .router
+            .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                if let Some(cert) = &client_cert {
+                    extensions.insert(cert.clone());
+                }
+                request
+            })
+            .map_response(move |response| pacer.wrap(response));
+        // The first bytes (the whole HTTP/2 preface) within the timeout, or the connection is dropped.
+        let io = match crate::conn::detect::detect(io, self.first_byte).await {
+            Ok((_, io)) => io,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "no request within the first-bytes timeout");
+                return;
+            }
+        };
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+            .into_owned();
+        tokio::select! {
+            result = self.watcher.watch(connection) => if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            },
+            () = watch.stalled(self.stall) => {
+                tracing::info!(%peer, "closing a connection that stopped reading its responses");
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -32,6 +32,8 @@ use utoipa::OpenApi;
 
 /// The port the gateway listens on by default.
 pub const DEFAULT_PORT: u16 = 8082;
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9082;
 /// The JWT audience the gateway accepts.
 pub const AUDIENCE: &str = "bff-mobile";
 /// The downstreams `/readyz` requires.
@@ -43,6 +45,7 @@ pub const READY_ON: &[&str] = &["users", "catalog", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
+    c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),

@@ -77,6 +77,9 @@ pub const SCOPE_ORDERS_READ: &str = "orders:read";
 /// The downstream services this gateway calls (all required for readiness).
 pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9083;
+
 /// Built-in defaults: listen on `127.0.0.1:8083`, the `catalog`, `inventory` and `orders` downstreams at
 /// their default mock ports, API-key authentication with the two development keys of the crate docs, and
 /// per-partner rate limits by tier (base 60/min burst 10, `silver` 600/min burst 50, `gold` 3000/min burst
@@ -84,6 +87,7 @@ pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();
+    c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .filter(|(name, _)| DOWNSTREAMS.contains(name))

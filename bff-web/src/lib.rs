@@ -29,12 +29,15 @@ use utoipa::OpenApi;
 pub const AUDIENCE: &str = "bff-web";
 /// Default listening port.
 pub const DEFAULT_PORT: u16 = 8081;
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9081;
 
 /// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`,
 /// rate limits per user (20/s, burst 100) and per client address (200/s, burst 400).
 pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
+    config.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     config.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),

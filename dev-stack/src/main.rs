@@ -137,6 +137,7 @@ async fn main() -> ExitCode {
     };
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
+    let mut admins = Vec::new();
     let mut urls = Vec::new();
     for spec in GATEWAYS {
         let defaults = match &certs {
@@ -160,7 +161,9 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let router = match (spec.app)(config) {
+        let admin_listen = config.admin.listen;
+        let (router, admin) = bff_core::admin::capture(|| (spec.app)(config));
+        let router = match router {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("dev-stack: {}: configuration error: {e}", spec.name);
@@ -176,6 +179,29 @@ async fn main() -> ExitCode {
         };
         let scheme = if edge.is_some() { "https" } else { "http" };
         urls.push((spec.name, format!("{scheme}://{listen}")));
+        // The admin listener (metrics, probes, redacted config) of this gateway.
+        if let Some(admin) = admin {
+            let admin_listener = match tokio::net::TcpListener::bind(admin_listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!(
+                        "dev-stack: {}: cannot listen on {admin_listen}: {e}",
+                        spec.name
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            admins.push((spec.name, format!("http://{admin_listen}")));
+            let mut stopped = stop.subscribe();
+            servers.push(tokio::spawn(bff_core::server::serve(
+                admin_listener,
+                admin.router(),
+                async move {
+                    let _ = stopped.recv().await;
+                },
+                Duration::from_secs(1),
+            )));
+        }
         let mut stopped = stop.subscribe();
         servers.push(tokio::spawn(async move {
             let stopped = async move {
@@ -199,6 +225,10 @@ async fn main() -> ExitCode {
     println!("gateways:");
     for (name, url) in &urls {
         println!("  {name:<16} {url}   (docs: {url}/docs)");
+    }
+    println!("admin (metrics, probes, config):");
+    for (name, url) in &admins {
+        println!("  {name:<16} {url}/metrics");
     }
     if let Some(certs) = &certs {
         let ca = certs.ca_file.display();

@@ -80,6 +80,12 @@ pub enum FaultKind {
         #[serde(default = "default_interval")]
         interval_ms: u64,
     },
+    /// The real response (valid JSON) served with another `Content-Type` (default `text/html`).
+    WrongContentType {
+        /// The media type sent instead.
+        #[serde(default = "default_wrong_content_type")]
+        content_type: String,
+    },
     /// 200 with a valid JSON body `{"padding":"xxx..."}` of exactly `bytes` bytes (streamed).
     Oversized {
         /// Body size in bytes (default 20 MiB).
@@ -96,6 +102,9 @@ fn default_chunk() -> usize {
 }
 fn default_interval() -> u64 {
     100
+}
+fn default_wrong_content_type() -> String {
+    "text/html".into()
 }
 fn default_oversized() -> usize {
     DEFAULT_OVERSIZED_BYTES
@@ -262,6 +271,13 @@ pub(crate) async fn fault_middleware(
             Response::from_parts(parts, body)
         }
         FaultKind::Oversized { bytes } => json_response(StatusCode::OK, oversized_body(bytes)),
+        FaultKind::WrongContentType { content_type } => {
+            let mut response = next.run(req).await;
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            response
+        }
     }
 }
 

@@ -579,11 +579,9 @@ async fn declarative_route_forwards_and_shapes() {
         downstream: "catalog".into(),
         downstream_path: "/products/{id}".into(),
         query_allow: vec!["lang".into()],
-        header_allow: vec![
-            "accept-language".into(),
-            "x-bff-user-id".into(),
-            "authorization".into(),
-        ],
+        // Naming `authorization` or an `x-bff-*` header here is a configuration error
+        // (`hardening.rs::config_errors_name_the_key`).
+        header_allow: vec!["accept-language".into()],
         fields: vec!["id".into(), "name".into(), "price.amount_cents".into()],
         scopes: vec![],
     });

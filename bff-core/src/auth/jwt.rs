@@ -1,13 +1,18 @@
 //! JWT bearer verification against a JWKS: explicit algorithm allow-list, no keys taken from the token itself,
-//! `iss`/`aud`/`exp`/`nbf` checked with bounded leeway, keys cached and refetched (rate-limited) when a token
-//! names an unknown `kid`, cached keys kept when the identity provider is down.
+//! `crit` honoured (no extension is understood, so any is refused), `iss` (a string) / `aud` (a string or an
+//! array of strings) / `exp` / `nbf` / `iat` checked with bounded leeway, numeric dates bounded and all date
+//! arithmetic checked. Keys never block a request: known keys verify from the cache while a refresh runs in
+//! the background (rate-limited); an unknown `kid` waits a short bounded time for that refresh, then 401.
+//! Cached keys are kept when the identity provider is down.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -23,6 +28,9 @@ use crate::trace::TraceContext;
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Longest `kid` looked up.
 const MAX_KID_LEN: usize = 128;
+/// Latest numeric date accepted in `exp`, `nbf` and `iat`: 9999-12-31T23:59:59Z. Larger values are not dates a
+/// real issuer writes, and bounding them keeps every sum with the leeway far from overflow.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// Parses an allowed algorithm name; `none` and HMAC algorithms are refused (a JWKS of public keys cannot
 /// verify them safely, and accepting them invites key confusion).
@@ -36,17 +44,29 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     }
 }
 
+/// The claims read from a token. Types are strict: `iss` and `sub` strings, `aud` a string or an array of
+/// strings, numeric dates non-negative integers; anything else fails to deserialize (401).
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    // Read only to enforce its type: jsonwebtoken's own issuer check also accepts an array.
+    #[allow(dead_code)]
+    iss: String,
     exp: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_date")]
+    nbf: Option<u64>,
+    #[serde(default, deserialize_with = "present_date")]
     iat: Option<u64>,
     aud: Audience,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     scopes: Option<Vec<String>>,
+}
+
+/// A numeric date that, when present, is a non-negative integer (`null` included is refused).
+fn present_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,8 +87,21 @@ struct KeyCache {
     keys: HashMap<String, Arc<CachedKey>>,
     /// When the current keys were fetched.
     fetched_at: Option<Instant>,
-    /// When a fetch was last attempted (successful or not), for the refetch rate limit.
+    /// When a fetch was last started (successful or not), for the refetch rate limit.
     attempted_at: Option<Instant>,
+}
+
+/// The JWKS cache and its background refresh, shared with the refresh task.
+struct KeyStore {
+    jwks: JwksSource,
+    path: String,
+    max_age: Duration,
+    min_refresh: Duration,
+    cache: RwLock<KeyCache>,
+    /// Set while a fetch runs, so there is at most one.
+    refreshing: AtomicBool,
+    /// Bumped when a fetch ends (successfully or not); requests waiting for an unknown `kid` watch it.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// A token that passed verification, remembered until `expires_at`.
@@ -84,10 +117,7 @@ pub struct JwtVerifier {
     /// Tokens already verified (exact token string → identity), bounded in entries and age.
     verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
     algorithms: Vec<Algorithm>,
-    jwks: JwksSource,
-    cache: RwLock<KeyCache>,
-    /// Serialises fetches, so a burst of unknown `kid`s causes one fetch, not one per request.
-    refresh: tokio::sync::Mutex<()>,
+    keys: Arc<KeyStore>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -103,7 +133,7 @@ fn unauthenticated(reason: &'static str) -> BffError {
 }
 
 impl JwtVerifier {
-    /// A verifier for validated `config`, fetching keys from `jwks` (a downstream, or discovery).
+    /// A verifier for validated `config`, fetching keys from `jwks` (a downstream, or OpenID discovery).
     pub fn new(config: JwtConfig, jwks: impl Into<JwksSource>) -> Self {
         let algorithms = config
             .algorithms
@@ -116,13 +146,20 @@ impl JwtVerifier {
                 .time_to_live(Duration::from_secs(config.verified_cache_ttl_s.max(1)))
                 .build()
         });
+        let keys = Arc::new(KeyStore {
+            jwks: jwks.into(),
+            path: config.jwks_path.clone(),
+            max_age: Duration::from_secs(config.jwks_max_age_s),
+            min_refresh: Duration::from_millis(config.jwks_min_refresh_ms),
+            cache: RwLock::new(KeyCache::default()),
+            refreshing: AtomicBool::new(false),
+            generation: tokio::sync::watch::channel(0).0,
+        });
         Self {
             verified,
             config,
             algorithms,
-            jwks: jwks.into(),
-            cache: RwLock::new(KeyCache::default()),
-            refresh: tokio::sync::Mutex::new(()),
+            keys,
         }
     }
 
@@ -135,7 +172,8 @@ impl JwtVerifier {
         if let Some(cache) = &self.verified
             && let Some(hit) = cache.get(token)
         {
-            if jsonwebtoken::get_current_timestamp() <= hit.expires_at + self.config.leeway_s {
+            let until = hit.expires_at.saturating_add(self.config.leeway_s);
+            if jsonwebtoken::get_current_timestamp() <= until {
                 return Ok(hit.identity.clone());
             }
             cache.invalidate(token);
@@ -160,6 +198,11 @@ impl JwtVerifier {
             return Err(unauthenticated(
                 "tokens carrying their own keys are not accepted",
             ));
+        }
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and this verifier understands
+        // none (an empty list is malformed too).
+        if header.crit.is_some() {
+            return Err(unauthenticated("unsupported critical header parameter"));
         }
         let kid = header
             .kid
@@ -195,10 +238,14 @@ impl JwtVerifier {
             unauthenticated(reason)
         })?;
         let claims = data.claims;
+        let dates = [Some(claims.exp), claims.nbf, claims.iat];
+        if dates.into_iter().flatten().any(|d| d > MAX_NUMERIC_DATE) {
+            return Err(unauthenticated("invalid token"));
+        }
         let now = jsonwebtoken::get_current_timestamp();
         if claims
             .iat
-            .is_some_and(|iat| iat > now + self.config.leeway_s)
+            .is_some_and(|iat| iat > now.saturating_add(self.config.leeway_s))
         {
             return Err(unauthenticated("token issued in the future"));
         }
@@ -240,36 +287,72 @@ impl JwtVerifier {
         Ok(identity)
     }
 
+    /// The key named `kid`. A cached key is returned at once (a stale cache starts a background refresh);
+    /// an unknown `kid` starts a refresh if the rate limit allows and waits for the running one at most
+    /// `jwks_unknown_kid_wait_ms`.
+    async fn key(&self, kid: &str) -> Option<Arc<CachedKey>> {
+        let (key, fresh) = self.keys.cached(kid);
+        if let Some(key) = key {
+            if !fresh {
+                self.keys.refresh_in_background();
+            }
+            return Some(key);
+        }
+        // Subscribed before looking at the refresh, so its end cannot be missed.
+        let mut ended = self.keys.generation.subscribe();
+        if !self.keys.refresh_in_background() {
+            // No refresh running and none allowed yet: a fetch that just ended may have brought the key.
+            return self.keys.cached(kid).0;
+        }
+        let wait = Duration::from_millis(self.config.jwks_unknown_kid_wait_ms);
+        let _ = tokio::time::timeout(wait, ended.changed()).await;
+        self.keys.cached(kid).0
+    }
+}
+
+impl KeyStore {
     fn cached(&self, kid: &str) -> (Option<Arc<CachedKey>>, bool) {
         let Ok(cache) = self.cache.read() else {
             return (None, false);
         };
-        let max_age = Duration::from_secs(self.config.jwks_max_age_s);
-        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < max_age);
+        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
         (cache.keys.get(kid).cloned(), fresh)
     }
 
-    async fn key(&self, kid: &str) -> Option<Arc<CachedKey>> {
-        if let (Some(key), true) = self.cached(kid) {
-            return Some(key);
+    /// Starts a JWKS fetch in the background unless one is running or one started less than `min_refresh`
+    /// ago (or no runtime is available). Whether a fetch is running afterwards.
+    fn refresh_in_background(self: &Arc<Self>) -> bool {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return true;
         }
-        let _guard = self.refresh.lock().await;
-        let (key, fresh) = self.cached(kid);
-        if key.is_some() && fresh {
-            return key;
+        let allowed = match self.cache.write() {
+            Ok(mut cache) => {
+                let recently = cache
+                    .attempted_at
+                    .is_some_and(|t| t.elapsed() < self.min_refresh);
+                if !recently {
+                    cache.attempted_at = Some(Instant::now());
+                }
+                !recently
+            }
+            Err(_) => false,
+        };
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if allowed => {
+                let store = self.clone();
+                runtime.spawn(async move {
+                    Box::pin(store.fetch()).await;
+                    store.refreshing.store(false, Ordering::Release);
+                    store.generation.send_modify(|g| *g = g.wrapping_add(1));
+                });
+                true
+            }
+            _ => {
+                self.refreshing.store(false, Ordering::Release);
+                false
+            }
         }
-        let min_interval = Duration::from_millis(self.config.jwks_min_refresh_ms);
-        let recently = self
-            .cache
-            .read()
-            .ok()
-            .and_then(|c| c.attempted_at)
-            .is_some_and(|t| t.elapsed() < min_interval);
-        if recently {
-            return key;
-        }
-        Box::pin(self.fetch()).await;
-        self.cached(kid).0
     }
 
     /// Fetches the JWKS; on failure the cached keys stay in use.
@@ -280,36 +363,38 @@ impl JwtVerifier {
             None,
             Instant::now() + Duration::from_secs(5),
         );
-        let result = self.jwks.fetch(&ctx, &self.config.jwks_path).await;
-        let Ok(mut cache) = self.cache.write() else {
-            return;
-        };
-        cache.attempted_at = Some(Instant::now());
+        let result = self.jwks.fetch(&ctx, &self.path).await;
         match result {
-            Ok(set) => {
-                let mut keys = HashMap::new();
-                for jwk in &set.keys {
-                    let Some(kid) = jwk.common.key_id.clone() else {
-                        continue;
-                    };
-                    let alg = jwk
-                        .common
-                        .key_algorithm
-                        .and_then(|a| Algorithm::from_str(&format!("{a:?}")).ok());
-                    match DecodingKey::from_jwk(jwk) {
-                        Ok(key) => {
-                            keys.insert(kid, Arc::new(CachedKey { key, alg }));
-                        }
-                        Err(e) => tracing::warn!(kid, error = %e, "unusable JWK skipped"),
-                    }
-                }
-                tracing::info!(keys = keys.len(), "JWKS refreshed");
-                cache.keys = keys;
-                cache.fetched_at = Some(Instant::now());
-            }
+            Ok(set) => self.install(&set),
             Err(e) => {
-                tracing::warn!(error = %e, cached = cache.keys.len(), "JWKS fetch failed; keeping cached keys")
+                let cached = self.cache.read().map_or(0, |c| c.keys.len());
+                tracing::warn!(error = %e, cached, "JWKS fetch failed; keeping cached keys");
             }
+        }
+    }
+
+    /// Replaces the cached keys with the usable keys of `set`.
+    fn install(&self, set: &JwkSet) {
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| Algorithm::from_str(&format!("{a:?}")).ok());
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => {
+                    keys.insert(kid, Arc::new(CachedKey { key, alg }));
+                }
+                Err(e) => tracing::warn!(kid, error = %e, "unusable JWK skipped"),
+            }
+        }
+        tracing::info!(keys = keys.len(), "JWKS refreshed");
+        if let Ok(mut cache) = self.cache.write() {
+            cache.keys = keys;
+            cache.fetched_at = Some(Instant::now());
         }
     }
 }
@@ -317,6 +402,7 @@ impl JwtVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::downstream::Downstream;
     use proptest::prelude::*;
 
     fn verifier() -> JwtVerifier {
@@ -325,7 +411,7 @@ mod tests {
             ..JwtConfig::default()
         };
         // Nothing listens on the discard port: every JWKS fetch fails fast.
-        let jwks = crate::downstream::Downstream::new(
+        let jwks = Downstream::new(
             "identity",
             &crate::config::DownstreamConfig::at("http://127.0.0.1:9"),
             crate::downstream::http_client(std::time::Duration::from_millis(500)),
@@ -344,6 +430,91 @@ mod tests {
                 let result = runtime.block_on(verifier.verify(&candidate));
                 prop_assert!(matches!(result, Err(BffError::Unauthenticated { .. })), "{:?}", result);
             }
+        }
+    }
+
+    /// Extreme values for a claim: out-of-range and wrongly typed numbers and strings, and plausible dates.
+    fn extreme() -> impl Strategy<Value = serde_json::Value> {
+        let now = jsonwebtoken::get_current_timestamp();
+        prop_oneof![
+            Just(serde_json::json!(u64::MAX)),
+            Just(serde_json::json!(u64::MAX - 1)),
+            Just(serde_json::json!(i64::MIN)),
+            Just(serde_json::json!(-1)),
+            Just(serde_json::json!(0)),
+            Just(serde_json::json!(MAX_NUMERIC_DATE)),
+            Just(serde_json::json!(MAX_NUMERIC_DATE + 1)),
+            Just(serde_json::json!(1e300)),
+            Just(serde_json::json!(f64::MIN_POSITIVE)),
+            Just(serde_json::json!(null)),
+            Just(serde_json::json!("1700000000")),
+            Just(serde_json::json!([now])),
+            (0u64..=u64::MAX).prop_map(|n| serde_json::json!(n)),
+            (now - 1_000..now + 1_000).prop_map(|n| serde_json::json!(n)),
+            (now - 1_000..now + 1_000).prop_map(|n| serde_json::json!(n as f64 + 0.5)),
+        ]
+    }
+
+    /// Whether `value` is an acceptable numeric date (a non-negative integer within the bound).
+    fn date(value: &serde_json::Value) -> Option<u64> {
+        value.as_u64().filter(|d| *d <= MAX_NUMERIC_DATE)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// Over extreme `exp`/`nbf`/`iat` values, `iss` and `aud` of every JSON type and a `crit` header, a
+        /// correctly signed token is accepted exactly when every claim has the RFC type and a valid value, the
+        /// answer is the same on a second try (the verified-token cache agrees with the first check), and
+        /// nothing panics or overflows.
+        #[test]
+        fn extreme_claims_are_judged_consistently(
+            exp in extreme(),
+            nbf in proptest::option::of(extreme()),
+            iat in proptest::option::of(extreme()),
+            iss in prop_oneof![
+                Just(serde_json::json!("bff-dev-idp")),
+                Just(serde_json::json!(["bff-dev-idp"])),
+                Just(serde_json::json!("other")),
+                Just(serde_json::json!(7)),
+            ],
+            aud in prop_oneof![
+                Just(serde_json::json!("bff-web")),
+                Just(serde_json::json!(["x", "bff-web"])),
+                Just(serde_json::json!(["bff-web", 7])),
+                Just(serde_json::json!([])),
+                Just(serde_json::json!({"aud": "bff-web"})),
+            ],
+            crit in proptest::option::of(proptest::collection::vec("[a-z]{1,5}", 0..2)),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let verifier = runtime.block_on(async { verifier() });
+            let idp = mock_services::Idp::new(mock_services::IdpConfig::default()).unwrap();
+            verifier.keys.install(&idp.jwks());
+            let mut claims = serde_json::json!({"sub": "7", "iss": iss, "aud": aud, "exp": exp});
+            if let Some(nbf) = &nbf {
+                claims["nbf"] = nbf.clone();
+            }
+            if let Some(iat) = &iat {
+                claims["iat"] = iat.clone();
+            }
+            let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+            header.kid = Some("ec-1".into());
+            header.crit = crit.clone();
+            let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!("../../../mock-services/keys/ec-1.pem")).unwrap();
+            let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+
+            let now = jsonwebtoken::get_current_timestamp();
+            let leeway = verifier.config.leeway_s;
+            let valid = crit.is_none()
+                && iss == serde_json::json!("bff-dev-idp")
+                && (aud == serde_json::json!("bff-web") || aud == serde_json::json!(["x", "bff-web"]))
+                && date(&exp).is_some_and(|e| e + leeway >= now)
+                && nbf.as_ref().is_none_or(|n| date(n).is_some_and(|n| n <= now + leeway))
+                && iat.as_ref().is_none_or(|i| date(i).is_some_and(|i| i <= now + leeway));
+            let first = runtime.block_on(verifier.verify(&token));
+            let second = runtime.block_on(verifier.verify(&token));
+            prop_assert_eq!(first.is_ok(), valid, "{} → {:?}", claims, first);
+            prop_assert_eq!(first.is_ok(), second.is_ok(), "{} → {:?} then {:?}", claims, first, second);
         }
     }
 

@@ -214,6 +214,12 @@ impl LoadShedConfig {
     /// Checks the values; `prefix` is the dotted key of this table.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{prefix}.{k}");
+        if self.max_in_flight > MAX_PERMITS || self.route_max_in_flight > MAX_PERMITS {
+            return Err(invalid(
+                key("max_in_flight"),
+                "max_in_flight and route_max_in_flight must be at most 1000000000",
+            ));
+        }
         if self.retry_after_s == 0 || self.retry_after_s > 3_600 {
             return Err(invalid(key("retry_after_s"), "must be between 1 and 3600"));
         }
@@ -221,10 +227,10 @@ impl LoadShedConfig {
             if !route.starts_with('/') {
                 return Err(invalid(key("routes"), "route templates start with `/`"));
             }
-            if *limit == 0 {
+            if *limit == 0 || *limit > MAX_PERMITS {
                 return Err(invalid(
                     key(&format!("routes.\"{route}\"")),
-                    "must be positive",
+                    "must be between 1 and 1000000000",
                 ));
             }
         }
@@ -232,10 +238,17 @@ impl LoadShedConfig {
     }
 }
 
+/// Largest limit of concurrent requests or calls accepted in configuration (a semaphore holds at most
+/// `usize::MAX >> 3` permits; a billion is far beyond any real limit).
+const MAX_PERMITS: usize = 1_000_000_000;
+
 impl ResilienceConfig {
     /// Checks the values; `prefix` is the dotted key of this table, e.g. `downstreams.users.resilience`.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{prefix}.{k}");
+        if self.max_concurrent > MAX_PERMITS {
+            return Err(invalid(key("max_concurrent"), "must be at most 1000000000"));
+        }
         for url in &self.instances {
             match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}

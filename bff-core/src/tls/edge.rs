@@ -1,23 +1,17 @@
 //! TLS termination at the edge: the server configuration (TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`, the
 //! reloadable certificate, optional client-certificate verification), and the per-connection handshake with
-//! its timeout, after which the connection is served like a plain one, with the verified client certificate
+//! its timeout; the server then serves the TLS stream like a plain one, with the verified client certificate
 //! attached to every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
+use tokio_rustls::server::TlsStream;
 
 use super::config::{ClientAuth, ServerTlsConfig};
 use super::peer::ClientCertificate;
@@ -94,51 +88,33 @@ impl EdgeTls {
         self.source.reload()
     }
 
-    /// Handshakes `stream` (within the handshake timeout) on a task of its own and then serves `router` on
-    /// it with `builder`, watched by `watcher` for graceful shutdown. A failed or timed-out handshake closes
-    /// the connection with a log line naming the cause.
-    pub(crate) fn spawn_connection(
+    /// Handshakes `stream` within the handshake timeout; the TLS stream and the verified client
+    /// certificate's names (if one was presented), or `None` after a log line naming the cause (the
+    /// connection is then closed).
+    pub(crate) async fn handshake(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        router: Router,
-        builder: auto::Builder<TokioExecutor>,
-        watcher: Watcher,
-    ) {
-        let (acceptor, timeout) = (self.acceptor.clone(), self.handshake_timeout);
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, timeout_ms = timeout.as_millis() as u64, "TLS handshake timed out; connection closed");
-                    return;
-                }
-            };
-            let client_cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(ClientCertificate::from_der)
-                .map(Arc::new);
-            let service = router.map_request(move |mut request: Request<hyper::body::Incoming>| {
-                let extensions = request.extensions_mut();
-                extensions.insert(ConnectInfo::<SocketAddr>(peer));
-                if let Some(cert) = &client_cert {
-                    extensions.insert(cert.clone());
-                }
-                request
-            });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+    ) -> Option<(TlsStream<TcpStream>, Option<Arc<ClientCertificate>>)> {
+        let timeout = self.handshake_timeout;
+        let stream = match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake refused");
+                return None;
             }
-        });
+            Err(_) => {
+                tracing::info!(%peer, timeout_ms = timeout.as_millis() as u64, "TLS handshake timed out; connection closed");
+                return None;
+            }
+        };
+        let client_cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(ClientCertificate::from_der)
+            .map(Arc::new);
+        Some((stream, client_cert))
     }
 }
