@@ -31,6 +31,8 @@ pub struct BffConfig {
     pub rate_limit: crate::ratelimit::config::RateLimitConfig,
     /// Response caching shared by all downstreams (local size, Redis second level) and compression.
     pub cache: crate::cache::CacheConfig,
+    /// Limits of JSON request bodies of commands (size after decompression, nesting, gzip routes).
+    pub body: crate::body::BodyConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -413,6 +415,7 @@ impl BffConfig {
             ));
         }
         s.load_shed.validate("server.load_shed")?;
+        self.body.validate()?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

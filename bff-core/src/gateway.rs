@@ -144,6 +144,10 @@ impl Gateway {
             .merge(api)
             .fallback(|| async { BffError::NotFound })
             .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+            // The limits of typed JSON bodies, read by the `JsonBody` extractor.
+            .layer(axum::Extension(crate::body::BodyLimits(Arc::new(
+                self.config.body.clone(),
+            ))))
             .layer(RequestBodyLimitLayer::new(
                 self.config.server.max_body_bytes,
             ))
