@@ -33,6 +33,8 @@ pub struct BffConfig {
     pub cache: crate::cache::CacheConfig,
     /// Limits of JSON request bodies of commands (size after decompression, nesting, gzip routes).
     pub body: crate::body::BodyConfig,
+    /// `Idempotency-Key` records of commands: store (memory or Redis), time to live, lock time.
+    pub idempotency: crate::idempotency::IdempotencyConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -416,6 +418,7 @@ impl BffConfig {
         }
         s.load_shed.validate("server.load_shed")?;
         self.body.validate()?;
+        self.idempotency.validate(s.request_timeout_ms)?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

@@ -29,6 +29,8 @@ pub struct Gateway {
     auth: Authenticator,
     /// The counters served at `/metrics`.
     metrics: Arc<Metrics>,
+    /// `Idempotency-Key` records of the gateway's commands.
+    idempotency: Arc<crate::idempotency::Idempotency>,
 }
 
 impl Gateway {
@@ -68,11 +70,13 @@ impl Gateway {
                 Authenticator::ApiKey(Arc::new(ApiKeys::new(&config.auth.api_keys)))
             }
         };
+        let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         Ok(Self {
             config,
             downstreams,
             auth,
             metrics,
+            idempotency,
         })
     }
 
@@ -84,6 +88,11 @@ impl Gateway {
     /// The metrics registry served at `/metrics` (a gateway may register its own counters).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The `Idempotency-Key` records handlers run their commands through (see [`crate::idempotency`]).
+    pub fn idempotency(&self) -> Arc<crate::idempotency::Idempotency> {
+        self.idempotency.clone()
     }
 
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.

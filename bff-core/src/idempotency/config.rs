@@ -1,0 +1,99 @@
+//! The `[idempotency]` section: where `Idempotency-Key` records live, how long, and how long a key stays
+//! locked while its command runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::ratelimit::config::StoreKind;
+
+/// `Idempotency-Key` handling of commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// Where records live: `memory` (this instance only) or `redis` (shared by every instance) — the same
+    /// choice as `rate_limit.store`.
+    pub store: StoreKind,
+    /// The Redis store (used when `store = "redis"`).
+    pub redis: IdempotencyRedisConfig,
+    /// How long a completed command's answer is kept for replay, in seconds.
+    pub ttl_s: u64,
+    /// How long a key stays locked while its command runs, in milliseconds (released at once when the
+    /// command ends; this bounds the lock of an instance that died mid-command). At least the request timeout.
+    pub lock_ms: u64,
+    /// Largest answer kept for replay, in bytes (a larger answer is sent but the key is released, not kept).
+    pub max_response_bytes: usize,
+    /// Most records in the memory store (oldest evicted first).
+    pub max_entries: u64,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            redis: IdempotencyRedisConfig::default(),
+            ttl_s: 24 * 3600,
+            lock_ms: 30_000,
+            max_response_bytes: 256 * 1024,
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// The Redis store of idempotency records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyRedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `redis+unix:///path/to/redis.sock`.
+    pub url: String,
+    /// Prefix of every key; instances of one gateway share it.
+    pub key_prefix: String,
+    /// Bound on one operation (connect included), in milliseconds; past it the command is refused with 503
+    /// `idempotency_unavailable` (never run without its key's protection).
+    pub timeout_ms: u64,
+}
+
+impl Default for IdempotencyRedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "bff:idem:".into(),
+            timeout_ms: 200,
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    /// Checks the section, naming the bad key.
+    pub fn validate(&self, request_timeout_ms: u64) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: format!("idempotency.{key}"),
+                reason: reason.into(),
+            })
+        };
+        if !(1..=30 * 24 * 3600).contains(&self.ttl_s) {
+            return bad("ttl_s", "must be 1..=2592000");
+        }
+        if self.lock_ms < request_timeout_ms || self.lock_ms > 3_600_000 {
+            return bad("lock_ms", "must be server.request_timeout_ms..=3600000");
+        }
+        if !(1..=16 * 1024 * 1024).contains(&self.max_response_bytes) {
+            return bad("max_response_bytes", "must be 1..=16777216");
+        }
+        if self.max_entries == 0 {
+            return bad("max_entries", "must be positive");
+        }
+        if self.store == StoreKind::Redis {
+            if redis::Client::open(self.redis.url.as_str()).is_err() {
+                return bad("redis.url", "is not a valid Redis URL");
+            }
+            if self.redis.key_prefix.is_empty() {
+                return bad("redis.key_prefix", "must not be empty");
+            }
+            if !(1..=10_000).contains(&self.redis.timeout_ms) {
+                return bad("redis.timeout_ms", "must be 1..=10000");
+            }
+        }
+        Ok(())
+    }
+}
