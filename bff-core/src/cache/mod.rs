@@ -136,6 +136,11 @@ impl Keys {
         }
     }
 
+    /// Every key an answer may be stored under (the caller's own, and the shared one).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.own.as_str()).chain(self.shared.as_deref())
+    }
+
     /// The key the coalesced call is made under.
     fn flight(&self) -> &str {
         self.shared.as_deref().unwrap_or(&self.own)

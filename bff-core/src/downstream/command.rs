@@ -27,7 +27,64 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// How a gateway tells its clients about one refusal code of a service (e.g. the service's `cart_empty`
+/// becomes 409 `cart_empty` with the gateway's own detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The service's code.
+    pub service_code: &'static str,
+    /// The client status.
+    pub status: StatusCode,
+    /// The client's stable code.
+    pub code: &'static str,
+    /// The client-facing explanation.
+    pub detail: &'static str,
+}
+
 impl Reply {
+    /// The client error of a refused (4xx) command of `part`, given the service's refusal code, if any:
+    /// the matching entry of `table`; else 404 → `not_found`, 409 → `conflict`, 422 → `rejected`; any other
+    /// 4xx means the gateway sent something the service did not accept (a bug): 502.
+    pub fn refusal(
+        &self,
+        part: &'static str,
+        service_code: Option<&str>,
+        table: &[Refusal],
+    ) -> BffError {
+        if let Some(r) = table
+            .iter()
+            .find(|r| Some(r.service_code) == service_code && r.status.is_client_error())
+        {
+            return BffError::Refused {
+                status: r.status,
+                code: r.code,
+                detail: r.detail,
+            };
+        }
+        match self.status {
+            StatusCode::NOT_FOUND => BffError::NotFound,
+            StatusCode::CONFLICT => BffError::Refused {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                detail: "the command conflicts with the current state",
+            },
+            StatusCode::UNPROCESSABLE_ENTITY => BffError::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "rejected",
+                detail: "the command was refused",
+            },
+            status => {
+                tracing::warn!(
+                    part,
+                    status = status.as_u16(),
+                    ?service_code,
+                    "command refused as malformed by its service"
+                );
+                BffError::BadGateway { part }
+            }
+        }
+    }
+
     /// Whether the command succeeded (2xx).
     pub fn is_success(&self) -> bool {
         self.status.is_success()
@@ -69,6 +126,22 @@ impl Downstream {
             status: answer.status,
             body: answer.body,
         })
+    }
+}
+
+impl Downstream {
+    /// Read-your-writes: removes the cached answers of GETs of `paths_and_queries` (exactly as the reads
+    /// request them) made with the caller's identity — and their shared entries, for a `shared` downstream —
+    /// from the local cache and the Redis level, so the caller's next read shows its write. Called by a
+    /// handler after a successful command, for the reads the command made stale.
+    pub async fn invalidate(&self, ctx: &RequestContext, paths_and_queries: &[String]) {
+        let cache = self.cache();
+        for path in paths_and_queries {
+            let keys = crate::cache::Keys::new(self.name(), cache.config.shared, ctx, path, &[]);
+            for key in keys.all() {
+                cache.store.remove(key).await;
+            }
+        }
     }
 }
 

@@ -78,7 +78,9 @@ impl Store {
             crate::ratelimit::config::StoreKind::Memory => {
                 Store::Memory(MemoryStore::new(config.max_entries))
             }
-            crate::ratelimit::config::StoreKind::Redis => Store::Redis(Box::new(RedisStore::new(config)?)),
+            crate::ratelimit::config::StoreKind::Redis => {
+                Store::Redis(Box::new(RedisStore::new(config)?))
+            }
         })
     }
 
