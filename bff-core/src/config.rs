@@ -418,7 +418,7 @@ impl BffConfig {
         }
         s.load_shed.validate("server.load_shed")?;
         self.body.validate()?;
-        self.idempotency.validate(s.request_timeout_ms)?;
+        self.idempotency.validate()?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

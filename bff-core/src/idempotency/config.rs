@@ -18,7 +18,8 @@ pub struct IdempotencyConfig {
     /// How long a completed command's answer is kept for replay, in seconds.
     pub ttl_s: u64,
     /// How long a key stays locked while its command runs, in milliseconds (released at once when the
-    /// command ends; this bounds the lock of an instance that died mid-command). At least the request timeout.
+    /// command ends; this bounds the lock of an instance that died mid-command). A request whose remaining
+    /// time budget is longer locks for that budget plus one second instead.
     pub lock_ms: u64,
     /// Largest answer kept for replay, in bytes (a larger answer is sent but the key is released, not kept).
     pub max_response_bytes: usize,
@@ -64,7 +65,7 @@ impl Default for IdempotencyRedisConfig {
 
 impl IdempotencyConfig {
     /// Checks the section, naming the bad key.
-    pub fn validate(&self, request_timeout_ms: u64) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: &str| {
             Err(ConfigError::Invalid {
                 key: format!("idempotency.{key}"),
@@ -74,8 +75,8 @@ impl IdempotencyConfig {
         if !(1..=30 * 24 * 3600).contains(&self.ttl_s) {
             return bad("ttl_s", "must be 1..=2592000");
         }
-        if self.lock_ms < request_timeout_ms || self.lock_ms > 3_600_000 {
-            return bad("lock_ms", "must be server.request_timeout_ms..=3600000");
+        if !(1..=3_600_000).contains(&self.lock_ms) {
+            return bad("lock_ms", "must be 1..=3600000");
         }
         if !(1..=16 * 1024 * 1024).contains(&self.max_response_bytes) {
             return bad("max_response_bytes", "must be 1..=16777216");

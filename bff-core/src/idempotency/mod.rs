@@ -125,7 +125,12 @@ impl Idempotency {
             request.as_bytes(),
             &serde_json::to_vec(body).unwrap_or_default(),
         ]);
-        let lock = Duration::from_millis(self.config.lock_ms);
+        // Locked at least for the request's remaining budget: the lock never expires under a running command.
+        let remaining = ctx
+            .deadline()
+            .saturating_duration_since(tokio::time::Instant::now());
+        let lock =
+            Duration::from_millis(self.config.lock_ms).max(remaining + Duration::from_secs(1));
         let token = match self.store.begin(&record_key, fingerprint, lock).await {
             Ok(Begin::Started(token)) => token,
             Ok(Begin::Found(Record::InFlight { fingerprint: f, .. })) => {
