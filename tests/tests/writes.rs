@@ -810,3 +810,85 @@ async fn mobile_checkout_and_openapi() {
         }
     }
 }
+
+/// Commands are never coalesced: two identical concurrent adds (no key) are two calls and two units.
+#[tokio::test]
+async fn identical_commands_are_not_coalesced() {
+    let (mocks, gw) = web_with(|_| {}).await;
+    let t = token(&mocks, "15", "bff-web", &[]).await;
+    mocks.handle(Service::Orders).add_fault(
+        FaultRule::new(FaultKind::Latency {
+            ms: 200,
+            jitter_ms: 0,
+        })
+        .with_prefix("/users/15/cart"),
+    );
+    let url = format!("{}/api/cart/items", gw.url);
+    let body = json!({"product_id": PRODUCT, "quantity": 1});
+    let (a, b) = tokio::join!(post(&url, &t, None, &body), post(&url, &t, None, &body));
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    assert_eq!(
+        posts(&mocks, Service::Orders, "POST /users/{id}/cart/items"),
+        2
+    );
+    mocks.handle(Service::Orders).clear_faults();
+    let cart = common::get_auth(&format!("{}/api/cart", gw.url), &t).await;
+    assert_eq!(cart.json()["items"][0]["quantity"], 2);
+}
+
+/// An idempotency store that cannot answer refuses the command (503 `idempotency_unavailable`) instead of
+/// running it unprotected; without a key the command runs.
+#[tokio::test]
+async fn unreachable_store_refuses_keyed_commands() {
+    let (mocks, gw) = web_with(|c| {
+        c.idempotency.store = StoreKind::Redis;
+        c.idempotency.redis.url = "redis+unix:///nonexistent/bff-test.sock".into();
+        c.idempotency.redis.timeout_ms = 100;
+    })
+    .await;
+    let t = token(&mocks, "16", "bff-web", &[]).await;
+    let url = format!("{}/api/cart/items", gw.url);
+    let body = json!({"product_id": PRODUCT, "quantity": 1});
+    post(&url, &t, Some("k"), &body)
+        .await
+        .assert_problem(503, "idempotency_unavailable", &mocks);
+    assert_eq!(
+        posts(&mocks, Service::Orders, "POST /users/{id}/cart/items"),
+        0
+    );
+    assert_eq!(post(&url, &t, None, &body).await.status, 200);
+}
+
+/// One instance (memory store): the same key while the first request runs is a 409, and nothing is
+/// ordered twice.
+#[tokio::test]
+async fn same_key_in_flight_on_one_instance() {
+    let mocks = mocks().await;
+    let gw = start(
+        bff_partner::app,
+        config_for(bff_partner::defaults(), &mocks),
+    )
+    .await;
+    mocks.handle(Service::Orders).add_fault(
+        FaultRule::new(FaultKind::Latency {
+            ms: 500,
+            jitter_ms: 0,
+        })
+        .with_prefix("/orders"),
+    );
+    let url = format!("{}/v1/orders", gw.url);
+    let body = br#"{"items":[{"product_id":"42","quantity":1}]}"#.to_vec();
+    let h = [
+        ("x-api-key", "dev-acme-key"),
+        ("content-type", JSON),
+        ("idempotency-key", "mem-1"),
+    ];
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        send("POST", &url, &h, body.clone()).await
+    };
+    let (first, second) = tokio::join!(send("POST", &url, &h, body.clone()), second);
+    assert_eq!(first.status, 201, "{}", first.body);
+    second.assert_problem(409, "idempotency_key_in_flight", &mocks);
+    assert_eq!(posts(&mocks, Service::Orders, "POST /orders"), 1);
+}

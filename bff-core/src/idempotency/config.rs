@@ -98,3 +98,64 @@ impl IdempotencyConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::BffConfig;
+
+    /// The `[body]` and `[idempotency]` keys of docs/configuration.md load from TOML and environment;
+    /// unknown and out-of-range keys are named.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
+    fn loads_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"
+[body]
+max_bytes = 4096
+max_depth = 8
+gzip_routes = ["/api/orders"]
+[idempotency]
+store = "redis"
+ttl_s = 3600
+lock_ms = 10000
+max_response_bytes = 1024
+max_entries = 10
+[idempotency.redis]
+url = "redis+unix:///tmp/r.sock"
+key_prefix = "bff:idem:web:"
+"#,
+            )?;
+            jail.set_env("BFF_IDEMPOTENCY__REDIS__TIMEOUT_MS", "50");
+            let c = BffConfig::load(&BffConfig::default(), Some(std::path::Path::new("gw.toml")))
+                .expect("valid");
+            assert_eq!((c.body.max_bytes, c.body.max_depth), (4096, 8));
+            assert_eq!(c.body.gzip_routes, ["/api/orders"]);
+            assert_eq!(
+                c.idempotency.store,
+                crate::ratelimit::config::StoreKind::Redis
+            );
+            assert_eq!(
+                (c.idempotency.ttl_s, c.idempotency.redis.timeout_ms),
+                (3600, 50)
+            );
+            for (file, text, key) in [
+                ("a.toml", "[idempotency]\nttl = 1\n", "ttl"),
+                ("b.toml", "[body]\nmax_depth = 0\n", "body.max_depth"),
+                ("c.toml", "[idempotency]\nttl_s = 0\n", "idempotency.ttl_s"),
+                (
+                    "d.toml",
+                    "[body]\ngzip_routes = [\"api\"]\n",
+                    "body.gzip_routes[0]",
+                ),
+            ] {
+                jail.create_file(file, text)?;
+                let e = BffConfig::load(&BffConfig::default(), Some(std::path::Path::new(file)))
+                    .unwrap_err();
+                assert!(e.to_string().contains(key), "{file}: {e}");
+            }
+            Ok(())
+        });
+    }
+}
