@@ -112,10 +112,10 @@ pub enum BffError {
         errors: Vec<FieldError>,
     },
     /// A refusal with its own status and stable code: a command refused by its service (409, 422), or an
-    /// `Idempotency-Key` problem (400, 409, 422).
+    /// `Idempotency-Key` problem (400, 409, 422; 503 `idempotency_unavailable` when its store is down).
     #[error("refused: {code}")]
     Refused {
-        /// The HTTP status (4xx).
+        /// The HTTP status.
         status: StatusCode,
         /// The stable machine code, e.g. `cart_empty`.
         code: &'static str,

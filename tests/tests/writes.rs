@@ -550,6 +550,7 @@ async fn replay_reuse_and_caller_scope() {
     let again = order(&gw.url, "dev-acme-key", 1).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.header("location"), first.header("location"));
     assert_eq!(again.body, first.body);
     assert_eq!(
         posts(&mocks, Service::Orders, "POST /orders"),
@@ -612,6 +613,11 @@ async fn two_instances_share_keys_in_redis() {
     let replay = send("POST", &format!("{}/v1/orders", b.url), &h, body).await;
     assert_eq!(replay.status, 201);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        replay.header("location"),
+        first.header("location"),
+        "kept in Redis too"
+    );
     assert_eq!(replay.json()["id"], first.json()["id"]);
     assert_eq!(
         posts(&mocks, Service::Orders, "POST /orders"),

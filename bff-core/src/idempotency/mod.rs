@@ -11,7 +11,7 @@
 //!    or field order do not matter, any change of meaning does;
 //! 4. **begin** (atomic in the store) — a free key is locked for `lock_ms`; a locked key answers
 //!    409 `idempotency_key_in_flight`; a completed key answers its stored answer again, marked with the
-//!    header `idempotent-replayed: true` — or 422 `idempotency_key_reused` when the fingerprint differs;
+//!    header `idempotent-replayed: true` (status, body, `Content-Type`, `Location`) — or 422 `idempotency_key_reused` when the fingerprint differs;
 //! 5. **run** — the handler gets the key to forward downstream (`Idempotency-Key: <record key hex>`), so a
 //!    service that honours it dedupes a retry whose first attempt did take effect;
 //! 6. **end** — what is stored as the final answer, for `ttl_s`: every 2xx and every 4xx except 408 and 429
@@ -205,6 +205,11 @@ impl Idempotency {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            location: parts
+                .headers
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             body: bytes.clone(),
         };
         let ttl = Duration::from_secs(self.config.ttl_s);
@@ -302,6 +307,13 @@ fn replay(answer: &Stored) -> Response {
         .and_then(|c| HeaderValue::from_str(c).ok())
     {
         headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(location) = answer
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        headers.insert(header::LOCATION, location);
     }
     headers.insert(
         HeaderName::from_static(REPLAYED_HEADER),

@@ -19,6 +19,8 @@ pub(crate) struct Stored {
     pub(crate) status: u16,
     /// `Content-Type`, if any.
     pub(crate) content_type: Option<String>,
+    /// `Location`, if any (a created resource).
+    pub(crate) location: Option<String>,
     /// The body.
     pub(crate) body: Bytes,
 }
@@ -253,7 +255,8 @@ return 0
 ";
 
 /// Records in Redis: one script call per operation on one multiplexed connection, bounded by the timeout.
-/// Values: `P <token> <fingerprint hex>` (in flight) or `D <fingerprint hex> <status> <content type or ->`,
+/// Values: `P <token> <fingerprint hex>` (in flight) or
+/// `D <fingerprint hex> <status> <location or -> <content type or ->`,
 /// a newline, and the body (done).
 #[derive(Debug)]
 pub(crate) struct RedisStore {
@@ -343,8 +346,14 @@ impl RedisStore {
         answer: Stored,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        // The location has no spaces (a header value that does is not kept); the content type comes last.
+        let location = answer
+            .location
+            .as_deref()
+            .filter(|l| !l.is_empty() && !l.contains([' ', '\n']))
+            .unwrap_or("-");
         let mut done = format!(
-            "D {} {} {}\n",
+            "D {} {} {location} {}\n",
             hex(&fingerprint),
             answer.status,
             answer.content_type.as_deref().unwrap_or("-")
@@ -399,9 +408,13 @@ fn decode(value: &[u8]) -> Option<Record> {
     let rest = value.strip_prefix(b"D ")?;
     let newline = rest.iter().position(|b| *b == b'\n')?;
     let header = std::str::from_utf8(&rest[..newline]).ok()?;
-    let mut fields = header.splitn(3, ' ');
+    let mut fields = header.splitn(4, ' ');
     let fingerprint = unhex(fields.next()?)?;
     let status = fields.next()?.parse().ok()?;
+    let location = match fields.next()? {
+        "-" => None,
+        l => Some(l.to_owned()),
+    };
     let content_type = match fields.next()? {
         "-" => None,
         ct => Some(ct.to_owned()),
@@ -411,6 +424,7 @@ fn decode(value: &[u8]) -> Option<Record> {
         answer: Arc::new(Stored {
             status,
             content_type,
+            location,
             body: Bytes::copy_from_slice(&rest[newline + 1..]),
         }),
     })
@@ -438,6 +452,7 @@ mod tests {
         let answer = Stored {
             status: 201,
             content_type: Some("application/json".into()),
+            location: None,
             body: Bytes::from_static(b"{}"),
         };
         store.complete("k", token, fp, answer.clone(), Duration::from_secs(60));
@@ -461,7 +476,11 @@ mod tests {
                 fingerprint: fp
             })
         );
-        let mut done = format!("D {} 201 application/json\n", hex(&fp)).into_bytes();
+        let mut done = format!(
+            "D {} 201 /v1/orders/7 application/json; charset=utf-8\n",
+            hex(&fp)
+        )
+        .into_bytes();
         done.extend_from_slice(b"{\"a\":\n1}");
         match decode(&done) {
             Some(Record::Done {
@@ -470,6 +489,11 @@ mod tests {
             }) => {
                 assert_eq!(fingerprint, fp);
                 assert_eq!(answer.status, 201);
+                assert_eq!(answer.location.as_deref(), Some("/v1/orders/7"));
+                assert_eq!(
+                    answer.content_type.as_deref(),
+                    Some("application/json; charset=utf-8")
+                );
                 assert_eq!(answer.body, Bytes::from_static(b"{\"a\":\n1}"));
             }
             other => panic!("{other:?}"),
