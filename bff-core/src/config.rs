@@ -33,6 +33,10 @@ pub struct BffConfig {
     pub cache: crate::cache::CacheConfig,
     /// The admin listener: metrics, probes, redacted effective configuration (`[admin]`).
     pub admin: crate::admin::AdminConfig,
+    /// Limits of JSON request bodies of commands (size after decompression, nesting, gzip routes).
+    pub body: crate::body::BodyConfig,
+    /// `Idempotency-Key` records of commands: store (memory or Redis), time to live, lock time.
+    pub idempotency: crate::idempotency::IdempotencyConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -507,6 +511,8 @@ impl BffConfig {
         if let Some(tls) = &s.tls {
             tls.validate()?;
         }
+        self.body.validate()?;
+        self.idempotency.validate()?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

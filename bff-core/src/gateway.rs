@@ -31,6 +31,8 @@ pub struct Gateway {
     auth: Authenticator,
     /// The metrics served at `/metrics` on the admin listener.
     metrics: Arc<Metrics>,
+    /// `Idempotency-Key` records of the gateway's commands.
+    idempotency: Arc<crate::idempotency::Idempotency>,
 }
 
 impl Gateway {
@@ -105,11 +107,13 @@ impl Gateway {
                 keys: None,
             },
         };
+        let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         Ok(Self {
             config,
             downstreams,
             auth,
             metrics,
+            idempotency,
         })
     }
 
@@ -121,6 +125,11 @@ impl Gateway {
     /// The metrics registry served at `/metrics` (a gateway may register its own counters).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The `Idempotency-Key` records handlers run their commands through (see [`crate::idempotency`]).
+    pub fn idempotency(&self) -> Arc<crate::idempotency::Idempotency> {
+        self.idempotency.clone()
     }
 
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.
@@ -222,6 +231,10 @@ impl Gateway {
         })?
         .fallback(|| async { BffError::NotFound })
         .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+        // The limits of typed JSON bodies, read by the `JsonBody` extractor.
+        .layer(axum::Extension(crate::body::BodyLimits(Arc::new(
+            self.config.body.clone(),
+        ))))
         .layer(RequestBodyLimitLayer::new(
             self.config.server.max_body_bytes,
         ))

@@ -25,6 +25,9 @@
 //! - [`resilience`]: bulkheads, retries with a budget, hedging, circuit breakers, instances with balancing and
 //!   health, fallbacks of parts, load shedding at the edge.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
+//! - [`body`]: typed JSON request bodies of commands ([`body::JsonBody`]: 415/400/413/422 with JSON Pointers);
+//!   [`downstream::command`]: the one unsafe call of a write (never retried, coalesced or cached).
+//! - [`idempotency`]: `Idempotency-Key` records (memory or Redis): replay, 409 in flight, 422 reused.
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`cache`]: the downstream response cache (moka, optional Redis level), coalescing, stale serving,
 //!   cross-request batching, the client-facing `Cache-Control` / `Vary` and compression.
@@ -44,6 +47,7 @@
 pub mod admin;
 mod aggregate;
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod compose;
@@ -59,6 +63,7 @@ pub mod etag;
 pub mod gateway;
 pub mod health;
 pub mod hygiene;
+pub mod idempotency;
 pub mod metrics;
 mod observe;
 pub mod ratelimit;

@@ -70,9 +70,12 @@ impl<F> Fetch for F where
 {
 }
 
-/// A 2xx answer of a downstream GET: the body and its `Cache-Control`, if any.
+/// An answer of a downstream call: a 2xx (any call), or a 4xx of an unsafe call (a command's refusal, see
+/// [`crate::downstream::command`]); the body and its `Cache-Control`, if any.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
+    /// The status (always 2xx for GETs: other statuses are errors).
+    pub(crate) status: axum::http::StatusCode,
     /// The body.
     pub(crate) body: Bytes,
     /// The `Cache-Control` header value.
@@ -131,6 +134,11 @@ impl Keys {
             scope,
             path: path_and_query.to_owned(),
         }
+    }
+
+    /// Every key an answer may be stored under (the caller's own, and the shared one).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.own.as_str()).chain(self.shared.as_deref())
     }
 
     /// The key the coalesced call is made under.

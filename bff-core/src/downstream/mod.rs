@@ -7,6 +7,7 @@
 //! [`crate::cache`]), each answer's cache directives recorded on the request context.
 
 pub(crate) mod client;
+pub mod command;
 mod error;
 
 use std::sync::Arc;
@@ -298,7 +299,11 @@ impl Downstream {
             &[],
         ))
         .await?;
-        self.decode(&answer.body)
+        match answer.status {
+            StatusCode::NOT_FOUND => Err(self.err(DownstreamErrorKind::NotFound)),
+            s if !s.is_success() => Err(self.err(DownstreamErrorKind::Status(s.as_u16()))),
+            _ => self.decode(&answer.body),
+        }
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DownstreamError> {
@@ -545,10 +550,12 @@ impl Downstream {
             }
         })?;
         let status = response.status();
-        if status == StatusCode::NOT_FOUND {
+        // A command's 4xx is its answer (a refusal the handler maps for the client), not a failure.
+        let refusal = status.is_client_error() && !method.is_safe();
+        if status == StatusCode::NOT_FOUND && !refusal {
             return Err(self.err(DownstreamErrorKind::NotFound));
         }
-        if !status.is_success() {
+        if !status.is_success() && !refusal {
             return Err(self.err(DownstreamErrorKind::Status(status.as_u16())));
         }
         if !inner.content_types.is_empty()
@@ -612,6 +619,7 @@ impl Downstream {
             "downstream answered"
         );
         Ok(Answer {
+            status,
             body,
             cache_control,
         })
