@@ -1,5 +1,12 @@
 //! The command line every gateway binary shares: `serve` (default), `check` (validate the config and name the
-//! bad key), `--config PATH`, `--help`.
+//! bad key), `healthcheck` (ask the running gateway's admin listener, for container healthchecks without
+//! curl), `--config PATH`, `--help`.
+//!
+//! Serving runs two listeners: the public one and the admin one (`[admin] listen`: metrics, probes,
+//! redacted config). On SIGTERM or Ctrl-C: readiness fails at once, after `server.drain_delay_ms` the
+//! public listener closes (new connections are refused), in-flight requests finish within
+//! `server.shutdown_grace_s`, then the admin listener stops and the process exits. On SIGHUP or a change of
+//! the config file the configuration is reloaded (see [`crate::reload`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,17 +33,20 @@ pub struct GatewaySpec {
 enum Command {
     Serve { config: Option<PathBuf> },
     Check { config: Option<PathBuf> },
+    Healthcheck { config: Option<PathBuf> },
     Help,
 }
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut check = false;
+    let mut healthcheck = false;
     let mut config = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" | "help" => return Ok(Command::Help),
             "check" => check = true,
+            "healthcheck" => healthcheck = true,
             "serve" => {}
             "-c" | "--config" => {
                 config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?))
@@ -47,7 +57,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
             },
         }
     }
-    Ok(if check {
+    Ok(if healthcheck {
+        Command::Healthcheck { config }
+    } else if check {
         Command::Check { config }
     } else {
         Command::Serve { config }
@@ -59,6 +71,7 @@ fn usage(spec: &GatewaySpec) -> String {
         "{name} — {about}\n\n\
          USAGE:\n    {name} [serve] [--config PATH]    run the gateway\n    \
          {name} check [--config PATH]      validate the configuration and exit\n    \
+         {name} healthcheck [--config PATH]  exit 0 if the running gateway's admin /healthz answers 200\n    \
          {name} --help                     this text\n\n\
          Configuration layers: built-in defaults < --config TOML file < BFF_<SECTION>__<KEY> environment\n\
          variables (e.g. BFF_SERVER__LISTEN=0.0.0.0:8081, BFF_DOWNSTREAMS__USERS__URL=http://users:7001).\n\
@@ -78,13 +91,14 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (config_path, check) = match command {
+    let (config_path, check, healthcheck) = match command {
         Command::Help => {
             print!("{}", usage(&spec));
             return ExitCode::SUCCESS;
         }
-        Command::Check { config } => (config, true),
-        Command::Serve { config } => (config, false),
+        Command::Check { config } => (config, true, false),
+        Command::Healthcheck { config } => (config, false, true),
+        Command::Serve { config } => (config, false, false),
     };
     let config = match BffConfig::load(&(spec.defaults)(), config_path.as_deref()) {
         Ok(c) => c,
@@ -93,6 +107,15 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if healthcheck {
+        return match probe_healthz(config.admin.listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}: unhealthy: {e}", spec.name);
+                ExitCode::FAILURE
+            }
+        };
+    }
     if check {
         return match (spec.app)(config) {
             Ok(_) => {
@@ -116,21 +139,35 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(spec, config))
+    runtime.block_on(run(spec, config_path, config))
 }
 
-async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
+/// How often the config file is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig) -> ExitCode {
     crate::telemetry::init(&config.telemetry);
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
+    let drain_delay = Duration::from_millis(config.server.drain_delay_ms);
     let limits = config.server.limits.clone();
-    let router = match (spec.app)(config) {
-        Ok(r) => r,
+    let admin_config = config.admin.clone();
+    let reloader = match crate::reload::Reloader::start(
+        crate::reload::Build {
+            defaults: spec.defaults,
+            app: spec.app,
+        },
+        config_path.as_deref(),
+        config,
+    ) {
+        Ok(r) => std::sync::Arc::new(r),
         Err(e) => {
             eprintln!("{}: configuration error: {e}", spec.name);
             return ExitCode::from(2);
         }
     };
+    reloader.watch(RELOAD_POLL);
+    let router = reloader.public_router();
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -143,20 +180,75 @@ async fn run(spec: GatewaySpec, config: BffConfig) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(gateway = spec.name, listen = %local, "listening");
-    match crate::server::serve_with_limits(
-        listener,
-        router,
-        crate::server::shutdown_signal(),
-        grace,
-        &limits,
-    )
-    .await
-    {
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = match admin_config.enabled {
+        true => match tokio::net::TcpListener::bind(admin_config.listen).await {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::info!(listen = %bound, "admin listening");
+                Some(tokio::spawn(crate::server::serve(
+                    l,
+                    reloader.admin_router(),
+                    async move {
+                        let _ = admin_stopped.await;
+                    },
+                    Duration::from_secs(1),
+                )))
+            }
+            Err(e) => {
+                eprintln!(
+                    "{}: cannot listen on {} (admin.listen): {e}",
+                    spec.name, admin_config.listen
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        false => None,
+    };
+    let shutdown = async move {
+        crate::server::shutdown_signal().await;
+        // The flag is shared by every build of the gateway, so a reload cannot undo it.
+        reloader.admin().readiness().start_draining();
+        // Readiness fails first; the listener closes only after load balancers had time to notice.
+        tokio::time::sleep(drain_delay).await;
+    };
+    let served = crate::server::serve_with_limits(listener, router, shutdown, grace, &limits).await;
+    let _ = stop_admin.send(());
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}: server error: {e}", spec.name);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `GET /healthz` on the admin listener at `admin` (loopback when it listens on all interfaces), over a
+/// plain TCP connection with a 2 s timeout: `Ok` on a 200.
+fn probe_healthz(admin: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut target = admin;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    let timeout = Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" {
+        Ok(())
+    } else {
+        Err(format!("answered `{}`", String::from_utf8_lossy(&head)))
     }
 }
 
@@ -179,6 +271,10 @@ mod tests {
             })
         );
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
+        assert_eq!(
+            parse(args(&["healthcheck"])),
+            Ok(Command::Healthcheck { config: None })
+        );
         assert!(parse(args(&["--bogus"])).is_err());
         assert!(parse(args(&["--config"])).is_err());
     }

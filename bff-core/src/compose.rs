@@ -29,7 +29,10 @@ impl RequestContext {
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, BffError> {
-        match tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await {
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 tracing::warn!(part, error = %e, "required part failed");
@@ -49,7 +52,10 @@ impl RequestContext {
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<Option<T>, BffError> {
-        match tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await {
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+        match result {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(e)) => {
                 tracing::info!(part, error = %e, "optional part failed; partial response");

@@ -31,6 +31,12 @@ pub struct BffConfig {
     pub rate_limit: crate::ratelimit::config::RateLimitConfig,
     /// Response caching shared by all downstreams (local size, Redis second level) and compression.
     pub cache: crate::cache::CacheConfig,
+    /// The admin listener: metrics, probes, redacted effective configuration (`[admin]`).
+    pub admin: crate::admin::AdminConfig,
+    /// Limits of JSON request bodies of commands (size after decompression, nesting, gzip routes).
+    pub body: crate::body::BodyConfig,
+    /// `Idempotency-Key` records of commands: store (memory or Redis), time to live, lock time.
+    pub idempotency: crate::idempotency::IdempotencyConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -46,6 +52,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_s: u64,
+    /// On shutdown, how long readiness fails before the listener closes, in milliseconds (time for load
+    /// balancers to stop sending new requests; in-flight requests are served meanwhile).
+    pub drain_delay_ms: u64,
     /// Longest accepted request target (path + query), in bytes; 414 beyond.
     pub max_uri_bytes: usize,
     /// Connection-level limits (header read timeout, header count and size, HTTP/2 streams).
@@ -64,6 +73,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 5_000,
             max_body_bytes: 1024 * 1024,
             shutdown_grace_s: 10,
+            drain_delay_ms: 0,
             max_uri_bytes: 8 * 1024,
             limits: crate::server::ConnectionLimits::default(),
             worker_threads: 0,
@@ -300,7 +310,7 @@ pub struct AggregateConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
-    /// Human-readable, coloured when writing to a terminal.
+    /// Human-readable text; coloured only when stderr is a terminal (never ANSI codes in files or pipes).
     #[default]
     Pretty,
     /// One JSON object per line.
@@ -313,8 +323,12 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     /// Output format.
     pub log_format: LogFormat,
-    /// Filter directive (`info`, `bff_core=debug,warn`, ...); `RUST_LOG` wins when set.
+    /// Filter directive (`info`, `bff_core=debug,warn`, ...); `RUST_LOG` wins when set. Access lines use the
+    /// target `bff::access`.
     pub log_level: String,
+    /// Add a `Server-Timing` header (total and per-part durations and outcomes) to every response, for
+    /// browser devtools. Off by default: it tells clients how the response was composed.
+    pub server_timing: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -322,6 +336,7 @@ impl Default for TelemetryConfig {
         Self {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
+            server_timing: false,
         }
     }
 }
@@ -451,6 +466,8 @@ impl BffConfig {
         }
         s.limits.validate("server.limits")?;
         s.load_shed.validate("server.load_shed")?;
+        self.body.validate()?;
+        self.idempotency.validate()?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

@@ -61,6 +61,21 @@ struct Inner {
     degraded: Mutex<Vec<(&'static str, &'static str)>>,
     /// The cache directives of the parts so far, merged (strictest wins).
     cache: Mutex<CachePolicy>,
+    /// The route template the request matched (`unmatched` otherwise), for metrics and logs.
+    route: String,
+    /// Every composed part that finished: name, whether it answered, how long it took.
+    parts: Mutex<Vec<PartRecord>>,
+}
+
+/// One finished composed part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartRecord {
+    /// The part's name.
+    pub name: &'static str,
+    /// Whether its downstream work answered (before any fallback).
+    pub ok: bool,
+    /// How long it ran.
+    pub duration: std::time::Duration,
 }
 
 impl RequestContext {
@@ -80,8 +95,39 @@ impl RequestContext {
                 partial: Mutex::new(Vec::new()),
                 degraded: Mutex::new(Vec::new()),
                 cache: Mutex::new(CachePolicy::default()),
+                route: String::new(),
+                parts: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The context of a request that matched the route template `route`.
+    pub(crate) fn for_route(mut self, route: &str) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.route = route.to_owned();
+        }
+        self
+    }
+
+    /// The route template the request matched (empty outside the edge).
+    pub fn route(&self) -> &str {
+        &self.inner.route
+    }
+
+    /// Records that the part `name` finished after `duration`, answered (`ok`) or not.
+    pub(crate) fn record_part(&self, name: &'static str, ok: bool, duration: std::time::Duration) {
+        if let Ok(mut parts) = self.inner.parts.lock() {
+            parts.push(PartRecord { name, ok, duration });
+        }
+    }
+
+    /// The parts finished so far, in order of completion.
+    pub fn part_records(&self) -> Vec<PartRecord> {
+        self.inner
+            .parts
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 
     /// The request id.

@@ -1,7 +1,9 @@
 //! The edge pipeline every request passes, assembled in one place. Outermost first:
 //!
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
-//! 2. **span + access log** — one `request` span per request, one log line at completion;
+//! 2. **span, metrics, access log** — one `request` span per request; at completion the request is counted
+//!    by route template, method and status with its latency and its parts' outcomes, and one access line is
+//!    written (see `crate::observe`);
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
 //! 4. **hygiene** (`crate::hygiene`) — TRACE/CONNECT refused, request target bounded (414), the path must be in
 //!    canonical form (400), no credentials in the query, exactly one Host header on HTTP/1.1, no body on a
@@ -46,7 +48,7 @@ use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
 
 /// What the edge needs, shared by all requests.
 #[derive(Debug)]
@@ -65,6 +67,10 @@ pub(crate) struct EdgeState {
     pub(crate) limiter: Option<RateLimiter>,
     /// The credential header successful responses vary on (`authorization`, `x-api-key`), if any.
     pub(crate) vary_on: Option<axum::http::HeaderName>,
+    /// Where requests, refusals and parts are counted.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Whether responses carry a `Server-Timing` header with per-part durations.
+    pub(crate) server_timing: bool,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -81,6 +87,13 @@ pub(crate) async fn edge(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let route: String = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(crate::observe::UNMATCHED, MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let in_flight = crate::observe::InFlight::start(&state.metrics);
     let request_id = trace::request_id(request.headers());
     let trace = TraceContext::from_headers(request.headers());
     let span = tracing::info_span!(
@@ -92,7 +105,11 @@ pub(crate) async fn edge(
     );
     let traceparent = trace.header_value();
     let rid = request_id.clone();
+    let trace_id = trace.trace_id.clone();
+    let observed = state.clone();
+    let route_in = route.clone();
     let handled = async move {
+        let route = route_in;
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
         let framing = crate::hygiene::Framing {
@@ -116,15 +133,16 @@ pub(crate) async fn edge(
         let admitted = if NEVER_SHED.contains(&request.uri().path()) {
             None
         } else {
-            let route = request
+            let matched = request
                 .extensions()
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str);
-            match state.shed.admit(route) {
+            match state.shed.admit(matched) {
                 Ok(admitted) => Some(admitted),
                 Err(e) => {
                     tracing::info!(status = 503, "request shed: overloaded");
-                    return e.into_response();
+                    crate::observe::shed(&state.metrics, &route);
+                    return (e.into_response(), None);
                 }
             }
         };
@@ -138,6 +156,7 @@ pub(crate) async fn edge(
         let Verdict {
             denied,
             headers: limit_headers,
+            refused_by,
         } = match &state.limiter {
             Some(limiter) if !public && !refused_by_hygiene => {
                 limiter
@@ -146,6 +165,12 @@ pub(crate) async fn edge(
             }
             _ => Verdict::default(),
         };
+        crate::observe::refusals(
+            &state.metrics,
+            identity.as_ref().err(),
+            refused_by.as_deref(),
+        );
+        let mut ctx_out = None;
         let mut response = match (identity, denied) {
             (_, Some(denied)) => denied.into_response(),
             (Err(e), None) => {
@@ -155,7 +180,8 @@ pub(crate) async fn edge(
             (Ok(identity), None) => {
                 let method = request.method().clone();
                 let deadline = started + state.budget;
-                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline);
+                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
+                    .for_route(&route);
                 request.extensions_mut().insert(ctx.clone());
                 let mut response =
                     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
@@ -184,6 +210,7 @@ pub(crate) async fn edge(
                 // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
                 // credential.
                 crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
+                ctx_out = Some(ctx);
                 response
             }
         };
@@ -195,14 +222,25 @@ pub(crate) async fn edge(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         drop(admitted);
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request completed"
-        );
-        response
+        (response, ctx_out)
     };
-    let mut response = with_request_id(rid.clone(), handled.instrument(span)).await;
+    let (mut response, ctx) = with_request_id(rid.clone(), handled.instrument(span.clone())).await;
+    // Metrics, the access log line and `Server-Timing`, once the final status is known.
+    crate::observe::completed(
+        &observed.metrics,
+        &mut response,
+        crate::observe::Completed {
+            route: &route,
+            method: &method,
+            started,
+            ctx: ctx.as_ref(),
+            request_id: &rid,
+            trace_id: &trace_id,
+            server_timing: observed.server_timing,
+        },
+        &span,
+    );
+    drop(in_flight);
     let headers = response.headers_mut();
     crate::hygiene::add_security_headers(headers);
     if let Ok(v) = HeaderValue::from_str(&rid) {

@@ -92,6 +92,52 @@ pub enum BffError {
     /// 503: the shared rate-limit store is unreachable and the policy is to fail closed.
     #[error("rate limiter unavailable")]
     RateLimiterUnavailable,
+    /// 415: the request body's `Content-Type` or `Content-Encoding` is not accepted here.
+    #[error("unsupported media type: {detail}")]
+    UnsupportedMediaType {
+        /// What is accepted, for the client.
+        detail: &'static str,
+    },
+    /// 400: the request body is not well-formed JSON (syntax, truncated, not UTF-8, nested too deep, bad gzip).
+    #[error("malformed body: {detail}")]
+    MalformedBody {
+        /// What is wrong, for the client (position included, never a library name).
+        detail: String,
+    },
+    /// 422: the body is well-formed JSON but not a valid command: each offending field is named by a JSON
+    /// Pointer (RFC 6901) in `errors`.
+    #[error("invalid body ({} errors)", errors.len())]
+    InvalidBody {
+        /// The offending fields.
+        errors: Vec<FieldError>,
+    },
+    /// A refusal with its own status and stable code: a command refused by its service (409, 422), or an
+    /// `Idempotency-Key` problem (400, 409, 422; 503 `idempotency_unavailable` when its store is down).
+    #[error("refused: {code}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The stable machine code, e.g. `cart_empty`.
+        code: &'static str,
+        /// Client-facing explanation.
+        detail: &'static str,
+    },
+    /// 504: a command was sent but no answer came in time; it may or may not have taken effect. The client
+    /// retries with the same `Idempotency-Key`, so it is not applied twice.
+    #[error("outcome unknown for part {part}")]
+    OutcomeUnknown {
+        /// The command's part.
+        part: &'static str,
+    },
+}
+
+/// One offending field of an invalid body (an entry of the problem's `errors`, as in RFC 9457 §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON Pointer (RFC 6901) to the field in the request body, e.g. `/items/0/quantity`; `""` = the body.
+    pub pointer: String,
+    /// What is wrong with it.
+    pub detail: String,
 }
 
 impl BffError {
@@ -112,6 +158,11 @@ impl BffError {
             Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimiterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MalformedBody { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidBody { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Refused { status, .. } => *status,
+            Self::OutcomeUnknown { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -134,6 +185,11 @@ impl BffError {
             Self::Overloaded { .. } => "overloaded",
             Self::RateLimited { .. } => "rate_limited",
             Self::RateLimiterUnavailable => "rate_limiter_unavailable",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::MalformedBody { .. } => "malformed_body",
+            Self::InvalidBody { .. } => "invalid_body",
+            Self::Refused { code, .. } => code,
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
         }
     }
 
@@ -155,6 +211,11 @@ impl BffError {
             Self::Overloaded { .. } => "Overloaded",
             Self::RateLimited { .. } => "Too many requests",
             Self::RateLimiterUnavailable => "Service unavailable",
+            Self::UnsupportedMediaType { .. } => "Unsupported media type",
+            Self::MalformedBody { .. } => "Malformed body",
+            Self::InvalidBody { .. } => "Invalid body",
+            Self::Refused { status, .. } => status.canonical_reason().unwrap_or("Refused"),
+            Self::OutcomeUnknown { .. } => "Outcome unknown",
         }
     }
 
@@ -180,6 +241,15 @@ impl BffError {
             Self::RateLimiterUnavailable => {
                 Some("rate limiting is temporarily unavailable; retry shortly".into())
             }
+            Self::UnsupportedMediaType { detail } => Some((*detail).to_string()),
+            Self::MalformedBody { detail } => Some(detail.clone()),
+            Self::InvalidBody { .. } => {
+                Some("the body has invalid fields; see errors[].pointer".into())
+            }
+            Self::Refused { detail, .. } => Some((*detail).to_string()),
+            Self::OutcomeUnknown { part } => Some(format!(
+                "no answer in time for {part}: it may or may not have been applied; retry with the same Idempotency-Key"
+            )),
             _ => None,
         }
     }
@@ -190,6 +260,7 @@ impl BffError {
             Self::DeadlineExceeded { part } => *part,
             Self::CircuitOpen { part, .. } => Some(part),
             Self::Overloaded { part, .. } => *part,
+            Self::OutcomeUnknown { part } => Some(part),
             _ => None,
         }
     }
@@ -226,6 +297,10 @@ impl BffError {
             code: self.code(),
             detail: self.detail(),
             part: self.part(),
+            errors: match self {
+                Self::InvalidBody { errors } => Some(errors.clone()),
+                _ => None,
+            },
             request_id: crate::context::current_request_id(),
         }
     }
@@ -249,6 +324,9 @@ pub struct Problem {
     /// The composed part that failed, for 502/503/504.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part: Option<&'static str>,
+    /// For `invalid_body` (422): each offending field, by JSON Pointer into the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
     /// The request id (also in the `x-request-id` header), for support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

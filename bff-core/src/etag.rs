@@ -28,7 +28,11 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// The strong entity tag of `body`: `"` + 16 lower-case hex digits + `"`.
 pub fn tag_of(body: &[u8]) -> String {
-    format!("\"{:016x}\"", fnv1a64(body))
+    let mut tag = String::with_capacity(18);
+    tag.push('"');
+    crate::trace::push_hex(&mut tag, u128::from(fnv1a64(body)), 16);
+    tag.push('"');
+    tag
 }
 
 /// Whether the `If-None-Match` headers of a request match `tag` (a quoted strong tag): `*`, or any listed tag
@@ -63,23 +67,25 @@ pub(crate) async fn conditional(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, mut body) = response.into_parts();
-    // Collect the body up to the bound; beyond it, stream the rest through untagged.
-    let mut collected = Vec::new();
+    // Collect the body up to the bound; beyond it, stream the rest through untagged. The usual answer is one
+    // frame: it is kept as it is, without a copy.
+    let mut collected = Collected::default();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             tracing::warn!("response body failed while tagging");
-            return Response::from_parts(parts, Body::from(Bytes::from(collected)));
+            return Response::from_parts(parts, Body::from(collected.into_bytes()));
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers: not used by JSON answers
         };
-        collected.extend_from_slice(&data);
+        collected.push(data);
         if collected.len() > MAX_TAGGED_BYTES {
-            let head = futures::stream::once(async move { Ok(Bytes::from(collected)) });
+            let head = futures::stream::once(async move { Ok(collected.into_bytes()) });
             let rest = body.into_data_stream();
             return Response::from_parts(parts, Body::from_stream(head.chain(rest)));
         }
     }
+    let collected = collected.into_bytes();
     let tag = tag_of(&collected);
     if let Ok(v) = HeaderValue::from_str(&tag) {
         parts.headers.insert(header::ETAG, v);
@@ -96,6 +102,37 @@ pub(crate) async fn conditional(request: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     }
     Response::from_parts(parts, Body::from(collected))
+}
+
+/// A body gathered frame by frame: one frame stays as it came (no copy); more are concatenated.
+#[derive(Default)]
+struct Collected {
+    /// The first frame, while it is the only one.
+    first: Option<Bytes>,
+    /// All frames so far, once there is more than one.
+    joined: Vec<u8>,
+}
+
+impl Collected {
+    fn push(&mut self, data: Bytes) {
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(data),
+            first => {
+                if let Some(first) = first {
+                    self.joined.extend_from_slice(&first);
+                }
+                self.joined.extend_from_slice(&data);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(self.joined.len(), Bytes::len)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.first.unwrap_or_else(|| Bytes::from(self.joined))
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +206,32 @@ mod tests {
             .await
             .unwrap()
             .to_vec()
+    }
+
+    /// A body sent in several frames is tagged over all of them and forwarded whole, in order.
+    #[tokio::test]
+    async fn multi_frame_bodies_are_tagged_whole() {
+        let app = Router::new()
+            .route(
+                "/chunks",
+                get(|| async {
+                    let chunks = ["{\"a\":", "[1,2,", "3]}"].map(|c| {
+                        Ok::<_, std::convert::Infallible>(Bytes::from_static(c.as_bytes()))
+                    });
+                    Body::from_stream(futures::stream::iter(chunks))
+                }),
+            )
+            .layer(axum::middleware::from_fn(conditional));
+        let response = call(&app, Method::GET, "/chunks", None).await;
+        let tag = response.headers()[header::ETAG]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = body_of(response).await;
+        assert_eq!(body, br#"{"a":[1,2,3]}"#);
+        assert_eq!(tag, tag_of(br#"{"a":[1,2,3]}"#));
+        let again = call(&app, Method::GET, "/chunks", Some(&tag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     }
 
     /// 200 carries the body and its tag; a matching If-None-Match gets an empty 304 with the same tag and

@@ -27,15 +27,18 @@ pub struct Gateway {
     config: BffConfig,
     downstreams: BTreeMap<String, Downstream>,
     auth: Authenticator,
-    /// The counters served at `/metrics`.
+    /// The metrics served at `/metrics` on the admin listener.
     metrics: Arc<Metrics>,
+    /// `Idempotency-Key` records of the gateway's commands.
+    idempotency: Arc<crate::idempotency::Idempotency>,
 }
 
 impl Gateway {
     /// Validates `config` and builds the downstream clients (sharing connection pools) and the authenticator.
     pub fn new(config: BffConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::default());
+        // A reload lends the running gateway's metrics, so series continue across rebuilds.
+        let metrics = crate::admin::lent_metrics().unwrap_or_default();
         // One response store for all downstreams: its byte bound is the gateway's.
         let store = Arc::new(Store::new(&config.cache, &metrics));
         // One connection pool per distinct connect timeout: downstreams with the same (by default all) share
@@ -73,11 +76,13 @@ impl Gateway {
                 Authenticator::ApiKey(Arc::new(ApiKeys::new(&config.auth.api_keys)))
             }
         };
+        let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         Ok(Self {
             config,
             downstreams,
             auth,
             metrics,
+            idempotency,
         })
     }
 
@@ -91,6 +96,11 @@ impl Gateway {
         &self.metrics
     }
 
+    /// The `Idempotency-Key` records handlers run their commands through (see [`crate::idempotency`]).
+    pub fn idempotency(&self) -> Arc<crate::idempotency::Idempotency> {
+        self.idempotency.clone()
+    }
+
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.
     pub fn downstream(&self, name: &str) -> Result<Downstream, ConfigError> {
         self.downstreams
@@ -101,7 +111,8 @@ impl Gateway {
 
     /// The complete router: `api` (the gateway's composed endpoints), the declarative routes of the config,
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
-    /// wrapped by the edge pipeline (see [`crate::edge`]).
+    /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
+    /// config) goes to an enclosing [`crate::admin::capture`].
     pub fn into_router(
         self,
         api: Router,
@@ -112,6 +123,15 @@ impl Gateway {
             .iter()
             .map(|n| self.downstream(n))
             .collect::<Result<_, _>>()?;
+        let readiness = Arc::new(crate::health::Readiness::new(
+            ready,
+            crate::admin::lent_draining(),
+        ));
+        crate::admin::offer(crate::admin::Admin::new(
+            self.metrics.clone(),
+            readiness.clone(),
+            &self.config,
+        ));
         // A configured path that is one of the gateway's own routes would make the router panic: name it.
         let configured = (self.config.routes.iter().map(|r| &r.path))
             .enumerate()
@@ -162,16 +182,13 @@ impl Gateway {
                 AuthMode::Jwt => Some(header::AUTHORIZATION),
                 AuthMode::ApiKey => Some(HeaderName::from_static(crate::auth::API_KEY_HEADER)),
             },
+            metrics: self.metrics.clone(),
+            server_timing: self.config.telemetry.server_timing,
         });
-        let metrics = self.metrics.clone();
         let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             Router::new()
                 .route("/healthz", get(crate::health::healthz))
-                .route(
-                    "/readyz",
-                    get(crate::health::readyz).with_state(Arc::new(ready)),
-                )
-                .route("/metrics", get(crate::metrics::handler).with_state(metrics))
+                .route("/readyz", get(crate::health::readyz).with_state(readiness))
                 .merge(crate::docs::router(openapi))
                 .merge(built)
                 .merge(api)
@@ -183,6 +200,10 @@ impl Gateway {
         })?
         .fallback(|| async { BffError::NotFound })
         .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+        // The limits of typed JSON bodies, read by the `JsonBody` extractor.
+        .layer(axum::Extension(crate::body::BodyLimits(Arc::new(
+            self.config.body.clone(),
+        ))))
         .layer(RequestBodyLimitLayer::new(
             self.config.server.max_body_bytes,
         ))

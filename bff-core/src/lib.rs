@@ -25,19 +25,27 @@
 //! - [`resilience`]: bulkheads, retries with a budget, hedging, circuit breakers, instances with balancing and
 //!   health, fallbacks of parts, load shedding at the edge.
 //! - [`auth`]: JWT/JWKS and API keys, identities, scopes, identity headers.
+//! - [`body`]: typed JSON request bodies of commands ([`body::JsonBody`]: 415/400/413/422 with JSON Pointers);
+//!   [`downstream::command`]: the one unsafe call of a write (never retried, coalesced or cached).
+//! - [`idempotency`]: `Idempotency-Key` records (memory or Redis): replay, 409 in flight, 422 reused.
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`cache`]: the downstream response cache (moka, optional Redis level), coalescing, stale serving,
-//!   cross-request batching, the client-facing `Cache-Control` / `Vary` and compression; [`metrics`]: the
-//!   counters served at `/metrics`.
+//!   cross-request batching, the client-facing `Cache-Control` / `Vary` and compression.
+//! - [`metrics`]: the Prometheus metric families; `observe`: what the edge records per request (metrics,
+//!   access log, `Server-Timing`); [`admin`]: the admin listener (`/metrics`, probes, redacted config);
+//!   [`health`]: liveness, readiness and draining.
 //! - [`shape`], [`routes`], `aggregate`: field allow-lists and client-chosen sparse fieldsets, declarative forwarding routes and declarative
 //!   aggregations (parallel fan-out merged into one JSON object) from config.
 //! - [`ratelimit`]: rate-limit policies (IP, partner, tier, user, route), GCRA in memory or in Redis (exact
 //!   across instances), trusted-proxy client addresses, the failed-authentication budget.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
-//! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries.
+//! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries;
+//!   [`reload`]: hot reload (SIGHUP, file change) with validation and an atomic swap.
 
+pub mod admin;
 mod aggregate;
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod compose;
@@ -51,11 +59,14 @@ pub mod edge;
 pub mod error;
 pub mod etag;
 pub mod gateway;
-mod health;
+pub mod health;
 pub mod hygiene;
+pub mod idempotency;
 pub mod metrics;
+mod observe;
 pub mod ratelimit;
 mod redis_conn;
+pub mod reload;
 pub mod resilience;
 pub mod routes;
 pub mod server;

@@ -1,5 +1,5 @@
-//! Logging: `tracing` spans and events to stderr, pretty in a terminal or JSON lines when configured;
-//! `RUST_LOG` overrides the configured level.
+//! Logging: `tracing` spans and events to stderr, as text (ANSI colours only when stderr is a terminal) or
+//! JSON lines when configured; `RUST_LOG` overrides the configured level.
 
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +19,9 @@ pub fn init(config: &TelemetryConfig) {
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
 }

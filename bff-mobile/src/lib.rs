@@ -32,6 +32,8 @@ use utoipa::OpenApi;
 
 /// The port the gateway listens on by default.
 pub const DEFAULT_PORT: u16 = 8082;
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9082;
 /// The JWT audience the gateway accepts.
 pub const AUDIENCE: &str = "bff-mobile";
 /// The downstreams `/readyz` requires.
@@ -43,6 +45,7 @@ pub const READY_ON: &[&str] = &["users", "catalog", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
+    c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),
@@ -56,6 +59,8 @@ pub fn defaults() -> BffConfig {
     c.rate_limit.policies = vec![
         PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
         PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
+        // Writes: tighter, per user (2/s, burst 10).
+        PolicyConfig::new("user-writes", &[KeyPart::User], 2, 1, 10).on_routes(&["/api/orders"]),
     ];
     for (name, ttl_s, stale_if_error_s) in shared_schemas::services::SHARED_CACHE {
         c.share_cache(name, *ttl_s, *stale_if_error_s);
@@ -82,12 +87,14 @@ pub(crate) struct App {
     pub(crate) recommendations: Downstream,
     /// Product lookups by id, batched across concurrent requests (`GET /products?ids=`).
     pub(crate) products: Batcher,
+    /// `Idempotency-Key` records of the writes.
+    pub(crate) idempotency: Arc<bff_core::idempotency::Idempotency>,
 }
 
 /// The OpenAPI document of the mobile gateway.
 #[derive(OpenApi)]
 #[openapi(
-    paths(handlers::home::home, handlers::product::product, handlers::order::order),
+    paths(handlers::home::home, handlers::product::product, handlers::order::order, handlers::checkout::place),
     components(schemas(
         shared_schemas::views::mobile::HomeView,
         shared_schemas::views::mobile::HomeOrder,
@@ -96,6 +103,9 @@ pub(crate) struct App {
         shared_schemas::views::mobile::RatingView,
         shared_schemas::views::mobile::OrderView,
         shared_schemas::views::mobile::OrderItemView,
+        shared_schemas::views::mobile::OrderPlacedView,
+        handlers::checkout::PlaceOrder,
+        bff_core::error::FieldError,
         shared_schemas::downstream::Money,
         bff_core::error::Problem,
     )),
@@ -139,11 +149,16 @@ pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
         reviews: gw.downstream("reviews")?,
         inventory: gw.downstream("inventory")?,
         recommendations: gw.downstream("recommendations")?,
+        idempotency: gw.idempotency(),
     });
     let api = Router::new()
         .route("/api/home", get(handlers::home::home))
         .route("/api/products/{id}", get(handlers::product::product))
         .route("/api/orders/{id}", get(handlers::order::order))
+        .route(
+            "/api/orders",
+            axum::routing::post(handlers::checkout::place),
+        )
         .with_state(state);
     gw.into_router(api, ApiDoc::openapi(), READY_ON)
 }
@@ -161,7 +176,12 @@ mod tests {
         names.sort_unstable();
         assert_eq!(
             names,
-            ["/api/home", "/api/orders/{id}", "/api/products/{id}"]
+            [
+                "/api/home",
+                "/api/orders",
+                "/api/orders/{id}",
+                "/api/products/{id}"
+            ]
         );
         assert!(paths["/api/orders/{id}"]["get"]["responses"]["403"].is_object());
         assert!(paths["/api/home"]["get"]["responses"]["304"].is_object());

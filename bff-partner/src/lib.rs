@@ -11,6 +11,7 @@
 //! | `GET /v1/products?ids=a,b,c` | `catalog:read` | ONE catalog batch + ONE inventory batch (only with `inventory:read`), in parallel |
 //! | `GET /v1/products/{id}/availability` | `inventory:read` | inventory (required; its 404 is the client's 404) |
 //! | `GET /v1/orders/{id}` | `orders:read` | orders (required), then ONE catalog batch for line SKUs/names (optional part `products`) |
+//! | `POST /v1/orders` | `orders:write` | ONE orders command (`Idempotency-Key` required), then ONE catalog batch (optional part `products`) |
 //!
 //! Contract details:
 //! - No or an unknown key: 401 `unauthenticated`; a key without the route's scope: 403 `forbidden`.
@@ -33,7 +34,7 @@
 //!
 //! | Key (`x-api-key`) | Partner | Tier | Scopes |
 //! |---|---|---|---|
-//! | `dev-acme-key` | `acme` | `gold` | `catalog:read inventory:read orders:read` |
+//! | `dev-acme-key` | `acme` | `gold` | `catalog:read inventory:read orders:read orders:write` |
 //! | `dev-globex-key` | `globex` | `silver` | `catalog:read` |
 //!
 //! The gateway listens on `127.0.0.1:8083` by default and needs the downstreams `catalog`, `inventory` and
@@ -41,6 +42,7 @@
 
 mod fields;
 mod ids;
+mod place_order;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +68,7 @@ use shared_schemas::views::partner::{
 use utoipa::OpenApi;
 
 pub use ids::{MAX_BATCH_IDS, is_valid_id, parse_id_list};
+pub use place_order::{OrderLineV1, PlaceOrderV1, SCOPE_ORDERS_WRITE};
 
 /// Scope needed to read products.
 pub const SCOPE_CATALOG_READ: &str = "catalog:read";
@@ -77,6 +80,9 @@ pub const SCOPE_ORDERS_READ: &str = "orders:read";
 /// The downstream services this gateway calls (all required for readiness).
 pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9083;
+
 /// Built-in defaults: listen on `127.0.0.1:8083`, the `catalog`, `inventory` and `orders` downstreams at
 /// their default mock ports, API-key authentication with the two development keys of the crate docs, and
 /// per-partner rate limits by tier (base 60/min burst 10, `silver` 600/min burst 50, `gold` 3000/min burst
@@ -84,6 +90,7 @@ pub const DOWNSTREAMS: &[&str] = &["catalog", "inventory", "orders"];
 pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();
+    c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .filter(|(name, _)| DOWNSTREAMS.contains(name))
@@ -100,6 +107,7 @@ pub fn defaults() -> BffConfig {
                 SCOPE_CATALOG_READ.into(),
                 SCOPE_INVENTORY_READ.into(),
                 SCOPE_ORDERS_READ.into(),
+                SCOPE_ORDERS_WRITE.into(),
             ],
         },
         ApiKeyConfig {
@@ -120,6 +128,10 @@ pub fn defaults() -> BffConfig {
         PolicyConfig::new("partner-orders", &[KeyPart::Partner], 60, 60, 20)
             .on_routes(&["/v1/orders/{id}"])
             .tier("gold", 600, 60),
+        // Placing orders: tighter still (30/min burst 10, `gold` 120/min burst 20).
+        PolicyConfig::new("partner-writes", &[KeyPart::Partner], 30, 60, 10)
+            .on_routes(&["/v1/orders"])
+            .tier("gold", 120, 20),
     ];
     // Catalog and stock answer the same for every partner (the domain's shared cache policy); orders stay
     // uncached.
@@ -138,6 +150,8 @@ struct App {
     products: Batcher,
     /// Stock lookups by product id, batched across concurrent requests.
     stock: Batcher,
+    /// `Idempotency-Key` records of `POST /v1/orders`.
+    idempotency: Arc<bff_core::idempotency::Idempotency>,
 }
 
 /// The catalog's batch endpoint.
@@ -167,12 +181,14 @@ pub fn app(config: BffConfig) -> Result<axum::Router, ConfigError> {
         catalog,
         inventory,
         orders: gw.downstream("orders")?,
+        idempotency: gw.idempotency(),
     });
     let api = axum::Router::new()
         .route("/v1/products", get(list_products))
         .route("/v1/products/{id}", get(get_product))
         .route("/v1/products/{id}/availability", get(get_availability))
         .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders", axum::routing::post(place_order::place_order))
         .with_state(app);
     gw.into_router(api, openapi(), DOWNSTREAMS)
 }
@@ -184,7 +200,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(get_product, list_products, get_availability, get_order),
+    paths(get_product, list_products, get_availability, get_order, place_order::place_order),
     components(schemas(
         ProductV1,
         AvailabilityV1,
@@ -193,7 +209,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         OrderV1,
         OrderItemV1,
         Money,
-        Problem
+        Problem,
+        bff_core::error::FieldError,
+        place_order::PlaceOrderV1,
+        place_order::OrderLineV1
     )),
     modifiers(&ApiKeyScheme),
     security(("api_key" = [])),

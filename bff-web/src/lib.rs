@@ -8,16 +8,25 @@
 //! | `GET /api/products/{id}` | catalog, reviews, inventory, catalog (batch of related) | product | `rating`, `reviews`, `availability`, `related` |
 //! | `GET /api/products?category=&q=&page=&page_size=` | catalog | listing | — |
 //! | `GET /api/orders/{id}` (scope `orders:read`) | orders, catalog (batch) | order | `products` |
+//! | `GET /api/cart` | orders, catalog (batch) | cart | `products` |
+//! | `POST /api/cart/items` | orders (command), catalog (batch) | cart | `products` |
+//! | `DELETE /api/cart/items/{product_id}` | orders (command), catalog (batch) | cart | `products` |
+//! | `POST /api/orders` (checkout) | orders (command), catalog (batch) | order | `products` |
+//! | `POST /api/products/{id}/reviews` | reviews (command) | review | — |
+//!
+//! Writes take typed JSON bodies ([`commands`]), honour `Idempotency-Key`, make one command call, and
+//! invalidate the cached reads they make stale.
 //!
 //! Clients authenticate with a JWT bearer token for audience `bff-web`.
 
+pub mod commands;
 mod handlers;
 mod ids;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use bff_core::cache::Batcher;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::Downstream;
@@ -29,12 +38,15 @@ use utoipa::OpenApi;
 pub const AUDIENCE: &str = "bff-web";
 /// Default listening port.
 pub const DEFAULT_PORT: u16 = 8081;
+/// Default port of the admin listener (metrics, probes, redacted config), on loopback.
+pub const ADMIN_PORT: u16 = 9081;
 
 /// Built-in defaults: `127.0.0.1:8081`, every domain service at its default mock port, JWT for `bff-web`,
 /// rate limits per user (20/s, burst 100) and per client address (200/s, burst 400).
 pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
+    config.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
     config.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),
@@ -48,6 +60,13 @@ pub fn defaults() -> BffConfig {
     config.rate_limit.policies = vec![
         PolicyConfig::new("user", &[KeyPart::User], 20, 1, 100),
         PolicyConfig::new("ip", &[KeyPart::Ip], 200, 1, 400),
+        // Writes: tighter, per user (2/s, burst 10).
+        PolicyConfig::new("user-writes", &[KeyPart::User], 2, 1, 10).on_routes(&[
+            "/api/cart/items",
+            "/api/cart/items/{product_id}",
+            "/api/orders",
+            "/api/products/{id}/reviews",
+        ]),
     ];
     for (name, ttl_s, stale_if_error_s) in shared_schemas::services::SHARED_CACHE {
         config.share_cache(name, *ttl_s, *stale_if_error_s);
@@ -67,6 +86,8 @@ struct App {
     products: Batcher,
     /// Stock lookups by product id, batched across concurrent requests.
     stock: Batcher,
+    /// `Idempotency-Key` records of the writes.
+    idempotency: Arc<bff_core::idempotency::Idempotency>,
 }
 
 /// The OpenAPI document of bff-web.
@@ -81,9 +102,14 @@ struct App {
         handlers::home::home,
         handlers::products::product,
         handlers::products::list,
-        handlers::orders::order
+        handlers::orders::order,
+        handlers::cart::get,
+        handlers::cart::add,
+        handlers::cart::remove,
+        handlers::checkout::place,
+        handlers::reviews::create
     ),
-    components(schemas(bff_core::error::Problem))
+    components(schemas(bff_core::error::Problem, bff_core::error::FieldError))
 )]
 pub struct ApiDoc;
 
@@ -101,12 +127,24 @@ pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
         reviews: gateway.downstream("reviews")?,
         inventory,
         recommendations: gateway.downstream("recommendations")?,
+        idempotency: gateway.idempotency(),
     });
     let api = Router::new()
         .route("/api/home", get(handlers::home::home))
         .route("/api/products", get(handlers::products::list))
         .route("/api/products/{id}", get(handlers::products::product))
         .route("/api/orders/{id}", get(handlers::orders::order))
+        .route("/api/orders", post(handlers::checkout::place))
+        .route("/api/cart", get(handlers::cart::get))
+        .route("/api/cart/items", post(handlers::cart::add))
+        .route(
+            "/api/cart/items/{product_id}",
+            delete(handlers::cart::remove),
+        )
+        .route(
+            "/api/products/{id}/reviews",
+            post(handlers::reviews::create),
+        )
         .with_state(app);
     gateway.into_router(api, ApiDoc::openapi(), &["users", "catalog", "orders"])
 }

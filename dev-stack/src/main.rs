@@ -42,6 +42,7 @@ async fn main() -> ExitCode {
     };
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
+    let mut admins = Vec::new();
     let mut urls = Vec::new();
     for spec in GATEWAYS {
         let config = match BffConfig::load(&(spec.defaults)(), None) {
@@ -53,7 +54,9 @@ async fn main() -> ExitCode {
         };
         let listen = config.server.listen;
         let limits = config.server.limits.clone();
-        let router = match (spec.app)(config) {
+        let admin_listen = config.admin.listen;
+        let (router, admin) = bff_core::admin::capture(|| (spec.app)(config));
+        let router = match router {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("dev-stack: {}: configuration error: {e}", spec.name);
@@ -68,6 +71,29 @@ async fn main() -> ExitCode {
             }
         };
         urls.push((spec.name, format!("http://{listen}")));
+        // The admin listener (metrics, probes, redacted config) of this gateway.
+        if let Some(admin) = admin {
+            let admin_listener = match tokio::net::TcpListener::bind(admin_listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!(
+                        "dev-stack: {}: cannot listen on {admin_listen}: {e}",
+                        spec.name
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            admins.push((spec.name, format!("http://{admin_listen}")));
+            let mut stopped = stop.subscribe();
+            servers.push(tokio::spawn(bff_core::server::serve(
+                admin_listener,
+                admin.router(),
+                async move {
+                    let _ = stopped.recv().await;
+                },
+                Duration::from_secs(1),
+            )));
+        }
         let mut stopped = stop.subscribe();
         servers.push(tokio::spawn(async move {
             let stopped = async move {
@@ -90,6 +116,10 @@ async fn main() -> ExitCode {
     println!("gateways:");
     for (name, url) in &urls {
         println!("  {name:<16} {url}   (docs: {url}/docs)");
+    }
+    println!("admin (metrics, probes, config):");
+    for (name, url) in &admins {
+        println!("  {name:<16} {url}/metrics");
     }
     println!(
         "\ntry:\n  TOKEN=$(curl -s -X POST localhost:7000/token -H 'content-type: application/json' \\\n    \

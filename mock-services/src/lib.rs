@@ -20,8 +20,8 @@
 //! | identity | 7000 | `GET /.well-known/jwks.json`, `POST /token`, `POST /admin/rotate-keys` |
 //! | users | 7001 | `GET /users/{id}` |
 //! | catalog | 7002 | `GET /products/{id}`, `GET /products?ids=a,b,c`, `GET /products?category=&q=&page=&page_size=` |
-//! | orders | 7003 | `GET /users/{id}/orders?limit=&cursor=`, `GET /orders/{id}` |
-//! | reviews | 7004 | `GET /products/{id}/reviews?limit=`, `GET /products/{id}/rating` |
+//! | orders | 7003 | `GET /users/{id}/orders?limit=&cursor=`, `GET /orders/{id}`, `GET /users/{id}/cart`, `POST /users/{id}/cart/items`, `DELETE /users/{id}/cart/items/{product_id}`, `POST /users/{id}/orders` (checkout), `POST /orders` (partner) |
+//! | reviews | 7004 | `GET /products/{id}/reviews?limit=`, `GET /products/{id}/rating`, `POST /products/{id}/reviews` |
 //! | inventory | 7005 | `GET /inventory/{product_id}`, `GET /inventory?ids=a,b,c` |
 //! | recommendations | 7006 | `GET /users/{id}/recommendations?limit=` |
 //!
@@ -59,6 +59,28 @@
 //! - **Recommendations**: up to 50 distinct existing products per user, best first; a smaller `limit`
 //!   returns a prefix of a larger one.
 //!
+//! # Commands (writes)
+//! State written at run time lives in memory ([`writes`]) and is merged into the reads, so a client reads
+//! its own writes. Bodies are JSON ([`shared_schemas::downstream`]: `AddCartItem`, `Checkout`, `CreateOrder`,
+//! `CreateReview`; unknown fields refused); a malformed body is a 400; business rules answer
+//! `{"error": code, "detail": ...}`:
+//! - `POST /users/{id}/cart/items` `{"product_id","quantity"}` adds units (200 + the cart): unknown product
+//!   → 422 `unknown_product`, quantity outside 1..=20 or a line over 20 → 422 `quantity_limit`, out of stock
+//!   → 409 `out_of_stock`. `DELETE /users/{id}/cart/items/{product_id}` removes the line (200 + the cart,
+//!   404 when it is not in the cart).
+//! - `POST /users/{id}/orders` `{"payment_method"}` (`card`, `paypal`, `invoice`, `apple_pay`, else 422
+//!   `invalid`) turns the cart into the user's next order `u*100+k` (201 + the order) and empties the cart;
+//!   an empty cart → 409 `cart_empty`.
+//! - `POST /orders` `{"items":[{"product_id","quantity"}], "external_ref"?}` needs `x-bff-partner-id`
+//!   (else 403) and creates an order of that partner with id `10000001, 10000002, ...` (201).
+//! - `POST /products/{id}/reviews` `{"user_id","rating","title","body"}` (201 + the review, moderation
+//!   `pending`): one per user and product (409 `already_reviewed`), rating 1..=5, title 1..=120 and body
+//!   1..=4000 characters (422 `invalid`).
+//!
+//! The creations (`POST`) honour `Idempotency-Key`: a repeated key (per route and user or partner) gets the
+//! first answer again with `idempotent-replayed: true`, without running the command again (5xx answers are
+//! not remembered). The recorder keeps the body of the last non-GET request (`last.body`).
+//!
 //! # Fault injection
 //! Every service holds a list of [`FaultRule`]s (see [`faults`]), applied to every non-admin route
 //! (not `/healthz`). Admin API (never recorded, never faulted):
@@ -89,6 +111,7 @@ pub mod recorder;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod writes;
 
 mod admin;
 mod services;

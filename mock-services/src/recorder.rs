@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// The last request a service received.
@@ -19,6 +19,9 @@ pub struct LastRequest {
     pub uri: String,
     /// Headers, names lowercased, repeated headers joined with `", "`, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The body of a request other than GET/HEAD (lossy UTF-8; at most 1 MiB is read), `None` for GET/HEAD.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// Snapshot of what a service received: the body of `GET /admin/received`.
@@ -45,7 +48,7 @@ impl Received {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
-            serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers})
+            serde_json::json!({"method": l.method, "uri": l.uri, "headers": headers, "body": l.body})
         });
         serde_json::json!({"total": self.total, "routes": self.routes, "abandoned": self.abandoned, "last": last})
     }
@@ -68,6 +71,11 @@ impl Recorder {
 
     /// Records one request under its route template.
     pub fn record(&self, route: &str, req: &Request) {
+        self.record_with_body(route, req, None);
+    }
+
+    /// Records one request under its route template, with the body it carried.
+    pub fn record_with_body(&self, route: &str, req: &Request, body: Option<&[u8]>) {
         let mut headers: Vec<(String, String)> = Vec::new();
         for (name, value) in req.headers() {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -92,6 +100,7 @@ impl Recorder {
             method: req.method().to_string(),
             uri,
             headers,
+            body: body.map(|b| String::from_utf8_lossy(b).into_owned()),
         });
     }
 }
@@ -106,7 +115,21 @@ pub(crate) async fn record_middleware(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
-    recorder.record(&route, &req);
+    // Commands carry a body worth recording (tests prove what the gateway sent); it is read here (at most
+    // 1 MiB, else 413) and handed on unchanged.
+    let req = if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD
+    {
+        recorder.record(&route, &req);
+        req
+    } else {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 1024 * 1024).await else {
+            return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        recorder.record_with_body(&route, &req, Some(&bytes));
+        req
+    };
     let mut pending = Abandoned {
         recorder: &recorder,
         answered: false,

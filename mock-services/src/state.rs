@@ -8,6 +8,7 @@ use crate::Service;
 use crate::faults::{FaultRule, Faults};
 use crate::idp::{Idp, IdpConfig};
 use crate::recorder::Recorder;
+use crate::writes::Writes;
 
 /// Start-up configuration of one service.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +26,7 @@ pub struct ServiceState {
     faults: Faults,
     recorder: Recorder,
     idp: Option<Idp>,
+    writes: Writes,
     shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -40,6 +42,7 @@ impl ServiceState {
             faults: Faults::new(config.faults.clone()),
             recorder: Recorder::default(),
             idp,
+            writes: Writes::default(),
             shutdown: Arc::new(watch::channel(false).0),
         })
     }
@@ -62,6 +65,11 @@ impl ServiceState {
     /// The identity provider, for [`Service::Identity`].
     pub fn idp(&self) -> Option<&Idp> {
         self.idp.as_ref()
+    }
+
+    /// What was written at run time (carts, created orders and reviews, remembered answers).
+    pub fn writes(&self) -> &Writes {
+        &self.writes
     }
 
     /// Signals shutdown: ends hanging and dripping responses and graceful serving.

@@ -838,3 +838,271 @@ mod identity {
         assert_eq!(h.route_count("POST /admin/rotate-keys"), 0);
     }
 }
+
+/// The commands: carts, checkout, partner orders, reviews; replay by `Idempotency-Key`; faults and recording.
+mod writes {
+    use super::*;
+
+    async fn send(
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = client().request(method, url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let resp = request.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn post(url: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let (s, b, _) = send(reqwest::Method::POST, url, Some(body), headers).await;
+        (s, b)
+    }
+
+    /// A product that is in stock (about one in ten is not).
+    fn in_stock() -> &'static str {
+        "42"
+    }
+
+    /// Adding to the cart, removing a line and checking out; the new order is then the user's newest, readable
+    /// by id, and the cart is empty.
+    #[tokio::test]
+    async fn cart_checkout_and_read_back() {
+        let orders = start(Service::Orders).await;
+        let base = orders.url();
+        let (s, cart) = get(&format!("{base}/users/7/cart")).await;
+        assert_eq!((s, cart["items"].as_array().map(Vec::len)), (200, Some(0)));
+        let (s, cart) = post(
+            &format!("{base}/users/7/cart/items"),
+            json!({"product_id": in_stock(), "quantity": 2}),
+            &[],
+        )
+        .await;
+        assert_eq!(s, 200, "{cart}");
+        assert_eq!(cart["items"][0]["quantity"], 2);
+        let (s, _) = post(
+            &format!("{base}/users/7/cart/items"),
+            json!({"product_id": "7", "quantity": 1}),
+            &[],
+        )
+        .await;
+        assert!(s == 200 || s == 409);
+        let (s, cart, _) = send(
+            reqwest::Method::DELETE,
+            &format!("{base}/users/7/cart/items/7"),
+            None,
+            &[],
+        )
+        .await;
+        assert!(s == 200 || s == 404, "{s}");
+        let (s, _, _) = send(
+            reqwest::Method::DELETE,
+            &format!("{base}/users/7/cart/items/9"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(s, 404, "a line not in the cart");
+        let _ = cart;
+        let (s, order) = post(
+            &format!("{base}/users/7/orders"),
+            json!({"payment_method": "card"}),
+            &[],
+        )
+        .await;
+        assert_eq!(s, 201, "{order}");
+        assert_eq!(order["user_id"], "7");
+        assert_eq!(order["items"][0]["product_id"], in_stock());
+        let id = order["id"].as_str().expect("id").to_owned();
+        let (s, read) = get(&format!("{base}/orders/{id}")).await;
+        assert_eq!((s, &read["id"]), (200, &json!(id)));
+        let (_, page) = get(&format!("{base}/users/7/orders?limit=2")).await;
+        assert_eq!(page["items"][0]["id"], json!(id), "newest first");
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+        let (_, cart) = get(&format!("{base}/users/7/cart")).await;
+        assert_eq!(cart["items"].as_array().map(Vec::len), Some(0));
+        let (s, body) = post(
+            &format!("{base}/users/7/orders"),
+            json!({"payment_method": "card"}),
+            &[],
+        )
+        .await;
+        assert_eq!((s, body["error"].as_str()), (409, Some("cart_empty")));
+        orders.shutdown().await;
+    }
+
+    /// Business rules answer 422/409 with a code and change nothing; malformed bodies are a 400.
+    #[tokio::test]
+    async fn refused_commands_change_nothing() {
+        let orders = start(Service::Orders).await;
+        let base = orders.url();
+        let url = format!("{base}/users/3/cart/items");
+        for (body, status, code) in [
+            (
+                json!({"product_id": "999999", "quantity": 1}),
+                422,
+                "unknown_product",
+            ),
+            (
+                json!({"product_id": in_stock(), "quantity": 0}),
+                422,
+                "quantity_limit",
+            ),
+            (
+                json!({"product_id": in_stock(), "quantity": 21}),
+                422,
+                "quantity_limit",
+            ),
+            (
+                json!({"product_id": in_stock(), "quantity": 1, "x": 1}),
+                400,
+                "bad_request",
+            ),
+            (json!({"product_id": 42, "quantity": 1}), 400, "bad_request"),
+        ] {
+            let (s, b) = post(&url, body.clone(), &[]).await;
+            assert_eq!((s, b["error"].as_str()), (status, Some(code)), "{body}");
+        }
+        let (_, cart) = get(&format!("{base}/users/3/cart")).await;
+        assert_eq!(cart["version"], 0, "nothing written: {cart}");
+        let (s, _) = post(&format!("{base}/users/99999/cart/items"), json!({}), &[]).await;
+        assert_eq!(s, 404);
+        orders.shutdown().await;
+    }
+
+    /// A repeated `Idempotency-Key` gets the first answer again (marked) and does not order twice.
+    #[tokio::test]
+    async fn idempotency_key_replays_the_first_answer() {
+        let orders = start(Service::Orders).await;
+        let base = orders.url();
+        let key = [("idempotency-key", "k-1")];
+        post(
+            &format!("{base}/users/5/cart/items"),
+            json!({"product_id": in_stock(), "quantity": 1}),
+            &[],
+        )
+        .await;
+        let url = format!("{base}/users/5/orders");
+        let (s1, first, h1) = send(
+            reqwest::Method::POST,
+            &url,
+            Some(json!({"payment_method": "paypal"})),
+            &key,
+        )
+        .await;
+        let (s2, second, h2) = send(
+            reqwest::Method::POST,
+            &url,
+            Some(json!({"payment_method": "paypal"})),
+            &key,
+        )
+        .await;
+        assert_eq!((s1, s2), (201, 201));
+        assert_eq!(first, second);
+        assert!(h1.get("idempotent-replayed").is_none());
+        assert_eq!(h2["idempotent-replayed"], "true");
+        let (_, page) = get(&format!("{base}/users/5/orders?limit=50")).await;
+        let n = page["items"]
+            .as_array()
+            .map(|a| a.iter().filter(|o| o["id"] == first["id"]).count());
+        assert_eq!(n, Some(1), "ordered once");
+        orders.shutdown().await;
+    }
+
+    /// Partner orders need the partner header, carry its id, and live in their own id range.
+    #[tokio::test]
+    async fn partner_orders() {
+        let orders = start(Service::Orders).await;
+        let url = format!("{}/orders", orders.url());
+        let body =
+            json!({"items": [{"product_id": in_stock(), "quantity": 3}], "external_ref": "po-1"});
+        let (s, _) = post(&url, body.clone(), &[]).await;
+        assert_eq!(s, 403);
+        let (s, order) = post(&url, body, &[("x-bff-partner-id", "acme")]).await;
+        assert_eq!(s, 201, "{order}");
+        assert_eq!(order["partner_id"], "acme");
+        assert_eq!(order["id"], "10000001");
+        let (s, dup) = post(
+            &url,
+            json!({"items": [{"product_id": "42", "quantity": 1}, {"product_id": "42", "quantity": 1}]}),
+            &[("x-bff-partner-id", "acme")],
+        )
+        .await;
+        assert_eq!((s, dup["error"].as_str()), (422, Some("invalid")));
+        let (s, read) = get(&format!("{}/orders/10000001", orders.url())).await;
+        assert_eq!((s, &read["partner_id"]), (200, &json!("acme")));
+        let received = orders.received();
+        let last = received.last.expect("recorded");
+        assert_eq!(last.method, "GET");
+        assert_eq!(received.routes.get("POST /orders"), Some(&3));
+        orders.shutdown().await;
+    }
+
+    /// A new review is the newest, counts in the rating, and a second one by the same user is refused.
+    #[tokio::test]
+    async fn reviews_are_created_once_per_user() {
+        let reviews = start(Service::Reviews).await;
+        let base = reviews.url();
+        let (_, before) = get(&format!("{base}/products/3/rating")).await;
+        let body = json!({"user_id": "9", "rating": 5, "title": "Great", "body": "Works well."});
+        let (s, review) = post(&format!("{base}/products/3/reviews"), body.clone(), &[]).await;
+        assert_eq!(s, 201, "{review}");
+        let (_, after) = get(&format!("{base}/products/3/rating")).await;
+        assert_eq!(after["count"], before["count"].as_u64().unwrap_or(0) + 1);
+        let (_, list) = get(&format!("{base}/products/3/reviews?limit=1")).await;
+        assert_eq!(list["items"][0]["id"], review["id"]);
+        let (s, again) = post(&format!("{base}/products/3/reviews"), body, &[]).await;
+        assert_eq!(
+            (s, again["error"].as_str()),
+            (409, Some("already_reviewed"))
+        );
+        let (s, _) = post(
+            &format!("{base}/products/3/reviews"),
+            json!({"user_id": "8", "rating": 6, "title": "x", "body": "y"}),
+            &[],
+        )
+        .await;
+        assert_eq!(s, 422);
+        let last = reviews.received().last.expect("recorded");
+        assert_eq!(last.method, "POST");
+        assert!(
+            last.body
+                .as_deref()
+                .is_some_and(|b| b.contains("\"rating\":6"))
+        );
+        reviews.shutdown().await;
+    }
+
+    /// Faults apply to commands like to reads: an injected 503 answers before anything is written.
+    #[tokio::test]
+    async fn faults_apply_to_commands() {
+        let orders = start(Service::Orders).await;
+        orders.add_fault(
+            FaultRule::new(FaultKind::Error { status: 503 }).with_prefix("/users/4/cart"),
+        );
+        let (s, _) = post(
+            &format!("{}/users/4/cart/items", orders.url()),
+            json!({"product_id": in_stock(), "quantity": 1}),
+            &[],
+        )
+        .await;
+        assert_eq!(s, 503);
+        orders.clear_faults();
+        let (_, cart) = get(&format!("{}/users/4/cart", orders.url())).await;
+        assert_eq!(cart["version"], 0);
+        orders.shutdown().await;
+    }
+}

@@ -346,3 +346,93 @@ pub struct TokenResponse {
     /// Lifetime in seconds.
     pub expires_in: u64,
 }
+
+/// One line of a cart, as the orders service keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    /// Product in the cart.
+    pub product_id: String,
+    /// Units, 1..=20.
+    pub quantity: u32,
+    /// The product's current price per unit.
+    pub unit_price: Money,
+}
+
+/// A user's cart: `GET /users/{id}/cart` on the orders service (also the answer of every cart change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    /// Owner.
+    pub user_id: String,
+    /// Lines, in the order they were first added.
+    pub items: Vec<CartLine>,
+    /// Sum of `unit_price * quantity`.
+    pub total: Money,
+    /// Number of changes made to the cart so far (0 for a cart never touched).
+    pub version: u64,
+}
+
+/// `POST /users/{id}/cart/items` on the orders service: add `quantity` units of a product to the cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddCartItem {
+    /// Product to add.
+    pub product_id: String,
+    /// Units to add (the line may hold at most 20).
+    pub quantity: u32,
+}
+
+/// `POST /users/{id}/orders` on the orders service: turn the user's cart into an order (the cart is emptied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkout {
+    /// `card`, `paypal`, `invoice` or `apple_pay`.
+    pub payment_method: String,
+}
+
+/// One line of a [`CreateOrder`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrderLine {
+    /// Ordered product.
+    pub product_id: String,
+    /// Units, 1..=20.
+    pub quantity: u32,
+}
+
+/// `POST /orders` on the orders service: an order placed by a partner (named by `x-bff-partner-id`) with
+/// explicit lines, no cart and no user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// Lines, 1..=50, each product at most once.
+    pub items: Vec<NewOrderLine>,
+    /// The partner's own reference for the order (1..=64 characters), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
+}
+
+/// `POST /products/{id}/reviews` on the reviews service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReview {
+    /// Author (a user id).
+    pub user_id: String,
+    /// Stars, 1..=5.
+    pub rating: u8,
+    /// Headline, 1..=120 characters.
+    pub title: String,
+    /// Text, 1..=4000 characters.
+    pub body: String,
+}
+
+/// The error body of the domain services: `{"error": "<code>", "detail": "..."}` (`detail` optional). Write
+/// endpoints use codes such as `unknown_product`, `quantity_limit`, `out_of_stock`, `cart_empty`,
+/// `already_reviewed`, `invalid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceError {
+    /// Machine code.
+    pub error: String,
+    /// Explanation, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

@@ -1,7 +1,7 @@
 //! Caching and bandwidth over real HTTP: the downstream response cache (Cache-Control honoured, errors never
 //! stored, keys that respect identity), request coalescing and cross-request batching counted at the
 //! downstream, stale-while-revalidate and stale-if-error, the client-facing Cache-Control / ETag / 304 /
-//! Vary, compression, sparse fieldsets, the Redis second level (and its outage), and `/metrics`.
+//! Vary, compression, sparse fieldsets, the Redis second level (and its outage), and the cache counters.
 
 mod common;
 #[path = "common/redis_server.rs"]
@@ -224,7 +224,7 @@ async fn concurrent_identical_misses_make_one_call() {
     }
     let calls = catalog.route_count("GET /products/{id}");
     assert_eq!(calls, 1, "20 concurrent requests, {calls} calls");
-    let metrics = get(&format!("{}/metrics", gw.url), &[]).await;
+    let metrics = get(&format!("{}/metrics", gw.admin_url), &[]).await;
     assert_eq!(metrics.status, 200);
     let coalesced = metric(
         &metrics.body,
@@ -624,7 +624,7 @@ async fn redis_second_level_shared_and_outage_degrades() {
         .await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let metrics = get(&format!("{}/metrics", two.url), &[]).await;
+    let metrics = get(&format!("{}/metrics", two.admin_url), &[]).await;
     assert!(
         metric(&metrics.body, "bff_cache_redis_hits_total") >= 1,
         "{}",
@@ -637,7 +637,8 @@ async fn redis_second_level_shared_and_outage_degrades() {
     );
 }
 
-/// `/metrics` is public, Prometheus text, and counts hits and misses per downstream.
+/// `/metrics` is on the admin listener (not the public port), Prometheus text, and counts hits and misses
+/// per downstream.
 #[tokio::test]
 async fn metrics_endpoint_counts_cache_hits() {
     let (mocks, gw) = partner().await;
@@ -648,7 +649,9 @@ async fn metrics_endpoint_counts_cache_hits() {
         )
         .await;
     }
-    let r = get(&format!("{}/metrics", gw.url), &[]).await;
+    let public = get(&format!("{}/metrics", gw.url), &[("x-api-key", GLOBEX)]).await;
+    public.assert_problem(404, "not_found", &mocks);
+    let r = get(&format!("{}/metrics", gw.admin_url), &[]).await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     assert_eq!(
@@ -660,7 +663,6 @@ async fn metrics_endpoint_counts_cache_hits() {
         2
     );
     assert!(r.body.contains("# TYPE bff_cache_hits_total counter"));
-    assert_no_leak(&r.body, &mocks);
 }
 
 /// The closing-note figure: downstream calls made by N concurrent web home requests (distinct users, each

@@ -2,7 +2,10 @@
 //! configuration: it parses, every gateway's command is a real binary, its environment is a valid
 //! configuration of that gateway, its downstreams point at the mocks service on ports that service publishes,
 //! its published port is the one it listens on, and two instances of one gateway share rate limits through
-//! the redis service.
+//! the redis service. Also: the image is built once (one `build:`, the other users never pull it), every
+//! service has a healthcheck and waits for its dependencies to be healthy, dev-only services (mocks with
+//! the token-minting IdP and fault injection, Redis, admin listeners, Prometheus) are published on
+//! 127.0.0.1 only, and Prometheus scrapes every gateway's admin listener.
 
 use std::collections::BTreeMap;
 
@@ -32,11 +35,49 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Host ports published by a service (`"host:container"` entries).
-fn published(service: &Value) -> Vec<u16> {
+/// (host address, host port, container port) of every port a service publishes (`"[ip:]host:container"`).
+fn publishings(service: &Value) -> Vec<(String, u16, u16)> {
     strings(&service["ports"])
         .iter()
-        .filter_map(|p| p.split(':').next().and_then(|h| h.parse().ok()))
+        .map(|p| {
+            let parts: Vec<&str> = p.split(':').collect();
+            let (ip, host, container) = match parts.as_slice() {
+                [host, container] => ("0.0.0.0", *host, *container),
+                [ip, host, container] => (*ip, *host, *container),
+                _ => panic!("unexpected port entry {p}"),
+            };
+            (
+                ip.to_owned(),
+                host.parse().expect("host port"),
+                container.parse().expect("container port"),
+            )
+        })
+        .collect()
+}
+
+/// Host ports published by a service.
+fn published(service: &Value) -> Vec<u16> {
+    publishings(service).iter().map(|(_, h, _)| *h).collect()
+}
+
+/// The services `service` waits for; each must be awaited healthy.
+fn depends_on(name: &str, service: &Value) -> Vec<String> {
+    let Some(map) = service["depends_on"].as_mapping() else {
+        assert!(
+            service["depends_on"].is_null(),
+            "{name}: depends_on is a map with conditions"
+        );
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(k, v)| {
+            assert_eq!(
+                v["condition"].as_str(),
+                Some("service_healthy"),
+                "{name} waits for {k:?} to be healthy"
+            );
+            k.as_str().unwrap().to_owned()
+        })
         .collect()
 }
 
@@ -64,6 +105,7 @@ fn compose_file_matches_binaries_and_config() {
     // Every service running a gateway binary (a gateway may run as several instances).
     let mut redis_instances: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut host_ports = Vec::new();
+    let mut admin_targets = Vec::new();
     for (service_name, service) in services {
         let service_name = service_name.as_str().unwrap();
         let command = strings(&service["command"]);
@@ -119,7 +161,22 @@ fn compose_file_matches_binaries_and_config() {
                 "{service_name}: {downstream} port is published by mocks"
             );
         }
-        let depends = strings(&service["depends_on"]);
+        let depends = depends_on(service_name, service);
+        // The admin listener: published on loopback only, at the port the gateway listens on.
+        let admin = config.admin.listen.port();
+        assert!(
+            config.admin.listen.ip().is_unspecified(),
+            "{service_name}: admin reachable by Prometheus"
+        );
+        assert!(
+            publishings(service)
+                .iter()
+                .any(|(ip, host, container)| ip == "127.0.0.1"
+                    && *host == admin
+                    && *container == admin),
+            "{service_name} publishes its admin port {admin} on 127.0.0.1"
+        );
+        admin_targets.push(format!("{service_name}:{admin}"));
         assert!(
             depends.contains(&"mocks".to_owned()),
             "{service_name} depends on mocks"
@@ -138,9 +195,63 @@ fn compose_file_matches_binaries_and_config() {
                 .push(service_name.to_owned());
         }
     }
-    for expected in ["redis", "bff-partner-2"] {
+    for expected in ["redis", "bff-partner-2", "prometheus"] {
         assert!(names.contains(&expected), "service {expected} missing");
     }
+    // Prometheus scrapes every gateway's admin listener.
+    let prometheus: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/prometheus/prometheus.yml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let scraped: Vec<String> = prometheus["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|j| j["static_configs"].as_sequence().unwrap().iter())
+        .flat_map(|c| strings(&c["targets"]))
+        .collect();
+    for target in &admin_targets {
+        assert!(
+            scraped.contains(target),
+            "Prometheus scrapes {target}: {scraped:?}"
+        );
+    }
+    // Built once; every service has a healthcheck; dev-only services publish on loopback only.
+    let mut builds = 0;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        if !service["build"].is_null() {
+            builds += 1;
+        } else if service["image"] == "bff:dev" {
+            assert_eq!(
+                service["pull_policy"], "never",
+                "{name} uses the image built once"
+            );
+        }
+        assert!(
+            !service["healthcheck"]["test"].is_null(),
+            "{name} has a healthcheck"
+        );
+        depends_on(name, service);
+        if !name.starts_with("bff-") {
+            for (ip, host, _) in publishings(service) {
+                assert_eq!(
+                    ip, "127.0.0.1",
+                    "dev-only {name} publishes {host} on loopback only"
+                );
+            }
+        }
+        let healthcheck = strings(&service["healthcheck"]["test"]).join(" ");
+        assert!(
+            !healthcheck.contains("curl"),
+            "{name}: no curl in the image"
+        );
+    }
+    assert_eq!(builds, 1, "the image is built once");
     assert!(
         redis_instances
             .values()

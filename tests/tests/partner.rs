@@ -514,7 +514,7 @@ async fn spoofed_identity_headers_do_not_reach_downstreams() {
     let catalog = mocks.handle(Service::Catalog);
     assert_eq!(
         catalog.last_header("x-bff-scopes").as_deref(),
-        Some("catalog:read inventory:read orders:read")
+        Some("catalog:read inventory:read orders:read orders:write")
     );
     // Acme still cannot read a globex order by claiming to be globex.
     get(&format!("{}/v1/orders/702", gw.url), &spoof)

@@ -313,7 +313,7 @@ fn client_of(handle: &MockHandle, tune: impl FnOnce(&mut DownstreamConfig)) -> D
 }
 
 /// A GET that fails with 503 is retried (2 retries by default); a POST never is, whatever the failure.
-/// (`Downstream::post_json` exists for this proof and for gateways that need it; none of ours POSTs.)
+/// (`Downstream::post_json` and `Downstream::command` share this path; see also `writes.rs`.)
 #[tokio::test]
 async fn retries_get_never_post() {
     let mocks = mocks().await;

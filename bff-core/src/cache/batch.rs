@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::directives::{CachePolicy, Directives};
+use super::directives::CachePolicy;
 use super::store::{Entry, Freshness};
 use super::{identity_scope, mark_stale, serves_stale};
 use crate::context::RequestContext;
@@ -305,30 +305,15 @@ impl Batcher {
         let list: Vec<String> = ids.iter().map(|id| encode_query(id)).collect();
         let path = format!("{}{}", inner.spec.prefix, list.join(","));
         let answer = downstream.get_uncached(ctx, &path).await?;
-        let d = answer
-            .cache_control
-            .as_deref()
-            .map(Directives::parse)
-            .unwrap_or_default();
         let c = &cache.config;
-        let fresh_for = if d.no_store || d.no_cache {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(d.max_age.unwrap_or_else(|| c.ttl_for(&path)))
-                .min(Duration::from_secs(c.max_ttl_s))
-        };
-        let sie = if d.must_revalidate {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(c.stale_if_error_s)
-        };
+        let scope = identity_scope(ctx);
+        let w = cache.freshness_of(&answer, &path, !c.shared && !scope.is_empty());
+        let (fresh_for, sie) = (w.fresh_for, w.sie);
         let items = split(&answer.body, inner.spec).ok_or_else(|| {
             tracing::warn!(downstream = %downstream.name(), "batch answer without the expected items");
             DownstreamError::new(downstream.name(), DownstreamErrorKind::Decode)
         })?;
-        let scope = identity_scope(ctx);
-        let per_caller = d.private || (!c.shared && !scope.is_empty());
-        let storable = c.shared && !d.private && !d.no_store && c.enabled;
+        let storable = c.shared && !w.private && !w.no_store && c.enabled;
         if storable && cache.store.is_enabled() && (fresh_for + sie) > Duration::ZERO {
             for (id, body) in &items {
                 let entry = Entry::new(body.clone(), fresh_for, Duration::ZERO, sie, false);
@@ -337,8 +322,8 @@ impl Batcher {
         }
         Ok(Arc::new(BatchAnswer {
             items,
-            policy: CachePolicy::part(fresh_for, per_caller, d.no_store),
-            private: d.private,
+            policy: CachePolicy::part(fresh_for, w.per_caller, w.no_store),
+            private: w.private,
             scope,
         }))
     }

@@ -39,7 +39,9 @@ pub(crate) fn apply(
     if !policy.recorded || incomplete {
         policy.max_age = Some(0);
     }
-    if let Ok(v) = HeaderValue::from_str(&policy.header_value()) {
+    if let Some(v) = policy.static_header_value() {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
+    } else if let Ok(v) = HeaderValue::from_str(&policy.header_value()) {
         headers.insert(header::CACHE_CONTROL, v);
     }
 }

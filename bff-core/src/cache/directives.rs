@@ -86,6 +86,17 @@ impl CachePolicy {
         }
     }
 
+    /// The `Cache-Control` value when it is one of the constant ones (`no-store`, `no-cache`,
+    /// `private, no-cache`), so the common uncacheable answer costs no allocation; `None` for a `max-age`.
+    pub fn static_header_value(&self) -> Option<&'static str> {
+        match (self.no_store, self.max_age, self.private) {
+            (true, _, _) => Some("no-store"),
+            (false, Some(n), _) if n > 0 => None,
+            (false, _, false) => Some("no-cache"),
+            (false, _, true) => Some("private, no-cache"),
+        }
+    }
+
     /// The `Cache-Control` value: `no-store`; or `private, max-age=N` / `max-age=N`; or `private, no-cache` /
     /// `no-cache` when the freshness is zero or unknown.
     pub fn header_value(&self) -> String {
@@ -136,6 +147,19 @@ mod tests {
         let none = CachePolicy::part(Duration::from_secs(60), false, true);
         assert_eq!(merged.merge(none).header_value(), "no-store");
         assert_eq!(CachePolicy::default().header_value(), "no-cache");
+        for p in [
+            merged,
+            a,
+            a.merge(zero),
+            merged.merge(none),
+            CachePolicy::default(),
+        ] {
+            if let Some(v) = p.static_header_value() {
+                assert_eq!(v, p.header_value());
+            } else {
+                assert!(p.header_value().contains("max-age="));
+            }
+        }
         assert!(!CachePolicy::default().recorded);
     }
 }

@@ -70,9 +70,12 @@ impl<F> Fetch for F where
 {
 }
 
-/// A 2xx answer of a downstream GET: the body and its `Cache-Control`, if any.
+/// An answer of a downstream call: a 2xx (any call), or a 4xx of an unsafe call (a command's refusal, see
+/// [`crate::downstream::command`]); the body and its `Cache-Control`, if any.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
+    /// The status (always 2xx for GETs: other statuses are errors).
+    pub(crate) status: axum::http::StatusCode,
     /// The body.
     pub(crate) body: Bytes,
     /// The `Cache-Control` header value.
@@ -131,6 +134,11 @@ impl Keys {
             scope,
             path: path_and_query.to_owned(),
         }
+    }
+
+    /// Every key an answer may be stored under (the caller's own, and the shared one).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.own.as_str()).chain(self.shared.as_deref())
     }
 
     /// The key the coalesced call is made under.
@@ -240,6 +248,55 @@ impl DownstreamCache {
 
     fn storing(&self) -> bool {
         self.config.enabled && self.store.is_enabled()
+    }
+
+    /// Whether GETs skip the cache entirely: nothing is stored and nothing coalesced, so no key is built and
+    /// no flight is tracked; the answer only records its client-facing policy ([`Self::policy_of`]).
+    pub(crate) fn bypassed(&self) -> bool {
+        !self.config.coalesce && !self.storing()
+    }
+
+    /// The freshness windows and client-facing policy of `answer` to a GET of `path`: `per_caller` when the
+    /// answer is keyed by the caller's identity (not shared and an identity was sent). The one place the
+    /// freshness rules live (store, bypass and batcher all use it).
+    pub(crate) fn freshness_of(&self, answer: &Answer, path: &str, per_caller: bool) -> Windows {
+        let d = answer
+            .cache_control
+            .as_deref()
+            .map(Directives::parse)
+            .unwrap_or_default();
+        let c = &self.config;
+        let max_ttl = Duration::from_secs(c.max_ttl_s);
+        let fresh_for = if d.no_store || d.no_cache {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(d.max_age.unwrap_or_else(|| c.ttl_for(path))).min(max_ttl)
+        };
+        let swr = if d.no_cache || d.must_revalidate {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(c.stale_while_revalidate_s)
+        };
+        let sie = if d.must_revalidate {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(c.stale_if_error_s)
+        };
+        let per_caller = d.private || per_caller;
+        Windows {
+            fresh_for,
+            swr,
+            sie,
+            per_caller,
+            private: d.private,
+            no_store: d.no_store,
+        }
+    }
+
+    /// The client-facing policy of a GET answer that bypassed the cache.
+    pub(crate) fn policy_of(&self, answer: &Answer, path: &str, per_caller: bool) -> CachePolicy {
+        let w = self.freshness_of(answer, path, per_caller);
+        CachePolicy::part(w.fresh_for, w.per_caller, w.no_store)
     }
 
     /// A GET through the cache. `fetch` makes the downstream call with a given context (the caller's, or a
@@ -401,32 +458,14 @@ impl DownstreamCache {
         F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>,
     {
         let answer = fetch(ctx).await?;
-        let d = answer
-            .cache_control
-            .as_deref()
-            .map(Directives::parse)
-            .unwrap_or_default();
-        let c = &self.config;
-        let max_ttl = Duration::from_secs(c.max_ttl_s);
-        let fresh_for = if d.no_store || d.no_cache {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(d.max_age.unwrap_or_else(|| c.ttl_for(&keys.path))).min(max_ttl)
-        };
-        let swr = if d.no_cache || d.must_revalidate {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(c.stale_while_revalidate_s)
-        };
-        let sie = if d.must_revalidate {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(c.stale_if_error_s)
-        };
-        let per_caller = d.private || (keys.shared.is_none() && !keys.scope.is_empty());
-        let entry = Entry::new(answer.body.clone(), fresh_for, swr, sie, per_caller);
-        if self.storing() && !d.no_store && entry.lifetime() > Duration::ZERO {
-            let key = match (&keys.shared, d.private) {
+        let w = self.freshness_of(
+            &answer,
+            &keys.path,
+            keys.shared.is_none() && !keys.scope.is_empty(),
+        );
+        let entry = Entry::new(answer.body.clone(), w.fresh_for, w.swr, w.sie, w.per_caller);
+        if self.storing() && !w.no_store && entry.lifetime() > Duration::ZERO {
+            let key = match (&keys.shared, w.private) {
                 (Some(shared), false) => shared.clone(),
                 _ => keys.own.clone(),
             };
@@ -434,11 +473,28 @@ impl DownstreamCache {
         }
         Ok(Arc::new(Fetched {
             body: answer.body,
-            policy: CachePolicy::part(fresh_for, per_caller, d.no_store),
-            private: d.private,
+            policy: CachePolicy::part(w.fresh_for, w.per_caller, w.no_store),
+            private: w.private,
             scope: keys.scope,
         }))
     }
+}
+
+/// The freshness windows of one answer (see [`DownstreamCache::freshness_of`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    /// How long the answer is fresh.
+    pub(crate) fresh_for: Duration,
+    /// How long after that it is served while one background call refreshes it.
+    pub(crate) swr: Duration,
+    /// How long after freshness it is served when the downstream fails.
+    pub(crate) sie: Duration,
+    /// Whether the answer belongs to one caller (`private`, or keyed by the caller's identity).
+    pub(crate) per_caller: bool,
+    /// Whether the downstream marked it `private`.
+    pub(crate) private: bool,
+    /// Whether the downstream marked it `no-store`.
+    pub(crate) no_store: bool,
 }
 
 /// Time a background refresh may take at most (the downstream's own timeout usually ends it sooner).

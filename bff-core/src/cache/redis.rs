@@ -88,6 +88,20 @@ impl RedisLevel {
         Some(entry)
     }
 
+    /// Deletes the entry under `key` (within the timeout; a failure is counted and logged, the entry then
+    /// lives until it expires).
+    pub(crate) async fn remove(&self, key: &str) {
+        let redis_key = self.inner.redis_key(key);
+        self.inner
+            .run(|mut c| async move {
+                redis::cmd("DEL")
+                    .arg(&redis_key)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+    }
+
     /// Writes `entry` under `key` in a background task (the request never waits for Redis to store).
     pub(crate) fn put_in_background(&self, key: &str, entry: &Entry) {
         let ttl_ms = entry.remaining_lifetime().as_millis() as u64;

@@ -194,6 +194,17 @@ impl Store {
         }
     }
 
+    /// Removes the entry under `key` from both levels (the shared level awaited, within its timeout), so the
+    /// next read, on any instance, fetches anew.
+    pub(crate) async fn remove(&self, key: &str) {
+        if let Some(local) = &self.local {
+            local.invalidate(key).await;
+        }
+        if let Some(redis) = &self.redis {
+            redis.remove(key).await;
+        }
+    }
+
     /// Entries in the local level (approximate; for tests and diagnostics).
     pub fn local_entries(&self) -> u64 {
         self.local.as_ref().map_or(0, |l| l.entry_count())

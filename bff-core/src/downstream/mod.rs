@@ -7,12 +7,13 @@
 //! [`crate::cache`]), each answer's cache directives recorded on the request context.
 
 pub(crate) mod client;
+pub mod command;
 mod error;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use axum::http::{Method, Request, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -30,9 +31,10 @@ pub use error::{DownstreamError, DownstreamErrorKind};
 use crate::cache::{Answer, DownstreamCache, Keys, Store};
 use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
-use crate::metrics::Metrics;
+use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
+use crate::metrics::{DownstreamOutcome, Metrics};
 use crate::resilience::DEADLINE_HEADER;
-use crate::resilience::balance::{Instances, spawn_health_checks};
+use crate::resilience::balance::{Instance, Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
 use crate::resilience::retry::{RetryBudget, RetryPolicy, is_retryable};
 use crate::trace::{REQUEST_ID, TRACEPARENT};
@@ -67,6 +69,8 @@ struct Inner {
     budget: RetryBudget,
     /// The response cache policy, calls in flight and counters of this downstream.
     cache: Arc<DownstreamCache>,
+    /// Attempts, latencies, retries and hedges (`bff_downstream_*`).
+    metrics: DownstreamMetrics,
 }
 
 /// Extra request headers of one call.
@@ -152,6 +156,7 @@ impl Downstream {
                     half_open_probes: b.half_open_probes,
                 },
             )
+            .reporting(breaker_report(metrics, name))
         });
         Self {
             inner: Arc::new(Inner {
@@ -175,6 +180,7 @@ impl Downstream {
                     store.clone(),
                     metrics,
                 )),
+                metrics: DownstreamMetrics::new(metrics, name),
             }),
         }
     }
@@ -221,6 +227,14 @@ impl Downstream {
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
         let cache = &self.inner.cache;
+        if cache.bypassed() {
+            // Neither stored nor coalesced: no key, no flight, no closure; only the answer's client policy.
+            let answer =
+                Box::pin(self.call(ctx, Method::GET, path_and_query, None, extra_headers)).await?;
+            let per_caller = !cache.config.shared && ctx.identity().is_some();
+            ctx.record_cache(cache.policy_of(&answer, path_and_query, per_caller));
+            return Ok(answer.body);
+        }
         let keys = Keys::new(
             &self.inner.name,
             cache.config.shared,
@@ -285,7 +299,11 @@ impl Downstream {
             &[],
         ))
         .await?;
-        self.decode(&answer.body)
+        match answer.status {
+            StatusCode::NOT_FOUND => Err(self.err(DownstreamErrorKind::NotFound)),
+            s if !s.is_success() => Err(self.err(DownstreamErrorKind::Status(s.as_u16()))),
+            _ => self.decode(&answer.body),
+        }
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, DownstreamError> {
@@ -346,6 +364,7 @@ impl Downstream {
                     tracing::debug!(error = %error, "retry budget exhausted; not retried");
                     return Err(error);
                 }
+                inner.metrics.retry();
                 tracing::debug!(error = %error, retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying");
                 tokio::time::sleep(backoff).await;
                 avoid = instance;
@@ -383,6 +402,7 @@ impl Downstream {
         if Instant::now() >= deadline || !self.inner.budget.try_withdraw() {
             return first.await;
         }
+        self.inner.metrics.hedge();
         tracing::debug!(
             delay_ms = delay.as_millis() as u64,
             "hedging: second attempt"
@@ -417,6 +437,9 @@ impl Downstream {
             Some(Ok(permit)) => Some(permit),
             Some(Err(wait)) => {
                 let retry_after_ms = wait.as_millis() as u64;
+                inner
+                    .metrics
+                    .attempt(DownstreamOutcome::BreakerOpen, Duration::ZERO);
                 return (
                     Err(self.err(DownstreamErrorKind::CircuitOpen { retry_after_ms })),
                     None,
@@ -426,17 +449,23 @@ impl Downstream {
         let _slot = match inner.bulkhead.as_ref().map(Semaphore::try_acquire) {
             None => None,
             Some(Ok(slot)) => Some(slot),
-            Some(Err(_)) => return (Err(self.err(DownstreamErrorKind::Saturated)), None),
+            Some(Err(_)) => {
+                inner
+                    .metrics
+                    .attempt(DownstreamOutcome::BulkheadFull, Duration::ZERO);
+                return (Err(self.err(DownstreamErrorKind::Saturated)), None);
+            }
         };
         let i = inner.instances.pick(avoid);
         let _in_flight = inner.instances.start(i);
         let deadline = ctx.deadline();
-        let call_deadline = (Instant::now() + inner.timeout).min(deadline);
-        let base = &inner.instances.get(i).base;
+        let sent = Instant::now();
+        let call_deadline = (sent + inner.timeout).min(deadline);
+        let instance = inner.instances.get(i);
         let fetch = self.fetch(
             ctx,
             method,
-            base,
+            instance,
             path_and_query,
             body,
             extra,
@@ -447,6 +476,10 @@ impl Downstream {
             Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
             Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),
         };
+        inner.metrics.attempt(
+            DownstreamOutcome::of(result.as_ref().map(|_| ()).map_err(|e| e.kind)),
+            sent.elapsed(),
+        );
         let outcome = outcome_of(&result);
         if let Some(permit) = permit {
             permit.record(outcome);
@@ -460,14 +493,17 @@ impl Downstream {
         &self,
         ctx: &RequestContext,
         method: &Method,
-        base: &str,
+        instance: &Instance,
         path_and_query: &str,
         body: Option<&Bytes>,
         extra_headers: ExtraHeaders<'_>,
         call_deadline: Instant,
     ) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
-        let url = format!("{base}{path_and_query}");
+        let base = &instance.base;
+        let mut url = String::with_capacity(base.len() + path_and_query.len());
+        url.push_str(base);
+        url.push_str(path_and_query);
         let remaining_ms = call_deadline
             .saturating_duration_since(Instant::now())
             .as_millis()
@@ -479,6 +515,9 @@ impl Downstream {
             .header(REQUEST_ID, ctx.request_id())
             .header(TRACEPARENT, ctx.trace().header_value())
             .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
+        if let Some(host) = &instance.host {
+            request = request.header(HOST, host.clone());
+        }
         if let Some(identity) = ctx.identity() {
             for (name, value) in identity.downstream_headers() {
                 request = request.header(name, value);
@@ -507,10 +546,12 @@ impl Downstream {
             }
         })?;
         let status = response.status();
-        if status == StatusCode::NOT_FOUND {
+        // A command's 4xx is its answer (a refusal the handler maps for the client), not a failure.
+        let refusal = status.is_client_error() && !method.is_safe();
+        if status == StatusCode::NOT_FOUND && !refusal {
             return Err(self.err(DownstreamErrorKind::NotFound));
         }
-        if !status.is_success() {
+        if !status.is_success() && !refusal {
             return Err(self.err(DownstreamErrorKind::Status(status.as_u16())));
         }
         if !inner.content_types.is_empty()
@@ -574,6 +615,7 @@ impl Downstream {
             "downstream answered"
         );
         Ok(Answer {
+            status,
             body,
             cache_control,
         })

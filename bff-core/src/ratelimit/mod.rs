@@ -122,6 +122,9 @@ fn pattern_matches(pattern: &[Segment], path: &str) -> bool {
     segments.next().is_none()
 }
 
+/// The `policy` label of refusals by the failed-authentication budget.
+const AUTH_FAILURES: &str = "auth_failures";
+
 /// The outcome for one request: a refusal, if any, and the headers to add to the response.
 #[derive(Debug, Default)]
 pub(crate) struct Verdict {
@@ -129,6 +132,8 @@ pub(crate) struct Verdict {
     pub(crate) denied: Option<BffError>,
     /// `RateLimit-Policy` / `RateLimit`, when policies applied.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// The policy that refused (a configured name, `auth_failures`, or `store_unavailable`), for metrics.
+    pub(crate) refused_by: Option<String>,
 }
 
 /// What the limiter reads of a request (borrowed, so the request itself need not be held across the store
@@ -254,6 +259,7 @@ impl RateLimiter {
                     return Verdict {
                         denied: Some(rate_limited(&decision)),
                         headers: Vec::new(),
+                        refused_by: Some(AUTH_FAILURES.into()),
                     };
                 }
                 return Verdict::default();
@@ -298,6 +304,7 @@ impl RateLimiter {
             return Verdict {
                 denied: None,
                 headers,
+                refused_by: None,
             };
         }
         tracing::info!(
@@ -305,9 +312,16 @@ impl RateLimiter {
             retry_after_ms = decision.retry_after_us / 1_000,
             "rate limited"
         );
+        // The first applied policy whose bucket is empty refused; otherwise the peeked failed-auth budget.
+        let refused_by = applied
+            .iter()
+            .zip(&decision.buckets)
+            .find(|(_, bucket)| bucket.remaining == 0)
+            .map_or(AUTH_FAILURES, |(a, _)| a.name);
         Verdict {
             denied: Some(rate_limited(&decision)),
             headers,
+            refused_by: Some(refused_by.to_owned()),
         }
     }
 
@@ -412,6 +426,7 @@ fn rate_limited(decision: &Decision) -> BffError {
 fn unavailable() -> Verdict {
     Verdict {
         denied: Some(BffError::RateLimiterUnavailable),
+        refused_by: Some("store_unavailable".into()),
         headers: Vec::new(),
     }
 }

@@ -14,11 +14,30 @@ use crate::resilience::breaker::{Breaker, Outcome};
 pub struct Instance {
     /// Base URL without trailing slash.
     pub base: String,
+    /// The `Host` header of requests to it (host, and port unless the scheme's default), computed once here
+    /// rather than formatted by the HTTP client on every call.
+    pub host: Option<axum::http::HeaderValue>,
     /// Attempts in flight to this instance (the load p2c compares).
     in_flight: AtomicUsize,
     /// Passive health; `None` when ejection is off or there is only one instance (the downstream's breaker
     /// covers that case).
     pub health: Option<Breaker>,
+}
+
+/// The `Host` header value for requests to `base`: as the HTTP client would write it (no user info; the port
+/// only when it is not the scheme's default). `None` when `base` is no absolute URL (refused by validation).
+fn host_header(base: &str) -> Option<axum::http::HeaderValue> {
+    let uri: axum::http::Uri = base.parse().ok()?;
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    axum::http::HeaderValue::from_str(&value).ok()
 }
 
 /// The instances of one downstream and how to choose among them.
@@ -52,6 +71,7 @@ impl Instances {
             .into_iter()
             .enumerate()
             .map(|(i, base)| Instance {
+                host: host_header(&base),
                 base: base.trim_end_matches('/').to_owned(),
                 in_flight: AtomicUsize::new(0),
                 health: if several { health(i) } else { None },
@@ -187,6 +207,31 @@ pub fn spawn_health_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The precomputed Host header is what an HTTP client writes: default ports and user info left out.
+    #[test]
+    fn host_header_like_the_client() {
+        let h = |b: &str| host_header(b).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            h("http://127.0.0.1:7001").as_deref(),
+            Some("127.0.0.1:7001")
+        );
+        assert_eq!(
+            h("http://users.internal").as_deref(),
+            Some("users.internal")
+        );
+        assert_eq!(
+            h("http://users.internal:80/").as_deref(),
+            Some("users.internal")
+        );
+        assert_eq!(h("https://idp.example:443").as_deref(), Some("idp.example"));
+        assert_eq!(
+            h("https://idp.example:8443").as_deref(),
+            Some("idp.example:8443")
+        );
+        assert_eq!(h("http://user:pw@svc:9000").as_deref(), Some("svc:9000"));
+        assert_eq!(h("not a url"), None);
+    }
     use crate::resilience::breaker::BreakerPolicy;
 
     fn instances(n: usize, mode: BalanceMode) -> Instances {

@@ -69,6 +69,24 @@ pub struct Breaker {
     /// Start of the window clock.
     origin: Instant,
     state: Mutex<State>,
+    /// Where state changes are reported (`bff_circuit_state`, `bff_circuit_transitions_total`), if anywhere.
+    report: Option<StateReport>,
+}
+
+/// The metrics a breaker reports its state changes to.
+#[derive(Debug, Clone)]
+pub struct StateReport {
+    /// Set to 0 (closed), 1 (open) or 2 (half-open).
+    pub state: prometheus_client::metrics::gauge::Gauge,
+    /// Incremented on entering closed, open, half-open (in that order).
+    pub entered: [crate::metrics::Counter; 3],
+}
+
+impl StateReport {
+    fn enter(&self, phase: usize) {
+        self.state.set(phase as i64);
+        self.entered[phase].inc();
+    }
 }
 
 /// Admission to call through a breaker; report the result with [`Permit::record`]. Dropping it unrecorded
@@ -108,6 +126,20 @@ impl Breaker {
                 consecutive: 0,
                 slots: [Slot::default(); SLOTS],
             }),
+            report: None,
+        }
+    }
+
+    /// The breaker, reporting its state changes to `report`.
+    pub fn reporting(mut self, report: StateReport) -> Self {
+        report.state.set(0);
+        self.report = Some(report);
+        self
+    }
+
+    fn reported(&self, phase: usize) {
+        if let Some(report) = &self.report {
+            report.enter(phase);
         }
     }
 
@@ -128,6 +160,7 @@ impl Breaker {
                     probes_in_flight: 1,
                 };
                 tracing::info!(breaker = %self.label, state = "half_open", "circuit breaker state changed");
+                self.reported(2);
                 true
             }
             Phase::HalfOpen { probes_in_flight } => {
@@ -267,6 +300,7 @@ impl Breaker {
             open_ms = self.policy.open_for.as_millis() as u64,
             "circuit breaker state changed"
         );
+        self.reported(1);
     }
 
     fn close(&self, state: &mut State, reason: &'static str) {
@@ -274,6 +308,7 @@ impl Breaker {
         state.consecutive = 0;
         state.slots = [Slot::default(); SLOTS];
         tracing::info!(breaker = %self.label, state = "closed", reason, "circuit breaker state changed");
+        self.reported(0);
     }
 }
 

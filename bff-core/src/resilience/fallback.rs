@@ -202,7 +202,11 @@ impl RequestContext {
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, PartError> {
-        match tokio::time::timeout_at(self.deadline(), crate::context::in_part(part, fut)).await {
+        let started = tokio::time::Instant::now();
+        let result =
+            tokio::time::timeout_at(self.deadline(), crate::context::in_part(part, fut)).await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(PartError::Downstream(e)),
             Err(_) => Err(PartError::Deadline),

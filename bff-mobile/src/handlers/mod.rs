@@ -1,6 +1,7 @@
 //! The composed endpoints of the mobile gateway, one module per screen, and what they share: id validation
 //! and the sparse-fieldset allow-lists.
 
+pub(crate) mod checkout;
 pub(crate) mod fields;
 pub(crate) mod home;
 pub(crate) mod order;

@@ -15,7 +15,7 @@ use super::catalog;
 use crate::App;
 
 /// Orders shown on the home screen.
-const RECENT_ORDERS: usize = 5;
+pub(crate) const RECENT_ORDERS: usize = 5;
 /// Recommendations shown on the home screen.
 const RECOMMENDATIONS: usize = 8;
 

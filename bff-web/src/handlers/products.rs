@@ -16,7 +16,7 @@ use crate::App;
 use crate::ids::numeric_id;
 
 /// Reviews shown on a product page.
-const REVIEWS: usize = 5;
+pub(crate) const REVIEWS: usize = 5;
 
 /// Product page: product + rating + reviews + availability + related products.
 #[utoipa::path(

@@ -2,6 +2,7 @@
 //! service's app (its routes behind the recording and fault middleware, plus `/healthz` and the admin
 //! API, which are neither recorded nor faulted).
 
+mod cart;
 mod catalog;
 mod identity;
 mod inventory;
@@ -32,8 +33,8 @@ pub fn router(state: &ServiceState) -> Router {
         Service::Identity => identity::routes(state),
         Service::Users => users::routes(),
         Service::Catalog => catalog::routes(),
-        Service::Orders => orders::routes(),
-        Service::Reviews => reviews::routes(),
+        Service::Orders => orders::routes(state.writes()).merge(cart::routes(state.writes())),
+        Service::Reviews => reviews::routes(state.writes()),
         Service::Inventory => inventory::routes(),
         Service::Recommendations => recommendations::routes(),
     };
@@ -141,4 +142,84 @@ pub(crate) fn json_or_404<T: serde::Serialize>(value: Option<T>) -> Response {
         Some(v) => axum::Json(v).into_response(),
         None => not_found(),
     }
+}
+
+/// The answer of a command: status and JSON body (kept as values so it can be remembered and replayed).
+pub(crate) type Answer = (StatusCode, serde_json::Value);
+
+/// `{"error": code, "detail": detail}` with `status`.
+pub(crate) fn refused(status: StatusCode, code: &str, detail: &str) -> Answer {
+    (status, json!({"error": code, "detail": detail}))
+}
+
+/// A 2xx answer carrying `value`.
+pub(crate) fn created<T: serde::Serialize>(status: StatusCode, value: &T) -> Answer {
+    (
+        status,
+        serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The JSON body of a command, or a 400 naming what is wrong with it (syntax, type, unknown field).
+pub(crate) fn body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Answer> {
+    body.map(|axum::Json(v)| v).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "detail": e.body_text()}),
+        )
+    })
+}
+
+/// Header a replayed answer carries.
+pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Runs the command `run` once per `Idempotency-Key` (scoped by `scope`, e.g. the route and the caller): a
+/// repeated key gets the first answer again, marked `idempotent-replayed: true`, without running the command.
+/// Answers of 5xx are not remembered (nothing was written). Without the header, `run` always runs.
+pub(crate) fn once(
+    writes: &crate::writes::Writes,
+    scope: &str,
+    headers: &axum::http::HeaderMap,
+    run: impl FnOnce(&mut crate::writes::State) -> Answer,
+) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{scope} {k}"));
+    let mut state = writes.lock();
+    if let Some(key) = &key
+        && let Some(seen) = state.remembered(key)
+    {
+        let status = StatusCode::from_u16(seen.status).unwrap_or(StatusCode::OK);
+        return (
+            status,
+            [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::HeaderName::from_static(REPLAYED_HEADER), "true"),
+            ],
+            seen.body,
+        )
+            .into_response();
+    }
+    let (status, value) = run(&mut state);
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    if let Some(key) = key
+        && !status.is_server_error()
+    {
+        state.remember(
+            key,
+            crate::writes::Remembered {
+                status: status.as_u16(),
+                body: bytes.clone(),
+            },
+        );
+    }
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
 }

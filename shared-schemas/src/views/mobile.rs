@@ -282,3 +282,27 @@ impl OrderView {
         }
     }
 }
+
+/// `POST /api/orders` of the mobile gateway: the placed order, lean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderPlacedView {
+    /// Order id (read it with `GET /api/orders/{id}`).
+    pub id: String,
+    /// `placed`.
+    pub status: String,
+    /// Order total.
+    pub total: Money,
+    /// Units ordered, over all lines.
+    pub item_count: u32,
+}
+
+impl From<Order> for OrderPlacedView {
+    fn from(order: Order) -> Self {
+        Self {
+            item_count: order.items.iter().map(|i| i.quantity).sum(),
+            id: order.id,
+            status: order.status,
+            total: order.total,
+        }
+    }
+}

@@ -352,3 +352,49 @@ impl OrderDetailView {
         }
     }
 }
+
+/// One line of the cart, enriched with the product when it could be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CartLineView {
+    /// Product id.
+    pub product_id: String,
+    /// Units.
+    pub quantity: u32,
+    /// Current price per unit.
+    pub unit_price: Money,
+    /// The product, `null` when the catalog could not be reached (see `bff-partial`).
+    pub product: Option<ProductSummary>,
+}
+
+/// The caller's cart (`GET /api/cart` and the answer of every cart change on bff-web).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CartView {
+    /// Lines, in the order they were first added.
+    pub items: Vec<CartLineView>,
+    /// Sum of the lines.
+    pub total: Money,
+    /// Number of changes made to the cart so far.
+    pub version: u64,
+}
+
+impl CartView {
+    /// The cart view from the service's cart and the batch of its products.
+    pub fn new(cart: crate::downstream::Cart, products: Option<&HashMap<String, Product>>) -> Self {
+        Self {
+            items: cart
+                .items
+                .into_iter()
+                .map(|l| CartLineView {
+                    product: products
+                        .and_then(|p| p.get(&l.product_id))
+                        .map(ProductSummary::from),
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            total: cart.total,
+            version: cart.version,
+        }
+    }
+}

@@ -17,6 +17,10 @@ use tokio::sync::oneshot;
 pub struct RunningGateway {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, `/config`): `http://127.0.0.1:<port>`.
+    pub admin_url: String,
+    /// The admin side of the gateway (metrics, readiness).
+    pub admin: bff_core::admin::Admin,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -52,6 +56,7 @@ pub async fn mocks() -> MockStack {
 pub fn config_for(defaults: BffConfig, mocks: &MockStack) -> BffConfig {
     let mut config = defaults;
     config.server.listen = (Ipv4Addr::LOCALHOST, 0).into();
+    config.admin.listen = (Ipv4Addr::LOCALHOST, 0).into();
     for service in Service::ALL {
         if let Some(d) = config.downstreams.get_mut(service.name()) {
             d.url = mocks.url(service);
@@ -60,12 +65,25 @@ pub fn config_for(defaults: BffConfig, mocks: &MockStack) -> BffConfig {
     config
 }
 
-/// Builds the router with `app` and serves it on `127.0.0.1:0`.
+/// Builds the router with `app` and serves it on `127.0.0.1:0`, and its admin router on another
+/// `127.0.0.1:0` (stopped with the process: it holds no connection the tests wait for).
 pub async fn start(
     app: fn(BffConfig) -> Result<Router, ConfigError>,
     config: BffConfig,
 ) -> RunningGateway {
-    let router = app(config).expect("valid gateway config");
+    let (router, admin) = bff_core::admin::capture(|| app(config));
+    let router = router.expect("valid gateway config");
+    let admin = admin.expect("the gateway offers its admin side");
+    let admin_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind admin");
+    let admin_url = format!("http://{}", admin_listener.local_addr().expect("addr"));
+    tokio::spawn(bff_core::server::serve(
+        admin_listener,
+        admin.router(),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
@@ -81,6 +99,8 @@ pub async fn start(
     ));
     RunningGateway {
         url,
+        admin_url,
+        admin,
         stop: Some(stop),
         task: Some(task),
     }

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Instructions per request by stage, from `callgrind_annotate --inclusive=yes` output (see bench/callgrind).
+
+    python3 bench/callgrind_stages.py --requests N --name passthrough FILE [--top 40] [--tsv OUT]
+
+A stage's figure is the largest inclusive cost among the functions matching its patterns (inclusive costs of
+nested functions overlap, so they are not summed). In async Rust a future's poll includes the polls of the
+futures it awaits, so the stages are chosen as leaves or self-contained steps (an HTTP/1 parse, a JSON
+validation, a hash), and "other" is the total minus the listed stages — it is what the table does not explain.
+"""
+import argparse
+import re
+import sys
+
+# stage -> regexes on the demangled function name; order = table order. Each pattern picks a self-contained
+# step whose inclusive cost does not contain another stage's.
+STAGES = [
+    ("client connection: HTTP/1 parse + encode (server side)", [r"hyper::proto::h1::role::Server.*::parse\b",
+                                                                r"hyper::proto::h1::role::Server.*::encode\b"]),
+    ("downstream: HTTP/1 encode + parse (client side)", [r"hyper::proto::h1::role::Client.*::encode\b",
+                                                         r"hyper::proto::h1::role::Client.*::parse\b"]),
+    ("downstream: pool checkout / connection reuse", [r"hyper_util::client::legacy::pool::"]),
+    ("downstream: request building (URI, headers)", [r"bff_core::downstream::Downstream::fetch"]),
+    ("edge: request id, trace context", [r"bff_core::trace::"]),
+    ("edge: path and header hygiene", [r"bff_core::hygiene::"]),
+    ("routing (axum / matchit)", [r"matchit::", r"axum::routing::path_router::PathRouter.*::call_with_state"]),
+    ("auth (token verification)", [r"bff_core::auth::"]),
+    ("rate limiting", [r"bff_core::ratelimit::"]),
+    ("cache bookkeeping (keys, flights, policy)", [r"bff_core::cache::Keys::new", r"bff_core::cache::identity_scope",
+                                                   r"bff_core::cache::DownstreamCache::freshness_of",
+                                                   r"bff_core::cache::DownstreamCache::policy_of",
+                                                   r"bff_core::context::RequestContext::record_cache"]),
+    ("JSON: validate / merge (serde_json)", [r"serde_json::de::from_slice", r"serde_json::ser::to_vec",
+                                             r"bff_core::aggregate::.*merge"]),
+    ("ETag: hash of the body", [r"bff_core::etag::fnv1a64", r"bff_core::etag::tag_of"]),
+    ("compression layer", [r"tower_http::compression::"]),
+    ("logging / tracing spans", [r"tracing_subscriber::", r"tracing_core::"]),
+    ("memory allocation (malloc/free)", [r"^mi_", r"_mi_", r"\bmalloc\b", r"\bfree\b", r"\brealloc\b"]),
+    ("kernel crossings (read/write/epoll syscalls)", [r"^(__)?(libc_)?(read|write|writev|recv|send|sendto|recvfrom|epoll_wait|epoll_ctl)$"]),
+]
+
+LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(?:\S+:)?(.+?)\s*(?:\[.*\])?$")
+
+
+def parse(path):
+    total = None
+    funcs = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            if total is None and "PROGRAM TOTALS" in line:
+                total = int(line.split()[0].replace(",", ""))
+                continue
+            m = LINE.match(line)
+            if not m:
+                continue
+            ir = int(m.group(1).replace(",", ""))
+            name = m.group(2)
+            # strip "file:" prefixes that callgrind_annotate prints as "???:" or "/path/file.rs:"
+            if ":" in name and not name.startswith("<"):
+                head, _, tail = name.partition(":")
+                if head.startswith("/") or head == "???" or head.endswith(".rs") or head.endswith(".c"):
+                    name = tail
+            funcs[name] = max(ir, funcs.get(name, 0))
+    return total, funcs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("file")
+    ap.add_argument("--requests", type=int, required=True)
+    ap.add_argument("--name", default="")
+    ap.add_argument("--top", type=int, default=0)
+    ap.add_argument("--tsv")
+    a = ap.parse_args()
+    total, funcs = parse(a.file)
+    if not total:
+        sys.exit(f"{a.file}: no PROGRAM TOTALS")
+    n = a.requests
+    rows = []
+    explained = 0
+    for stage, pats in STAGES:
+        best = 0
+        res = [re.compile(p) for p in pats]
+        # sum over patterns (each names a distinct step), max over functions within a pattern
+        for r in res:
+            best += max((ir for name, ir in funcs.items() if r.search(name)), default=0)
+        rows.append((stage, best / n))
+        explained += best
+    print(f"\n{a.name}: {total / n:,.0f} instructions per request ({total:,} over {n} requests)")
+    print(f"| stage | instructions / request | share |")
+    print(f"|---|---|---|")
+    for stage, v in rows:
+        print(f"| {stage} | {v:,.0f} | {v / (total / n) * 100:.1f} % |")
+    other = (total - explained) / n
+    print(f"| other (futures, tokio scheduling, header maps, layers, …) | {other:,.0f} | {other / (total / n) * 100:.1f} % |")
+    if a.tsv:
+        with open(a.tsv, "w") as f:
+            f.write("stage\tir_per_request\n")
+            for stage, v in rows:
+                f.write(f"{stage}\t{v:.0f}\n")
+            f.write(f"other\t{other:.0f}\ntotal\t{total / n:.0f}\n")
+    if a.top:
+        print(f"\ntop {a.top} functions by inclusive instructions per request:")
+        for name, ir in sorted(funcs.items(), key=lambda kv: -kv[1])[: a.top]:
+            print(f"{ir / n:12,.0f}  {name[:150]}")
+
+
+if __name__ == "__main__":
+    main()
