@@ -8,7 +8,8 @@
 //! instances, resilience policies, rate-limit policies, API keys, CORS, cache settings. The rebuilt gateway
 //! starts with fresh connection pools, caches, breakers and in-memory rate-limit buckets; the metrics
 //! continue. Not reloadable (a change is logged as a warning and needs a restart): `server.listen`,
-//! `server.limits`, `server.worker_threads`, `admin`.
+//! `server.limits`, `server.worker_threads`, `server.tls` (its certificate and key files are reloaded by
+//! [`crate::tls`] itself), `admin`.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -177,6 +178,8 @@ impl Reloader {
                 config.server.worker_threads != old.server.worker_threads,
             ),
             ("admin", config.admin != old.admin),
+            // The listener's TLS is set up once; its certificate and key files reload on their own.
+            ("server.tls", config.server.tls != old.server.tls),
         ] {
             if changed {
                 tracing::warn!(key, "not reloadable: the change applies after a restart");
