@@ -20,6 +20,7 @@ GROUPS = [
     ("slow20ms", "3-way aggregation over 20 ms backends"),
     ("edge", "Full edge pipeline vs bare composition"),
     ("ratelimit", "Rate limiting"),
+    ("tls", "TLS: termination (keep-alive, and a new handshake per request) and an HTTPS backend"),
     ("coalescing", "Identical concurrent requests: coalescing and caching (a feature, not proxy cost)"),
 ]
 
