@@ -15,28 +15,27 @@ import sys
 # stage -> regexes on the demangled function name; order = table order. Each pattern picks a self-contained
 # step whose inclusive cost does not contain another stage's.
 STAGES = [
-    ("client connection: HTTP/1 parse + encode (server side)", [r"hyper::proto::h1::role::Server.*::parse\b",
-                                                                r"hyper::proto::h1::role::Server.*::encode\b"]),
-    ("downstream: HTTP/1 encode + parse (client side)", [r"hyper::proto::h1::role::Client.*::encode\b",
-                                                         r"hyper::proto::h1::role::Client.*::parse\b"]),
-    ("downstream: pool checkout / connection reuse", [r"hyper_util::client::legacy::pool::"]),
-    ("downstream: request building (URI, headers)", [r"bff_core::downstream::Downstream::fetch"]),
-    ("edge: request id, trace context", [r"bff_core::trace::"]),
-    ("edge: path and header hygiene", [r"bff_core::hygiene::"]),
-    ("routing (axum / matchit)", [r"matchit::", r"axum::routing::path_router::PathRouter.*::call_with_state"]),
-    ("auth (token verification)", [r"bff_core::auth::"]),
-    ("rate limiting", [r"bff_core::ratelimit::"]),
-    ("cache bookkeeping (keys, flights, policy)", [r"bff_core::cache::Keys::new", r"bff_core::cache::identity_scope",
-                                                   r"bff_core::cache::DownstreamCache::freshness_of",
-                                                   r"bff_core::cache::DownstreamCache::policy_of",
-                                                   r"bff_core::context::RequestContext::record_cache"]),
-    ("JSON: validate / merge (serde_json)", [r"serde_json::de::from_slice", r"serde_json::ser::to_vec",
-                                             r"bff_core::aggregate::.*merge"]),
-    ("ETag: hash of the body", [r"bff_core::etag::fnv1a64", r"bff_core::etag::tag_of"]),
-    ("compression layer", [r"tower_http::compression::"]),
-    ("logging / tracing spans", [r"tracing_subscriber::", r"tracing_core::"]),
-    ("memory allocation (malloc/free)", [r"^mi_", r"_mi_", r"\bmalloc\b", r"\bfree\b", r"\brealloc\b"]),
-    ("kernel crossings (read/write/epoll syscalls)", [r"^(__)?(libc_)?(read|write|writev|recv|send|sendto|recvfrom|epoll_wait|epoll_ctl)$"]),
+    ("client side: HTTP/1 parse + encode (hyper server)", [r"<hyper::proto::h1::role::Server as .*>::parse$",
+                                                           r"<hyper::proto::h1::role::Server as .*>::encode$"]),
+    ("downstream: HTTP/1 encode + parse (hyper client)", [r"<hyper::proto::h1::role::Client as .*>::encode$",
+                                                          r"<hyper::proto::h1::role::Client as .*>::parse$"]),
+    ("downstream: pool checkout", [r"<hyper_util::client::legacy::pool::Checkout<T,K> as .*>::poll$"]),
+    ("edge: request id, trace context", [r"^bff_core::trace::"]),
+    ("edge: path and header hygiene", [r"^bff_core::hygiene::check_request"]),
+    ("edge: connection protection, response pacing", [r"^bff_core::conn::"]),
+    ("routing (axum Router::call_with_state)", [r"^axum::routing::Router<S>::call_with_state"]),
+    ("auth (token verification)", [r"^bff_core::auth::Authenticator::authenticate"]),
+    ("rate limiting", [r"^bff_core::ratelimit::RateLimiter::admit"]),
+    ("metrics + access line (observe::completed)", [r"^bff_core::observe::completed"]),
+    ("cache bookkeeping (keys, flights, policy)", [r"^bff_core::cache::Keys::new", r"^bff_core::cache::identity_scope",
+                                                   r"^bff_core::cache::DownstreamCache::freshness_of",
+                                                   r"^bff_core::cache::DownstreamCache::policy_of"]),
+    ("JSON: validate / merge (serde_json)", [r"^serde_json::de::from_trait", r"^serde_json::ser::to_vec",
+                                             r"^bff_core::aggregate::.*merge"]),
+    ("ETag: tag of the body", [r"^bff_core::etag::tag_of"]),
+    ("compression layer", [r"^<tower_http::compression::"]),
+    ("memory allocation (malloc + free)", [r"^__rust_alloc$", r"^__rust_dealloc$", r"^__rust_realloc$"]),
+    ("memcpy", [r"__memcpy_avx_unaligned_erms"]),
 ]
 
 LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(?:\S+:)?(.+?)\s*(?:\[.*\])?$")
@@ -54,7 +53,7 @@ def parse(path):
             if not m:
                 continue
             ir = int(m.group(1).replace(",", ""))
-            name = m.group(2)
+            name = re.sub(r"\s*\([\d,]+x\)$", "", m.group(2))  # the call count callgrind_annotate appends
             # strip "file:" prefixes that callgrind_annotate prints as "???:" or "/path/file.rs:"
             if ":" in name and not name.startswith("<"):
                 head, _, tail = name.partition(":")
@@ -92,7 +91,7 @@ def main():
     for stage, v in rows:
         print(f"| {stage} | {v:,.0f} | {v / (total / n) * 100:.1f} % |")
     other = (total - explained) / n
-    print(f"| other (futures, tokio scheduling, header maps, layers, …) | {other:,.0f} | {other / (total / n) * 100:.1f} % |")
+    print(f"| rest: futures and layers (axum, tower, hyper dispatch), tokio scheduling, header maps | {other:,.0f} | {other / (total / n) * 100:.1f} % |")
     if a.tsv:
         with open(a.tsv, "w") as f:
             f.write("stage\tir_per_request\n")
