@@ -5,13 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bff_core::body::{JsonBody, Validate, Violations};
 use bff_core::compose::unique_ids;
-use bff_core::downstream::command::{Refusal, command_error};
+use bff_core::downstream::command::{Refusal, command_error, created};
 use bff_core::error::Problem;
 use bff_core::idempotency::KeyRule;
 use bff_core::{BffError, RequestContext};
@@ -169,18 +168,7 @@ pub(crate) async fn place_order(
                         .await?;
                     Ok::<_, BffError>(OrderV1::new(order, products.as_ref()))
                 };
-                match result.await {
-                    Ok(view) => {
-                        let location = format!("/v1/orders/{}", view.id);
-                        (
-                            StatusCode::CREATED,
-                            [(header::LOCATION, location)],
-                            Json(view),
-                        )
-                            .into_response()
-                    }
-                    Err(e) => e.into_response(),
-                }
+                created(result.await, |view| format!("/v1/orders/{}", view.id))
             },
         )
         .await

@@ -18,6 +18,27 @@ use super::{Downstream, DownstreamError, DownstreamErrorKind};
 use crate::context::RequestContext;
 use crate::error::BffError;
 
+/// The client answer of a command that created a resource: `201 Created` with the view as JSON and a
+/// `Location` naming it (`location` of the view), or the problem document of the error.
+pub fn created<T: Serialize>(
+    result: Result<T, BffError>,
+    location: impl FnOnce(&T) -> String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match result {
+        Ok(view) => {
+            let location = location(&view);
+            (
+                StatusCode::CREATED,
+                [(axum::http::header::LOCATION, location)],
+                axum::Json(view),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The answer of a command: a 2xx with its result, or a 4xx refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {

@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bff_core::body::{JsonBody, Validate, Violations};
-use bff_core::downstream::command::{Refusal, command_error};
+use bff_core::downstream::command::{Refusal, command_error, created};
 use bff_core::downstream::encode_segment;
 use bff_core::idempotency::KeyRule;
 use bff_core::{BffError, RequestContext};
@@ -136,18 +135,7 @@ pub(crate) async fn place(
                         .await;
                     Ok(OrderPlacedView::from(order))
                 };
-                match result.await {
-                    Ok(view) => {
-                        let location = format!("/api/orders/{}", view.id);
-                        (
-                            StatusCode::CREATED,
-                            [(header::LOCATION, location)],
-                            Json(view),
-                        )
-                            .into_response()
-                    }
-                    Err(e) => e.into_response(),
-                }
+                created(result.await, |view| format!("/api/orders/{}", view.id))
             },
         )
         .await

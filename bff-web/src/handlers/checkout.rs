@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use bff_core::body::JsonBody;
 use bff_core::compose::unique_ids;
+use bff_core::downstream::command::created;
 use bff_core::idempotency::KeyRule;
 use bff_core::{BffError, RequestContext};
 use shared_schemas::downstream::{Checkout, Order};
@@ -89,18 +89,7 @@ pub(crate) async fn place(
                         .await?;
                     Ok::<_, BffError>(OrderDetailView::new(order, products.as_ref()))
                 };
-                match result.await {
-                    Ok(view) => {
-                        let location = format!("/api/orders/{}", view.id);
-                        (
-                            StatusCode::CREATED,
-                            [(header::LOCATION, location)],
-                            Json(view),
-                        )
-                            .into_response()
-                    }
-                    Err(e) => e.into_response(),
-                }
+                created(result.await, |view| format!("/api/orders/{}", view.id))
             },
         )
         .await
