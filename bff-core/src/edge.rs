@@ -16,7 +16,9 @@
 //!    authentication because policies key on the verified identity (partner, tier, user) besides client IP
 //!    and route; a failed authentication is charged to the client IP's failed-attempt budget instead (429
 //!    once it is spent). See [`crate::ratelimit`];
-//! 7. **deadline** — the request's time budget, shared by every downstream call, enforced here as a safety net;
+//! 7. **deadline** — the request's time budget, started at entry (so authentication, a JWKS fetch included,
+//!    is inside it: 504 when it is spent before the credential is checked), shared by every downstream call,
+//!    enforced here as a safety net;
 //! 8. **error normalisation** — any 4xx/5xx that is not already problem+json (a framework rejection, a panic,
 //!    a body-limit refusal) is replaced by the problem document of its status, so nothing internal leaks;
 //! 9. then, inside: panic catcher → request body limit → router;
@@ -87,6 +89,8 @@ pub(crate) async fn edge(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    // The budget starts at entry: authentication (a JWKS fetch included) and rate limiting spend it too.
+    let deadline = started + state.budget;
     let route: String = request
         .extensions()
         .get::<MatchedPath>()
@@ -154,19 +158,28 @@ pub(crate) async fn edge(
                 let cert = request
                     .extensions()
                     .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
-                state
+                let verify = state
                     .auth
-                    .authenticate(request.headers(), cert.map(|c| &**c))
-                    .await
+                    .authenticate(request.headers(), cert.map(|c| &**c));
+                match tokio::time::timeout_at(deadline, verify).await {
+                    Ok(verified) => verified,
+                    Err(_) => {
+                        tracing::warn!("authentication did not finish within the request's budget");
+                        Err(BffError::DeadlineExceeded { part: None })
+                    }
+                }
             }
         };
+        // A credential that could not be checked in time is not a failed authentication: it is not
+        // charged to the client's failed-attempt budget.
+        let auth_timed_out = matches!(identity, Err(BffError::DeadlineExceeded { .. }));
         // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
         let Verdict {
             denied,
             headers: limit_headers,
             refused_by,
         } = match &state.limiter {
-            Some(limiter) if !public && !refused_by_hygiene => {
+            Some(limiter) if !public && !refused_by_hygiene && !auth_timed_out => {
                 limiter
                     .admit(&RequestFacts::of(&request), identity.as_ref())
                     .await
@@ -187,7 +200,6 @@ pub(crate) async fn edge(
             }
             (Ok(identity), None) => {
                 let method = request.method().clone();
-                let deadline = started + state.budget;
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
                     .for_route(&route);
                 request.extensions_mut().insert(ctx.clone());

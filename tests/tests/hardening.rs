@@ -86,6 +86,50 @@ async fn jwks_refresh_never_blocks_verification() {
     );
 }
 
+/// The request's budget bounds authentication: with the identity provider hanging from the start (no key
+/// ever fetched) and a gateway willing to wait 5 s (the most allowed) for an unknown `kid`, a request with a 400 ms budget is
+/// answered 504 `deadline_exceeded` at its deadline, not after the key wait, and the timeout is not charged to
+/// the client's failed-authentication budget (the same caller is still answered 504, never 429).
+#[tokio::test]
+async fn deadline_bounds_authentication() {
+    let mocks = mocks().await;
+    let token = token(&mocks, "7", AUD, &[]).await;
+    mocks.handle(Service::Identity).set_faults(vec![
+        FaultRule::new(FaultKind::Hang).with_prefix("/.well-known"),
+    ]);
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    config.server.request_timeout_ms = 400;
+    config.auth.jwt.jwks_unknown_kid_wait_ms = 5_000;
+    config.auth.jwt.jwks_min_refresh_ms = 0;
+    config.rate_limit.auth_failures.burst = 1;
+    config.rate_limit.auth_failures.rate = 1;
+    config.rate_limit.auth_failures.period_s = 3_600;
+    config.downstreams.get_mut("identity").unwrap().timeout_ms = 60_000;
+    let gw = start(bff_web::app, config).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let bearer = format!("Bearer {token}");
+    for _ in 0..3 {
+        let began = std::time::Instant::now();
+        let r = get_with(
+            &client,
+            &format!("{}/api/home", gw.url),
+            &[("authorization", &bearer)],
+        )
+        .await;
+        r.assert_problem(504, "deadline_exceeded", &mocks);
+        // Below the 5 s the key lookup alone would wait: the budget, not the key wait, ended it.
+        assert!(
+            began.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+}
+
 /// Class 4, strict tokens: `iss` as an array, an unknown `crit` header, `exp` near 2^64 and dates given as
 /// floats or strings are all 401, and the same token gets the same answer every time (checked arithmetic in
 /// the verified-token cache).
