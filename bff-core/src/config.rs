@@ -9,6 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::aggregate::config::{AggregateConfig, AggregatePartConfig, MergeMode};
+
 /// The whole configuration of one gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -293,61 +295,6 @@ pub struct RouteConfig {
     pub scopes: Vec<String>,
 }
 
-/// How the parts of a declarative aggregation are merged into one JSON object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeMode {
-    /// Each part under its name: `{"user": {...}, "orders": {...}}`; a failed optional part is `null`.
-    #[default]
-    Nest,
-    /// The top-level fields of every part's object merged into one object (later parts win on clashes);
-    /// a failed optional part contributes nothing.
-    Flatten,
-}
-
-/// One part of a declarative aggregation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AggregatePartConfig {
-    /// Part name: the key in the merged object (`nest`) and the name in `bff-partial`.
-    pub name: String,
-    /// The downstream to call.
-    pub downstream: String,
-    /// Path (and query) on the downstream; may use the `{name}` parameters of the aggregate's `path`.
-    pub path: String,
-    /// Whether the aggregation fails when this part fails (else the part is dropped and named in `bff-partial`).
-    #[serde(default = "default_true")]
-    pub required: bool,
-    /// Static default served when the part fails (and no fresh-enough last good value exists); the part is
-    /// then named in `bff-degraded` as `name=default` instead of failing or being `null`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<serde_json::Value>,
-    /// Serve the part's last good answer (per caller and path) when the call fails, if at most this many
-    /// seconds old, named in `bff-degraded` as `name=stale`; `0` = off.
-    #[serde(default)]
-    pub stale_max_age_s: u64,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// A declarative aggregation: `GET path` calls every part in parallel and merges the JSON answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AggregateConfig {
-    /// Public path, with `{name}` parameters.
-    pub path: String,
-    /// How the parts are merged.
-    #[serde(default)]
-    pub merge: MergeMode,
-    /// The parts, called in parallel.
-    pub parts: Vec<AggregatePartConfig>,
-    /// Scopes the caller must hold.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -400,7 +347,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             reason: reason.into(),
@@ -703,41 +650,7 @@ impl BffConfig {
                 }
             }
         }
-        for (i, a) in self.aggregates.iter().enumerate() {
-            let key = |k: &str| format!("aggregates[{i}].{k}");
-            if a.parts.is_empty() {
-                return Err(ConfigError::invalid(
-                    key("parts"),
-                    "needs at least one part",
-                ));
-            }
-            for (j, part) in a.parts.iter().enumerate() {
-                let key = |k: &str| format!("aggregates[{i}].parts[{j}].{k}");
-                if part.name.is_empty() || a.parts[..j].iter().any(|p| p.name == part.name) {
-                    return Err(ConfigError::invalid(
-                        key("name"),
-                        "must be non-empty and unique",
-                    ));
-                }
-                if !self.downstreams.contains_key(&part.downstream) {
-                    return Err(ConfigError::invalid(
-                        key("downstream"),
-                        "names no configured downstream",
-                    ));
-                }
-                if !part.path.starts_with('/') {
-                    return Err(ConfigError::invalid(key("path"), "must start with `/`"));
-                }
-                for param in crate::routes::path_params(&part.path) {
-                    if !crate::routes::path_params(&a.path).any(|p| p == param) {
-                        return Err(ConfigError::invalid(
-                            key("path"),
-                            format!("parameter `{param}` does not occur in the aggregate's `path`"),
-                        ));
-                    }
-                }
-            }
-        }
+        crate::aggregate::config::validate(&self.aggregates, &self.downstreams)?;
         for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
             if !crate::cors::is_exact_origin(origin) {
                 return Err(ConfigError::invalid(

@@ -592,6 +592,7 @@ async fn fallbacks_serve_stale_or_default_and_are_marked() {
         required,
         fallback: None,
         stale_max_age_s: 0,
+        ..Default::default()
     };
     let gw = web_with(&mocks, |c| {
         // The parts' own fallbacks are under test, not the response cache's stale entries.

@@ -1,0 +1,386 @@
+//! Declarative aggregation from config (the KrakenD-style endpoint, no Rust needed): `GET path` calls every
+//! part under the request deadline and merges the JSON answers, either nested under the part names or
+//! flattened into one object. Parts run in parallel, except that a part reading an earlier one
+//! (`{profile.id}`, `for_each = "orders.items.product_id"`) starts as soon as that one has answered; a part
+//! may also use the verified caller (`{caller.user_id}`), which makes the aggregation refuse anonymous
+//! callers. Merging works on the top level only (`RawValue`): part bodies are validated but only parsed
+//! further when a later part reads them. A part may have a fallback (a static default, or its last good
+//! answer within an age), served and named in `bff-degraded` when its call fails.
+
+pub(crate) mod config;
+mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use self::config::{AggregateConfig, MergeMode};
+use self::template::{Caller, FieldRef, Inputs, PartTemplate};
+use crate::context::RequestContext;
+use crate::downstream::{Downstream, DownstreamError, DownstreamErrorKind};
+use crate::error::BffError;
+use crate::resilience::{Fallback, LastGood};
+
+struct Part {
+    /// Leaked once at start-up: part names are `'static` labels in errors and `bff-partial`.
+    name: &'static str,
+    downstream: Downstream,
+    template: PartTemplate,
+    /// The `for_each` source and its bound.
+    for_each: Option<(FieldRef, usize)>,
+    /// The earlier parts this one reads (it starts when they have answered).
+    reads: Vec<usize>,
+    /// Whether a later part reads this one (its answer is then parsed once and shared).
+    read_later: bool,
+    required: bool,
+    /// The static default (serialised once).
+    fallback: Option<Bytes>,
+    /// Last good answers, by caller and path, when `stale_max_age_s` is set.
+    last_good: Option<LastGood<Bytes>>,
+}
+
+/// Most last good answers kept per part (the oldest caller/path is forgotten first).
+const LAST_GOOD_CAPACITY: usize = 1_024;
+
+impl Part {
+    /// The fallback of this part for the caller of `ctx` at `path`.
+    fn fallback(&self, ctx: &RequestContext, path: &str) -> Fallback<Bytes> {
+        let mut fallback = match &self.last_good {
+            Some(store) => {
+                // The caller is part of the key: one caller's answer is never served to another.
+                let caller = ctx
+                    .identity()
+                    .map(|i| format!("{}:{}", i.client, i.subject))
+                    .unwrap_or_default();
+                Fallback::stale(store, format!("{caller}|{path}"))
+            }
+            None => Fallback::none(),
+        };
+        if let Some(value) = &self.fallback {
+            fallback = fallback.or_value(value.clone());
+        }
+        fallback
+    }
+}
+
+struct Aggregate {
+    parts: Vec<Part>,
+    merge: MergeMode,
+    scopes: Vec<String>,
+    /// Some part uses `{caller.user_id}`: only users may call.
+    needs_user: bool,
+    /// Some part uses `{caller.partner_id}`: only partners may call.
+    needs_partner: bool,
+}
+
+/// The answer of a part as later parts see it: `None` until it has answered, then its parsed body (or
+/// `None` when it failed or its body is not JSON).
+type Shared = tokio::sync::watch::Sender<Option<Option<Arc<serde_json::Value>>>>;
+
+impl Aggregate {
+    async fn handle(
+        &self,
+        ctx: RequestContext,
+        params: HashMap<String, String>,
+    ) -> Result<Response, BffError> {
+        if !self.scopes.is_empty() {
+            let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+            ctx.require_scopes(&scopes)?;
+        }
+        let caller = self.caller(&ctx)?;
+        let answers: Vec<Shared> = self
+            .parts
+            .iter()
+            .map(|_| tokio::sync::watch::Sender::new(None))
+            .collect();
+        let calls = self.parts.iter().enumerate().map(|(i, part)| {
+            let (ctx, params, answers) = (&ctx, &params, &answers);
+            async move {
+                // Wait for the parts this one reads (each bounded by the same deadline).
+                let mut read: Vec<Option<Arc<serde_json::Value>>> = vec![None; i];
+                for &dep in &part.reads {
+                    let mut rx = answers[dep].subscribe();
+                    read[dep] = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|answer| answer.clone().flatten());
+                }
+                let inputs = Inputs {
+                    params,
+                    caller,
+                    parts: &read,
+                    each: None,
+                };
+                let body = self.call(ctx, part, inputs).await;
+                if part.read_later {
+                    let parsed = match &body {
+                        Ok(Some(bytes)) => serde_json::from_slice(bytes).ok().map(Arc::new),
+                        _ => None,
+                    };
+                    answers[i].send_replace(Some(parsed));
+                }
+                body
+            }
+        });
+        let bodies = futures::future::try_join_all(calls).await?;
+        let merged = match self.merge {
+            MergeMode::Nest => self.nest(&ctx, &bodies)?,
+            MergeMode::Flatten => self.flatten(&ctx, &bodies)?,
+        };
+        let mut response = merged.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
+    }
+
+    /// The caller's ids the parts use, or 401 (anonymous) / 403 (a user where a partner is needed, or the
+    /// reverse) when the aggregation cannot be served to this caller.
+    fn caller<'a>(&self, ctx: &'a RequestContext) -> Result<Caller<'a>, BffError> {
+        if !(self.needs_user || self.needs_partner) {
+            return Ok(Caller::default());
+        }
+        let identity = ctx.require_identity()?;
+        let caller = Caller {
+            user_id: identity
+                .partner
+                .is_none()
+                .then_some(identity.subject.as_str()),
+            partner_id: identity.partner.as_ref().map(|p| p.id.as_str()),
+        };
+        if (self.needs_user && caller.user_id.is_none())
+            || (self.needs_partner && caller.partner_id.is_none())
+        {
+            return Err(BffError::Forbidden);
+        }
+        Ok(caller)
+    }
+
+    /// Calls one part (or fails it when its path cannot be built from what it reads) with its
+    /// required/optional and fallback semantics.
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        part: &Part,
+        mut inputs: Inputs<'_>,
+    ) -> Result<Option<Bytes>, BffError> {
+        let each = match &part.for_each {
+            Some((source, max)) => {
+                let found = inputs.parts[source.part]
+                    .as_deref()
+                    .map(|value| source.each(value, *max));
+                match found {
+                    Some(Some(values)) => Some(Ok(values)),
+                    Some(None) => Some(Err("`for_each` found a non-scalar or too many values")),
+                    None => Some(Err("the part it reads failed")),
+                }
+            }
+            None => None,
+        };
+        let each = match each {
+            Some(Ok(values)) => Some(values),
+            Some(Err(reason)) => return self.fail(ctx, part, reason).await,
+            None => None,
+        };
+        // Nothing to fan out over: the part is an empty list, without a call.
+        if each.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Some(Bytes::from_static(b"[]")));
+        }
+        inputs.each = each.as_deref();
+        let path = match part.template.render(&inputs) {
+            Ok(path) => path,
+            Err(reason) => return self.fail(ctx, part, reason).await,
+        };
+        let fallback = part.fallback(ctx, &path);
+        // Only valid JSON counts as a good answer (and may become a last good value).
+        let call = async {
+            let body = part.downstream.get_bytes(ctx, &path, &[]).await?;
+            match serde_json::from_slice::<&RawValue>(&body) {
+                Ok(_) => Ok(body),
+                Err(e) => {
+                    tracing::warn!(part = part.name, error = %e, "malformed JSON");
+                    Err(DownstreamError::new(
+                        part.downstream.name(),
+                        DownstreamErrorKind::Decode,
+                    ))
+                }
+            }
+        };
+        if part.required {
+            ctx.required_or(part.name, call, fallback).await.map(Some)
+        } else {
+            ctx.optional_or(part.name, call, fallback).await
+        }
+    }
+
+    /// A part whose path cannot be built: failed like a call answering unusable data (502 when required,
+    /// partial when optional), its static default still served if it has one.
+    async fn fail(
+        &self,
+        ctx: &RequestContext,
+        part: &Part,
+        reason: &'static str,
+    ) -> Result<Option<Bytes>, BffError> {
+        tracing::info!(part = part.name, reason, "part not called");
+        let fallback = match &part.fallback {
+            Some(value) => Fallback::none().or_value(value.clone()),
+            None => Fallback::none(),
+        };
+        let failed = async {
+            Err(DownstreamError::new(
+                part.downstream.name(),
+                DownstreamErrorKind::Decode,
+            ))
+        };
+        if part.required {
+            ctx.required_or(part.name, failed, fallback).await.map(Some)
+        } else {
+            ctx.optional_or(part.name, failed, fallback).await
+        }
+    }
+
+    /// The body of `part` as raw JSON, or the part's failure (required) / `None` (optional, marked partial).
+    fn raw<'a>(
+        ctx: &RequestContext,
+        part: &Part,
+        body: Option<&'a Bytes>,
+    ) -> Result<Option<&'a RawValue>, BffError> {
+        let Some(body) = body else { return Ok(None) };
+        match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => Ok(Some(raw)),
+            Err(e) => Self::malformed(ctx, part, &e),
+        }
+    }
+
+    fn malformed<T>(
+        ctx: &RequestContext,
+        part: &Part,
+        e: &serde_json::Error,
+    ) -> Result<Option<T>, BffError> {
+        tracing::warn!(part = part.name, downstream = %part.downstream.name(), error = %e, "malformed JSON");
+        if part.required {
+            Err(BffError::BadGateway { part: part.name })
+        } else {
+            ctx.mark_partial(part.name);
+            Ok(None)
+        }
+    }
+
+    fn nest(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
+        let mut out =
+            Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 64);
+        out.push(b'{');
+        for (i, (part, body)) in self.parts.iter().zip(bodies).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, part.name).map_err(|_| BffError::Internal)?;
+            out.push(b':');
+            match Self::raw(ctx, part, body.as_ref())? {
+                Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+
+    fn flatten(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
+        let mut merged: BTreeMap<String, &RawValue> = BTreeMap::new();
+        for (part, body) in self.parts.iter().zip(bodies) {
+            let Some(body) = body else { continue };
+            match serde_json::from_slice::<BTreeMap<String, &RawValue>>(body) {
+                Ok(fields) => merged.extend(fields),
+                Err(e) => {
+                    Self::malformed::<()>(ctx, part, &e)?;
+                }
+            }
+        }
+        serde_json::to_vec(&merged).map_err(|_| BffError::Internal)
+    }
+}
+
+/// A router serving every declarative aggregation.
+pub(crate) fn router(
+    aggregates: &[AggregateConfig],
+    downstream: impl Fn(&str) -> Option<Downstream>,
+) -> Router {
+    let mut router = Router::new();
+    for config in aggregates {
+        let Some(aggregate) = build(config, &downstream) else {
+            // Validation rules this out; never serve half an aggregation.
+            tracing::error!(path = %config.path, "aggregation not served: invalid parts");
+            continue;
+        };
+        let aggregate = Arc::new(aggregate);
+        router = router.route(
+            &config.path,
+            get(
+                move |ctx: RequestContext, params: Option<Path<HashMap<String, String>>>| async move {
+                    let params = params.map(|Path(p)| p).unwrap_or_default();
+                    aggregate.handle(ctx, params).await
+                },
+            ),
+        );
+    }
+    router
+}
+
+/// The aggregation of `config`, or `None` when a part's downstream is unknown or its path does not parse.
+fn build(
+    config: &AggregateConfig,
+    downstream: &impl Fn(&str) -> Option<Downstream>,
+) -> Option<Aggregate> {
+    let mut parts: Vec<Part> = Vec::with_capacity(config.parts.len());
+    for (j, p) in config.parts.iter().enumerate() {
+        let earlier = &config.parts[..j];
+        let template = PartTemplate::parse(&p.path, &config.path, earlier).ok()?;
+        let for_each = match &p.for_each {
+            Some(source) => Some((FieldRef::parse(source, earlier).ok()?, p.for_each_max)),
+            None => None,
+        };
+        let mut reads: Vec<usize> = template.reads().collect();
+        reads.extend(for_each.as_ref().map(|(f, _)| f.part));
+        reads.sort_unstable();
+        reads.dedup();
+        for &dep in &reads {
+            parts[dep].read_later = true;
+        }
+        parts.push(Part {
+            name: Box::leak(p.name.clone().into_boxed_str()),
+            downstream: downstream(&p.downstream)?,
+            template,
+            for_each,
+            reads,
+            read_later: false,
+            required: p.required,
+            fallback: p
+                .fallback
+                .as_ref()
+                .and_then(|v| serde_json::to_vec(v).ok())
+                .map(Bytes::from),
+            last_good: (p.stale_max_age_s > 0).then(|| {
+                LastGood::new(
+                    std::time::Duration::from_secs(p.stale_max_age_s),
+                    LAST_GOOD_CAPACITY,
+                )
+            }),
+        });
+    }
+    Some(Aggregate {
+        needs_user: parts.iter().any(|p| p.template.uses_caller_user()),
+        needs_partner: parts.iter().any(|p| p.template.uses_caller_partner()),
+        parts,
+        merge: config.merge,
+        scopes: config.scopes.clone(),
+    })
+}
