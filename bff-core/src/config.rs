@@ -371,6 +371,8 @@ pub struct TelemetryConfig {
     /// Add a `Server-Timing` header (total and per-part durations and outcomes) to every response, for
     /// browser devtools. Off by default: it tells clients how the response was composed.
     pub server_timing: bool,
+    /// OpenTelemetry trace export over OTLP/HTTP (`[telemetry.otlp]`); off while no endpoint is set.
+    pub otlp: crate::otel::OtlpConfig,
 }
 
 impl Default for TelemetryConfig {
@@ -379,6 +381,7 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             server_timing: false,
+            otlp: crate::otel::OtlpConfig::default(),
         }
     }
 }
@@ -400,7 +403,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             reason: reason.into(),
@@ -513,6 +516,7 @@ impl BffConfig {
         }
         self.body.validate()?;
         self.idempotency.validate()?;
+        self.telemetry.otlp.validate("telemetry.otlp")?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {
