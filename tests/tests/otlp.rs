@@ -491,3 +491,42 @@ async fn a_hanging_collector_costs_requests_nothing_and_drops_are_counted() {
     assert!(dropped >= 100.0, "dropped {dropped}");
     drop(hanging);
 }
+
+/// A failed optional part is a span with outcome `failed` and status error (its attempt carries the
+/// status), while the request span of the partial 200 is not an error.
+#[tokio::test]
+async fn a_failed_optional_part_is_marked_in_its_span() {
+    let collector = Collector::start().await;
+    let mocks = mocks().await;
+    mocks
+        .handle(Service::Recommendations)
+        .set_faults(vec![FaultRule::new(FaultKind::Error { status: 500 })]);
+    let gw = web_tracing(&mocks, &collector.endpoint, |_| {}).await;
+    let token = token(&mocks, "7", AUD, &[]).await;
+    let r = get_auth(&format!("{}/api/home", gw.url), &token).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("bff-partial"), Some("recommendations"));
+    gw.admin.flush_traces(Duration::from_secs(5)).await;
+    let spans: Vec<proto::Span> = collector.spans().into_iter().map(|r| r.span).collect();
+    let server = spans
+        .iter()
+        .find(|s| s.kind == proto::span_kind::SERVER)
+        .expect("request span");
+    assert_eq!(server.status, None);
+    let part = spans
+        .iter()
+        .find(|s| str_attr(s, "bff.part") == Some("recommendations"))
+        .expect("part span");
+    assert_eq!(str_attr(part, "bff.part.outcome"), Some("failed"));
+    assert_eq!(
+        part.status.as_ref().map(|s| s.code),
+        Some(proto::STATUS_ERROR)
+    );
+    let attempt = spans
+        .iter()
+        .find(|s| str_attr(s, "bff.downstream") == Some("recommendations"))
+        .expect("attempt span");
+    assert_eq!(attempt.parent_span_id, part.span_id);
+    assert_eq!(int_attr(attempt, "http.response.status_code"), Some(500));
+    assert_eq!(str_attr(attempt, "error.type"), Some("500"));
+}
