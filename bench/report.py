@@ -220,6 +220,13 @@ def main():
             cu = d.values(tid, C, "cpu_us_per_req"); cn = d.values("agg.lua", C, "cpu_us_per_req")
             judged(f"3-way aggregation ({mode}): CPU/request ≤ 0.7× nginx+Lua",
                    f"{fmt_ratio(x)}; {fmt(med(cu), 1)} vs {fmt(med(cn), 1)} µs", med(x) <= 0.7, rows)
+    for tid, bare, what in (("pt.bff1otel", "pt.bff1", "pass-through"), ("agg.bff1otel", "agg.bff1", "aggregation")):
+        if d.has(tid, C) and d.has(bare, C):
+            x = rr(tid, bare, C, "cpu_us_per_req")
+            cu = d.values(tid, C, "cpu_us_per_req"); cb = d.values(bare, C, "cpu_us_per_req")
+            judged(f"{what}: metrics + tracing on (10% sampling): CPU/request ≤ 1.05× the bare row",
+                   f"{fmt_ratio(x)}; {fmt(med(cu), 1)} vs {fmt(med(cb), 1)} µs", med(x) <= 1.05,
+                   [(tid, C), (bare, C)])
     if d.has("slow.bff1", C) and d.has("slow.direct", C):
         x = d.delta("slow.bff1", "slow.direct", C, "p50_ms")
         judged(f"20 ms backends: composed p50 ≤ slowest backend p50 + 1 ms (c={C})",

@@ -45,6 +45,8 @@ pub struct Admin {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     config: Arc<serde_json::Value>,
+    /// The gateway's trace exporter, for the flush at shutdown.
+    tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl Admin {
@@ -59,6 +61,21 @@ impl Admin {
             metrics,
             readiness,
             config: Arc::new(value),
+            tracer: None,
+        }
+    }
+
+    /// The admin side of a gateway exporting traces with `tracer`.
+    pub(crate) fn with_tracer(mut self, tracer: Option<Arc<crate::otel::Tracer>>) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// Exports the spans still queued, waiting at most `bound` (the last step of a graceful shutdown);
+    /// immediate when trace export is off.
+    pub async fn flush_traces(&self, bound: std::time::Duration) {
+        if let Some(tracer) = &self.tracer {
+            tracer.flush(bound).await;
         }
     }
 

@@ -5,7 +5,8 @@
 //! Serving runs two listeners: the public one and the admin one (`[admin] listen`: metrics, probes,
 //! redacted config). On SIGTERM or Ctrl-C: readiness fails at once, after `server.drain_delay_ms` the
 //! public listener closes (new connections are refused), in-flight requests finish within
-//! `server.shutdown_grace_s`, then the admin listener stops and the process exits. On SIGHUP or a change of
+//! `server.shutdown_grace_s`, the spans still queued for trace export are flushed (within
+//! `telemetry.otlp.export_timeout_ms`), then the admin listener stops and the process exits. On SIGHUP or a change of
 //! the config file the configuration is reloaded (see [`crate::reload`]).
 
 use std::path::PathBuf;
@@ -159,6 +160,7 @@ async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig)
     let drain_delay = Duration::from_millis(config.server.drain_delay_ms);
     let limits = config.server.limits.clone();
     let admin_config = config.admin.clone();
+    let flush_bound = Duration::from_millis(config.telemetry.otlp.export_timeout_ms);
     // The listener's TLS is set up once (a reload swaps the router, not the listener); its certificate and
     // key are reloaded on their own (file change, SIGHUP).
     let tls = match config.server.tls.as_ref().map(crate::tls::EdgeTls::new) {
@@ -222,6 +224,7 @@ async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig)
         },
         false => None,
     };
+    let flusher = reloader.clone();
     let shutdown = async move {
         crate::server::shutdown_signal().await;
         // The flag is shared by every build of the gateway, so a reload cannot undo it.
@@ -231,6 +234,8 @@ async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig)
     };
     let served =
         crate::server::serve_with_tls(listener, router, shutdown, grace, &limits, tls).await;
+    // The spans of the last requests are exported (within one export timeout) before the process ends.
+    flusher.admin().flush_traces(flush_bound).await;
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
         let _ = task.await;

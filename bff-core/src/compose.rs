@@ -18,6 +18,7 @@ use std::hash::Hash;
 use crate::context::{RequestContext, in_part};
 use crate::downstream::DownstreamError;
 use crate::error::BffError;
+use crate::otel::PartGuard;
 
 /// Name of the response header listing the optional parts that failed, comma-separated.
 pub const PARTIAL_HEADER: &str = "bff-partial";
@@ -30,8 +31,10 @@ impl RequestContext {
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, BffError> {
         let started = tokio::time::Instant::now();
-        let result = tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await;
-        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+        let span = self.part_span(part);
+        let span_id = span.as_ref().map(PartGuard::id);
+        let result = tokio::time::timeout_at(self.deadline(), in_part(part, span_id, fut)).await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed(), span);
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
@@ -53,8 +56,10 @@ impl RequestContext {
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<Option<T>, BffError> {
         let started = tokio::time::Instant::now();
-        let result = tokio::time::timeout_at(self.deadline(), in_part(part, fut)).await;
-        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+        let span = self.part_span(part);
+        let span_id = span.as_ref().map(PartGuard::id);
+        let result = tokio::time::timeout_at(self.deadline(), in_part(part, span_id, fut)).await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed(), span);
         match result {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(e)) => {

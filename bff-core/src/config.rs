@@ -318,6 +318,8 @@ pub struct TelemetryConfig {
     /// Add a `Server-Timing` header (total and per-part durations and outcomes) to every response, for
     /// browser devtools. Off by default: it tells clients how the response was composed.
     pub server_timing: bool,
+    /// OpenTelemetry trace export over OTLP/HTTP (`[telemetry.otlp]`); off while no endpoint is set.
+    pub otlp: crate::otel::OtlpConfig,
 }
 
 impl Default for TelemetryConfig {
@@ -326,6 +328,7 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             server_timing: false,
+            otlp: crate::otel::OtlpConfig::default(),
         }
     }
 }
@@ -460,6 +463,7 @@ impl BffConfig {
         }
         self.body.validate()?;
         self.idempotency.validate()?;
+        self.telemetry.otlp.validate("telemetry.otlp")?;
         for (name, d) in &self.downstreams {
             let key = |k: &str| format!("downstreams.{name}.{k}");
             match url::Url::parse(&d.url) {

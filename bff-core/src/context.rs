@@ -11,22 +11,41 @@ use tokio::time::Instant;
 use crate::auth::Identity;
 use crate::cache::CachePolicy;
 use crate::error::BffError;
+use crate::otel::{PartGuard, PartSpan, RequestSpans};
 use crate::trace::TraceContext;
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: String;
-    static CURRENT_PART: &'static str;
+    static CURRENT_PART: (&'static str, Option<PartGuardId>);
 }
 
-/// Runs `fut` as the composed part `part`, so that what happens inside it (a stale cache entry served by
-/// the downstream client) can be attributed to the part in `bff-degraded`.
-pub(crate) async fn in_part<F: Future>(part: &'static str, fut: F) -> F::Output {
-    CURRENT_PART.scope(part, fut).await
+/// The trace span of a running part: its trace and its span id.
+pub(crate) type PartGuardId = (u128, u64);
+
+/// Runs `fut` as the composed part `part` (whose trace span is `span`, when recorded), so that what happens
+/// inside it (a stale cache entry served by the downstream client, a downstream attempt's span) can be
+/// attributed to the part.
+pub(crate) async fn in_part<F: Future>(
+    part: &'static str,
+    span: Option<PartGuardId>,
+    fut: F,
+) -> F::Output {
+    CURRENT_PART.scope((part, span), fut).await
 }
 
 /// The composed part being computed on this task, if any.
 pub(crate) fn current_part() -> Option<&'static str> {
-    CURRENT_PART.try_with(|p| *p).ok()
+    CURRENT_PART.try_with(|p| p.0).ok()
+}
+
+/// The span of the composed part being computed on this task, if it belongs to the trace `trace_id` (a
+/// shared call, coalesced or batched, may be polled by another request's task: its part is not a parent).
+pub(crate) fn current_part_span(trace_id: u128) -> Option<u64> {
+    CURRENT_PART
+        .try_with(|p| p.1)
+        .ok()
+        .flatten()
+        .and_then(|(trace, span)| (trace == trace_id).then_some(span))
 }
 
 /// Runs `fut` with `request_id` as the id that error bodies report.
@@ -65,6 +84,8 @@ struct Inner {
     route: String,
     /// Every composed part that finished: name, whether it answered, how long it took.
     parts: Mutex<Vec<PartRecord>>,
+    /// The trace recording of this request, when it is sampled and export is on.
+    spans: Option<RequestSpans>,
 }
 
 /// One finished composed part.
@@ -76,6 +97,8 @@ pub struct PartRecord {
     pub ok: bool,
     /// How long it ran.
     pub duration: std::time::Duration,
+    /// Its trace span, when the request is recorded.
+    pub span: Option<PartSpan>,
 }
 
 impl RequestContext {
@@ -97,6 +120,7 @@ impl RequestContext {
                 cache: Mutex::new(CachePolicy::default()),
                 route: String::new(),
                 parts: Mutex::new(Vec::new()),
+                spans: None,
             }),
         }
     }
@@ -109,15 +133,45 @@ impl RequestContext {
         self
     }
 
+    /// The context of a request recorded by `spans`.
+    pub(crate) fn with_spans(mut self, spans: Option<RequestSpans>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.spans = spans;
+        }
+        self
+    }
+
+    /// The trace recording of this request, when sampled.
+    pub(crate) fn spans(&self) -> Option<&RequestSpans> {
+        self.inner.spans.as_ref()
+    }
+
+    /// Opens the trace span of the part `name`, when the request is recorded.
+    pub(crate) fn part_span(&self, name: &'static str) -> Option<PartGuard> {
+        self.inner.spans.as_ref().map(|s| s.part(name))
+    }
+
     /// The route template the request matched (empty outside the edge).
     pub fn route(&self) -> &str {
         &self.inner.route
     }
 
-    /// Records that the part `name` finished after `duration`, answered (`ok`) or not.
-    pub(crate) fn record_part(&self, name: &'static str, ok: bool, duration: std::time::Duration) {
+    /// Records that the part `name` finished after `duration`, answered (`ok`) or not, closing its span.
+    pub(crate) fn record_part(
+        &self,
+        name: &'static str,
+        ok: bool,
+        duration: std::time::Duration,
+        span: Option<PartGuard>,
+    ) {
+        let span = span.map(PartGuard::finish);
         if let Ok(mut parts) = self.inner.parts.lock() {
-            parts.push(PartRecord { name, ok, duration });
+            parts.push(PartRecord {
+                name,
+                ok,
+                duration,
+                span,
+            });
         }
     }
 

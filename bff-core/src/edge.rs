@@ -1,7 +1,8 @@
 //! The edge pipeline every request passes, assembled in one place. Outermost first:
 //!
 //! 1. **request id + trace context** — so every later log line, error body and downstream call carries them;
-//! 2. **span, metrics, access log** — one `request` span per request; at completion the request is counted
+//! 2. **span, metrics, access log** — one `request` span per request (exported over OTLP when sampled, with
+//!    its parts' and attempts' spans, see [`crate::otel`]); at completion the request is counted
 //!    by route template, method and status with its latency and its parts' outcomes, and one access line is
 //!    written (see `crate::observe`);
 //! 3. **identity strip** — client-sent `x-bff-*` headers are removed before anything can read them;
@@ -73,6 +74,8 @@ pub(crate) struct EdgeState {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Whether responses carry a `Server-Timing` header with per-part durations.
     pub(crate) server_timing: bool,
+    /// Trace export, when `[telemetry.otlp]` is configured.
+    pub(crate) tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -99,7 +102,9 @@ pub(crate) async fn edge(
     let method = request.method().clone();
     let in_flight = crate::observe::InFlight::start(&state.metrics);
     let request_id = trace::request_id(request.headers());
-    let trace = TraceContext::from_headers(request.headers());
+    let mut trace = TraceContext::from_headers(request.headers());
+    // Parent-based sampling (when trace export is on) may clear the sampled flag of a trace started here.
+    let spans = state.tracer.as_ref().and_then(|t| t.sample(&mut trace));
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
@@ -112,6 +117,7 @@ pub(crate) async fn edge(
     let trace_id = trace.trace_id.clone();
     let observed = state.clone();
     let route_in = route.clone();
+    let spans_in = spans.clone();
     let handled = async move {
         let route = route_in;
         strip_identity_headers(request.headers_mut());
@@ -201,7 +207,8 @@ pub(crate) async fn edge(
             (Ok(identity), None) => {
                 let method = request.method().clone();
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
-                    .for_route(&route);
+                    .for_route(&route)
+                    .with_spans(spans_in);
                 request.extensions_mut().insert(ctx.clone());
                 let mut response =
                     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
@@ -257,9 +264,17 @@ pub(crate) async fn edge(
             request_id: &rid,
             trace_id: &trace_id,
             server_timing: observed.server_timing,
+            spans: spans.as_ref(),
         },
         &span,
     );
+    if let Some(spans) = &spans {
+        spans.request(crate::otel::RequestEnd {
+            method: method.as_str(),
+            route: (route != crate::observe::UNMATCHED).then_some(route.as_str()),
+            status: response.status().as_u16(),
+        });
+    }
     drop(in_flight);
     let headers = response.headers_mut();
     crate::hygiene::add_security_headers(headers);

@@ -33,6 +33,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// `Idempotency-Key` records of the gateway's commands.
     idempotency: Arc<crate::idempotency::Idempotency>,
+    /// Trace export, when `[telemetry.otlp]` is configured.
+    tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl Gateway {
@@ -105,12 +107,14 @@ impl Gateway {
             },
         };
         let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
+        let tracer = crate::otel::Tracer::new(&config.telemetry.otlp, &metrics);
         Ok(Self {
             config,
             downstreams,
             auth,
             metrics,
             idempotency,
+            tracer,
         })
     }
 
@@ -155,11 +159,10 @@ impl Gateway {
             ready,
             crate::admin::lent_draining(),
         ));
-        crate::admin::offer(crate::admin::Admin::new(
-            self.metrics.clone(),
-            readiness.clone(),
-            &self.config,
-        ));
+        crate::admin::offer(
+            crate::admin::Admin::new(self.metrics.clone(), readiness.clone(), &self.config)
+                .with_tracer(self.tracer.clone()),
+        );
         // A configured path that is one of the gateway's own routes would make the router panic: name it.
         let configured = (self.config.routes.iter().map(|r| &r.path))
             .enumerate()
@@ -212,6 +215,7 @@ impl Gateway {
             },
             metrics: self.metrics.clone(),
             server_timing: self.config.telemetry.server_timing,
+            tracer: self.tracer.clone(),
         });
         let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             Router::new()

@@ -72,6 +72,8 @@ pub(crate) struct Completed<'a> {
     pub(crate) trace_id: &'a str,
     /// Whether to add `Server-Timing`.
     pub(crate) server_timing: bool,
+    /// The request's trace recording, when sampled: each part's span is recorded with its outcome.
+    pub(crate) spans: Option<&'a crate::otel::RequestSpans>,
 }
 
 /// Records the metrics of a finished request, writes its access line (inside `span`) and, when enabled,
@@ -115,6 +117,9 @@ pub(crate) fn completed(
                     outcome,
                 })
                 .inc();
+            if let (Some(spans), Some(span)) = (done.spans, part.span) {
+                spans.part_done(part.name, span, outcome.as_str());
+            }
             let ms = part.duration.as_secs_f64() * 1000.0;
             let sep = if parts_log.is_empty() { "" } else { "," };
             let _ = write!(

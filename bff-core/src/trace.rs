@@ -34,6 +34,8 @@ pub struct TraceContext {
     pub span_id: String,
     /// Trace flags (bit 0 = sampled).
     pub flags: u8,
+    /// The client's span (16 lower-case hex digits) when the trace was continued from its `traceparent`.
+    pub parent_id: Option<String>,
 }
 
 impl TraceContext {
@@ -46,26 +48,38 @@ impl TraceContext {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent)
         {
-            Some((trace_id, flags)) => Self {
+            Some((trace_id, parent, flags)) => Self {
                 trace_id,
                 span_id,
                 flags,
+                parent_id: Some(parent),
             },
             None => Self {
                 trace_id: hex(fastrand::u128(1..), 32),
                 span_id,
                 flags: 1,
+                parent_id: None,
             },
         }
     }
 
     /// The `traceparent` header value naming this hop as parent.
     pub fn header_value(&self) -> String {
+        self.header_naming(&self.span_id)
+    }
+
+    /// The `traceparent` header value naming the span `span_id` of this trace (a downstream attempt's) as
+    /// parent.
+    pub fn header_value_for(&self, span_id: u64) -> String {
+        self.header_naming(&hex(u128::from(span_id), 16))
+    }
+
+    fn header_naming(&self, span_id: &str) -> String {
         let mut v = String::with_capacity(55);
         v.push_str("00-");
         v.push_str(&self.trace_id);
         v.push('-');
-        v.push_str(&self.span_id);
+        v.push_str(span_id);
         v.push('-');
         push_hex(&mut v, u128::from(self.flags), 2);
         v
@@ -111,8 +125,8 @@ fn is_lower_hex(s: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; returns the trace id and flags.
-fn parse_traceparent(v: &str) -> Option<(String, u8)> {
+/// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; returns the trace id, parent id and flags.
+fn parse_traceparent(v: &str) -> Option<(String, String, u8)> {
     let mut parts = v.trim().split('-');
     let (version, trace_id, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -128,7 +142,11 @@ fn parse_traceparent(v: &str) -> Option<(String, u8)> {
     if !valid {
         return None;
     }
-    Some((trace_id.to_owned(), u8::from_str_radix(flags, 16).ok()?))
+    Some((
+        trace_id.to_owned(),
+        parent.to_owned(),
+        u8::from_str_radix(flags, 16).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -147,7 +165,12 @@ mod tests {
         let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let t = TraceContext::from_headers(&headers(TRACEPARENT, incoming));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_id.as_deref(), Some("00f067aa0ba902b7"));
         assert_ne!(t.span_id, "00f067aa0ba902b7");
+        assert_eq!(
+            t.header_value_for(0xab),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00000000000000ab-01"
+        );
         assert!(
             t.header_value()
                 .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
@@ -185,6 +208,7 @@ mod tests {
             trace_id: "a".repeat(32),
             span_id: "b".repeat(16),
             flags: 1,
+            parent_id: None,
         };
         assert_eq!(
             t.header_value(),

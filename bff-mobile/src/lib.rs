@@ -46,6 +46,7 @@ pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
     c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
+    c.telemetry.otlp.service_name = "bff-mobile".into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),

@@ -91,6 +91,7 @@ pub fn defaults() -> BffConfig {
     let mut c = BffConfig::default();
     c.server.listen = ([127, 0, 0, 1], 8083).into();
     c.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
+    c.telemetry.otlp.service_name = "bff-partner".into();
     c.downstreams.extend(
         shared_schemas::services::default_urls()
             .filter(|(name, _)| DOWNSTREAMS.contains(name))

@@ -47,6 +47,7 @@ pub fn defaults() -> BffConfig {
     let mut config = BffConfig::default();
     config.server.listen = ([127, 0, 0, 1], DEFAULT_PORT).into();
     config.admin.listen = ([127, 0, 0, 1], ADMIN_PORT).into();
+    config.telemetry.otlp.service_name = "bff-web".into();
     config.downstreams.extend(
         shared_schemas::services::default_urls()
             .map(|(name, url)| (name.into(), DownstreamConfig::at(url))),

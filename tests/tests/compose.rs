@@ -5,7 +5,8 @@
 //! the redis service. Also: the image is built once (one `build:`, the other users never pull it), every
 //! service has a healthcheck and waits for its dependencies to be healthy, dev-only services (mocks with
 //! the token-minting IdP and fault injection, Redis, admin listeners, Prometheus) are published on
-//! 127.0.0.1 only, and Prometheus scrapes every gateway's admin listener.
+//! 127.0.0.1 only, Prometheus scrapes every gateway's admin listener, and every gateway exports its traces
+//! over OTLP/HTTP to the trace backend service (Jaeger with its OTLP receiver on, UI on loopback).
 
 use std::collections::BTreeMap;
 
@@ -161,6 +162,29 @@ fn compose_file_matches_binaries_and_config() {
                 "{service_name}: {downstream} port is published by mocks"
             );
         }
+        // Traces go to the trace backend's OTLP/HTTP receiver, which that service enables and exposes.
+        let endpoint = config
+            .telemetry
+            .otlp
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| panic!("{service_name} exports traces"));
+        let (otlp_host, otlp_port) = url_host_port(&endpoint);
+        assert_eq!(otlp_port, 4318, "{service_name}: the OTLP/HTTP port");
+        let backend = &doc["services"][otlp_host.as_str()];
+        assert!(
+            backend["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("jaegertracing/all-in-one:")),
+            "{service_name}: traces go to the Jaeger service, not to {otlp_host}"
+        );
+        assert_eq!(
+            backend["environment"]["COLLECTOR_OTLP_ENABLED"].as_str(),
+            Some("true"),
+            "the trace backend receives OTLP"
+        );
+        assert!(config.telemetry.otlp.sample_ratio > 0.0);
+        assert_eq!(config.telemetry.otlp.service_name, *name);
         let depends = depends_on(service_name, service);
         // The admin listener: published on loopback only, at the port the gateway listens on.
         let admin = config.admin.listen.port();
@@ -195,9 +219,11 @@ fn compose_file_matches_binaries_and_config() {
                 .push(service_name.to_owned());
         }
     }
-    for expected in ["redis", "bff-partner-2", "prometheus"] {
+    for expected in ["redis", "bff-partner-2", "prometheus", "jaeger"] {
         assert!(names.contains(&expected), "service {expected} missing");
     }
+    // The Jaeger UI is published, on loopback (checked with the other dev-only services below).
+    assert!(published(&doc["services"]["jaeger"]).contains(&16686));
     // Prometheus scrapes every gateway's admin listener.
     let prometheus: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(concat!(

@@ -77,6 +77,8 @@ struct WindowState {
     seen: HashSet<String>,
     /// The request that opened the window (identity and trace of the merged call).
     ctx: RequestContext,
+    /// The opener's trace recording, its part as the parent of the merged call's attempts.
+    spans: Option<crate::otel::RequestSpans>,
     /// The latest deadline of the requests in the window.
     deadline: Instant,
     /// Set when the flush took the ids: nobody may join any more.
@@ -246,6 +248,7 @@ impl Batcher {
                         ids: ids.to_vec(),
                         seen: ids.iter().cloned().collect(),
                         ctx: ctx.clone(),
+                        spans: ctx.spans().map(crate::otel::RequestSpans::for_current_part),
                         deadline: ctx.deadline(),
                         closed: false,
                     }));
@@ -290,7 +293,8 @@ impl Batcher {
                 s.ctx.trace().clone(),
                 s.ctx.identity().cloned(),
                 s.deadline,
-            );
+            )
+            .with_spans(s.spans.clone());
             (std::mem::take(&mut s.ids), ctx)
         };
         self.call(&ctx, &ids).await

@@ -33,6 +33,7 @@ use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
 use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
 use crate::metrics::{DownstreamOutcome, Metrics};
+use crate::otel::{Attempt, AttemptGuard};
 use crate::resilience::DEADLINE_HEADER;
 use crate::resilience::balance::{Instance, Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
@@ -339,10 +340,13 @@ impl Downstream {
                 if Instant::now() >= deadline {
                     return Err(self.err(DownstreamErrorKind::Deadline));
                 }
-                let attempt = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid);
+                let number = retries + 1;
+                let first = Attempt { number, hedge: false };
+                let attempt = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid, first);
                 let (result, instance) = match inner.retry.hedge_after {
                     Some(delay) if idempotent => {
-                        let hedge = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid);
+                        let second = Attempt { number, hedge: true };
+                        let hedge = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid, second);
                         self.hedged(attempt, hedge, delay, deadline).await
                     }
                     _ => attempt.await,
@@ -420,8 +424,10 @@ impl Downstream {
         }
     }
 
-    /// One attempt: through the breaker and the bulkhead to one instance, bounded by the per-call timeout and
-    /// the request deadline. Returns the instance tried, if any.
+    /// One attempt (recorded as a client span when the request is traced): through the breaker and the
+    /// bulkhead to one instance, bounded by the per-call timeout and the request deadline. Returns the
+    /// instance tried, if any.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         ctx: &RequestContext,
@@ -430,6 +436,50 @@ impl Downstream {
         body: Option<&Bytes>,
         extra: ExtraHeaders<'_>,
         avoid: Option<usize>,
+        which: Attempt,
+    ) -> (Result<Answer, DownstreamError>, Option<usize>) {
+        let span = ctx
+            .spans()
+            .map(|s| s.attempt(&self.inner.name, method.as_str(), which));
+        let (result, instance) = self
+            .attempt_untraced(
+                ctx,
+                method,
+                path_and_query,
+                body,
+                extra,
+                avoid,
+                span.as_ref(),
+            )
+            .await;
+        if let Some(span) = span {
+            let (status, error) = match &result {
+                Ok(answer) => (Some(answer.status.as_u16()), None),
+                Err(e) => match e.kind {
+                    DownstreamErrorKind::Status(s) => (Some(s), Some(s.to_string())),
+                    DownstreamErrorKind::NotFound => (Some(404), Some("404".to_owned())),
+                    kind => (
+                        None,
+                        Some(DownstreamOutcome::of(Err(kind)).as_str().to_owned()),
+                    ),
+                },
+            };
+            span.finish(status, error);
+        }
+        (result, instance)
+    }
+
+    /// [`Self::attempt`] without its span; `span` names the attempt in its `traceparent`.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt_untraced(
+        &self,
+        ctx: &RequestContext,
+        method: &Method,
+        path_and_query: &str,
+        body: Option<&Bytes>,
+        extra: ExtraHeaders<'_>,
+        avoid: Option<usize>,
+        span: Option<&AttemptGuard>,
     ) -> (Result<Answer, DownstreamError>, Option<usize>) {
         let inner = &*self.inner;
         let permit = match inner.breaker.as_ref().map(Breaker::try_acquire) {
@@ -470,6 +520,7 @@ impl Downstream {
             body,
             extra,
             call_deadline,
+            span.map(AttemptGuard::id),
         );
         let result = match tokio::time::timeout_at(call_deadline, fetch).await {
             Ok(r) => r,
@@ -498,6 +549,7 @@ impl Downstream {
         body: Option<&Bytes>,
         extra_headers: ExtraHeaders<'_>,
         call_deadline: Instant,
+        span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
         let base = &instance.base;
@@ -513,7 +565,13 @@ impl Downstream {
             .uri(url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(REQUEST_ID, ctx.request_id())
-            .header(TRACEPARENT, ctx.trace().header_value())
+            .header(
+                TRACEPARENT,
+                match span {
+                    Some(id) => ctx.trace().header_value_for(id),
+                    None => ctx.trace().header_value(),
+                },
+            )
             .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
         if let Some(host) = &instance.host {
             request = request.header(HOST, host.clone());

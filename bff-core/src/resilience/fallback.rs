@@ -203,9 +203,12 @@ impl RequestContext {
         fut: impl Future<Output = Result<T, DownstreamError>>,
     ) -> Result<T, PartError> {
         let started = tokio::time::Instant::now();
+        let span = self.part_span(part);
+        let span_id = span.as_ref().map(crate::otel::PartGuard::id);
         let result =
-            tokio::time::timeout_at(self.deadline(), crate::context::in_part(part, fut)).await;
-        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed());
+            tokio::time::timeout_at(self.deadline(), crate::context::in_part(part, span_id, fut))
+                .await;
+        self.record_part(part, matches!(result, Ok(Ok(_))), started.elapsed(), span);
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(PartError::Downstream(e)),
