@@ -217,6 +217,7 @@ impl Gateway {
             server_timing: self.config.telemetry.server_timing,
             tracer: self.tracer.clone(),
         });
+        let openapi = crate::openapi::complete(openapi, &self.config);
         let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             Router::new()
                 .route("/healthz", get(crate::health::healthz))

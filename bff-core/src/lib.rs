@@ -66,6 +66,7 @@ pub mod hygiene;
 pub mod idempotency;
 pub mod metrics;
 mod observe;
+mod openapi;
 pub mod otel;
 pub mod ratelimit;
 mod redis_conn;

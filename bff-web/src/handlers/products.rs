@@ -88,6 +88,7 @@ pub(crate) async fn product(
 
 /// Query of the product listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// Category slug, e.g. `kitchen`.

@@ -1,0 +1,354 @@
+//! Completes a gateway's OpenAPI document with what core owns: the security scheme of `auth.mode`, the error
+//! responses every operation can get from the edge, and the config's declarative routes and aggregations.
+//!
+//! A gateway's handlers describe their own success and domain errors; what the edge can answer on any route
+//! (401/403 for a bad credential or missing scope, 429 rate limit, 502/503/504 downstream trouble, load
+//! shedding or a spent deadline) is added here once, so no handler restates it and no document drifts from
+//! the configured authentication. The result is checked with a real OpenAPI 3.1 validator in
+//! `tests/tests/openapi.rs`.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{AuthMode, BffConfig};
+
+/// The name of the problem+json schema in `components.schemas`.
+const PROBLEM: &str = "Problem";
+
+/// The responses core adds to an operation that does not describe them itself: (status, description,
+/// only on operations that need a credential).
+const EDGE_RESPONSES: &[(&str, &str, bool)] = &[
+    (
+        "400",
+        "Malformed request: a path not in canonical form, bad percent-encoding, an invalid parameter (`bad_request`)",
+        false,
+    ),
+    (
+        "401",
+        "Missing, invalid or expired credential (`unauthorized`)",
+        true,
+    ),
+    (
+        "403",
+        "The credential lacks a scope this operation requires (`forbidden`)",
+        true,
+    ),
+    (
+        "429",
+        "Rate limit reached (`rate_limited`); `Retry-After` says when to retry",
+        false,
+    ),
+    (
+        "502",
+        "A downstream service answered with an error (`bad_gateway`)",
+        false,
+    ),
+    (
+        "503",
+        "A downstream service is unavailable or the gateway sheds load (`service_unavailable`)",
+        false,
+    ),
+    (
+        "504",
+        "The request's deadline was spent (`deadline_exceeded`)",
+        false,
+    ),
+];
+
+/// The responses of [`crate::idempotency`], added to operations that take an `Idempotency-Key` header.
+const IDEMPOTENCY_RESPONSES: &[(&str, &str)] = &[
+    (
+        "409",
+        "A request with this `Idempotency-Key` is still in flight (`idempotency_key_in_flight`)",
+    ),
+    (
+        "422",
+        "This `Idempotency-Key` was used for a different request (`idempotency_key_reused`)",
+    ),
+];
+
+/// The security schemes `auth.mode` accepts: (name in `components.securitySchemes`, scheme).
+fn security_schemes(config: &BffConfig) -> Vec<(&'static str, Value)> {
+    let mtls = (
+        "mutual_tls",
+        json!({"type": "mutualTLS", "description": "A client certificate listed in `[[auth.client_certs]]`"}),
+    );
+    match config.auth.mode {
+        AuthMode::None => Vec::new(),
+        AuthMode::Jwt => vec![(
+            "bearer",
+            json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+        )],
+        AuthMode::ApiKey => {
+            let key = (
+                "api_key",
+                json!({"type": "apiKey", "in": "header", "name": crate::auth::API_KEY_HEADER}),
+            );
+            if config.auth.client_certs.is_empty() {
+                vec![key]
+            } else {
+                vec![key, mtls]
+            }
+        }
+        AuthMode::ClientCert => vec![mtls],
+    }
+}
+
+/// `doc` completed for `config` (see the module documentation), as the JSON served at `/openapi.json`.
+pub(crate) fn complete(doc: utoipa::openapi::OpenApi, config: &BffConfig) -> Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
+    let Some(root) = doc.as_object_mut() else {
+        return doc;
+    };
+    let schemes = security_schemes(config);
+    add_config_operations(root, config);
+    let components = object(root, "components");
+    add_problem_schemas(object(components, "schemas"));
+    components.remove("securitySchemes");
+    if !schemes.is_empty() {
+        let declared = object(components, "securitySchemes");
+        for (name, scheme) in &schemes {
+            declared.insert((*name).to_owned(), scheme.clone());
+        }
+    }
+    for item in object(root, "paths").values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if let (true, Some(operation)) = (is_method(method), operation.as_object_mut()) {
+                complete_operation(operation, &schemes);
+            }
+        }
+    }
+    doc
+}
+
+/// Whether a path item key names an operation (rather than `parameters`, `summary`, ...).
+fn is_method(key: &str) -> bool {
+    matches!(
+        key,
+        "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
+    )
+}
+
+/// One operation: its security requirement rewritten to the configured schemes (keeping its scopes), and
+/// the edge's responses added where the operation does not describe them.
+fn complete_operation(operation: &mut Map<String, Value>, schemes: &[(&'static str, Value)]) {
+    let scopes: Vec<Value> = operation
+        .get("security")
+        .and_then(Value::as_array)
+        .map(|reqs| {
+            let mut all: Vec<Value> = reqs
+                .iter()
+                .filter_map(Value::as_object)
+                .flat_map(|req| req.values())
+                .filter_map(Value::as_array)
+                .flatten()
+                .cloned()
+                .collect();
+            all.dedup();
+            all
+        })
+        .unwrap_or_default();
+    let secured = operation.contains_key("security") && !schemes.is_empty();
+    if secured {
+        let requirements = schemes
+            .iter()
+            .map(|(name, _)| json!({ *name: scopes }))
+            .collect();
+        operation.insert("security".into(), Value::Array(requirements));
+    } else {
+        operation.remove("security");
+    }
+    let idempotent = operation
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|params| {
+            params.iter().any(|p| {
+                p["in"] == "header"
+                    && p["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+            })
+        });
+    let responses = object(operation, "responses");
+    for response in responses.values_mut() {
+        problem_media_type(response);
+    }
+    let edge = EDGE_RESPONSES
+        .iter()
+        .filter(|(_, _, needs_credential)| secured || !needs_credential)
+        .map(|(status, description, _)| (status, description));
+    let idempotency = IDEMPOTENCY_RESPONSES
+        .iter()
+        .filter(|_| idempotent)
+        .map(|(status, description)| (status, description));
+    for (status, description) in edge.chain(idempotency) {
+        responses
+            .entry((*status).to_owned())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+/// A response with a problem+json body.
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": format!("#/components/schemas/{PROBLEM}")}}},
+    })
+}
+
+/// A response whose body is a `Problem` is sent as `application/problem+json` (utoipa writes
+/// `application/json` for any `body =`).
+fn problem_media_type(response: &mut Value) {
+    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let problem_ref = format!("#/components/schemas/{PROBLEM}");
+    let is_problem =
+        |media: &Value| media.pointer("/schema/$ref").and_then(Value::as_str) == Some(&problem_ref);
+    if content.get("application/json").is_some_and(is_problem)
+        && let Some(media) = content.remove("application/json")
+    {
+        content.insert("application/problem+json".into(), media);
+    }
+}
+
+/// The problem+json schemas (`Problem` and what it refers to), unless the gateway registered them already.
+fn add_problem_schemas(schemas: &mut Map<String, Value>) {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(components(schemas(crate::error::Problem, crate::error::FieldError)))]
+    struct CoreSchemas;
+    let core =
+        serde_json::to_value(<CoreSchemas as utoipa::OpenApi>::openapi()).unwrap_or_default();
+    if let Some(core) = core
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
+        for (name, schema) in core {
+            schemas
+                .entry(name.clone())
+                .or_insert_with(|| schema.clone());
+        }
+    }
+}
+
+/// The `[[routes]]` and `[[aggregates]]` of the config as `GET` operations (a gateway's own description of
+/// the same path wins).
+fn add_config_operations(root: &mut Map<String, Value>, config: &BffConfig) {
+    let routes = config.routes.iter().map(|r| {
+        let query = r.query_allow.iter().map(|name| {
+            json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"},
+                   "description": "Passed through to the downstream service"})
+        });
+        let summary = "Declarative route (`[[routes]]`)".to_owned();
+        (&r.path, summary, query.collect::<Vec<_>>(), &r.scopes)
+    });
+    let aggregates = config.aggregates.iter().map(|a| {
+        let summary = format!(
+            "Declarative aggregation (`[[aggregates]]`) of {} parts",
+            a.parts.len()
+        );
+        (&a.path, summary, Vec::new(), &a.scopes)
+    });
+    let paths = object(root, "paths");
+    for (index, (path, summary, query, scopes)) in routes.chain(aggregates).enumerate() {
+        let item = object(paths, path);
+        if item.contains_key("get") {
+            continue;
+        }
+        let mut parameters: Vec<Value> = path_parameters(path)
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        parameters.extend(query);
+        item.insert(
+            "get".into(),
+            json!({
+                "tags": ["config"],
+                "summary": summary,
+                "operationId": format!("config_{index}"),
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "The shaped JSON body",
+                            "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "404": problem_response("Not found (`not_found`)"),
+                },
+                "security": [{"config": scopes}],
+            }),
+        );
+    }
+}
+
+/// The `{name}` parameters of a path template, in order.
+fn path_parameters(template: &str) -> impl Iterator<Item = &str> {
+    template.split('/').filter_map(|segment| {
+        segment
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .map(|s| s.trim_start_matches('*'))
+    })
+}
+
+/// The object under `key` in `map`, created (or replacing a non-object) when missing.
+fn object<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(map) => map,
+        _ => unreachable!("replaced by an object above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parameters_are_read_in_order() {
+        let names: Vec<_> = path_parameters("/api/users/{id}/orders/{order}").collect();
+        assert_eq!(names, ["id", "order"]);
+        assert_eq!(path_parameters("/api/home").count(), 0);
+    }
+
+    #[test]
+    fn secured_operations_get_the_configured_scheme_and_edge_responses() {
+        let mut config = BffConfig::default();
+        config.auth.mode = AuthMode::ApiKey;
+        let mut doc = utoipa::openapi::OpenApi::default();
+        doc.paths.paths.insert("/v1/x".into(), Default::default());
+        let mut value = serde_json::to_value(&doc).unwrap();
+        let problem =
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+        value["paths"]["/v1/x"] = json!({"get": {"responses": {"200": {"description": "ok"},
+                                                                 "404": {"description": "no", "content": problem}},
+                                                   "security": [{"bearer": ["catalog:read"]}]}});
+        let doc: utoipa::openapi::OpenApi = serde_json::from_value(value).unwrap();
+        let out = complete(doc, &config);
+        let op = &out["paths"]["/v1/x"]["get"];
+        assert_eq!(op["security"], json!([{"api_key": ["catalog:read"]}]));
+        let not_found = op["responses"]["404"]["content"].as_object().unwrap();
+        assert_eq!(
+            not_found.keys().collect::<Vec<_>>(),
+            ["application/problem+json"]
+        );
+        for status in ["200", "400", "401", "403", "429", "502", "503", "504"] {
+            assert!(op["responses"].get(status).is_some(), "{status}");
+        }
+        assert_eq!(
+            out["components"]["securitySchemes"],
+            json!({"api_key": {"type": "apiKey", "in": "header", "name": "x-api-key"}})
+        );
+        assert!(out["components"]["schemas"].get(PROBLEM).is_some());
+
+        config.auth.mode = AuthMode::None;
+        let out = complete(serde_json::from_value(out).unwrap(), &config);
+        let op = &out["paths"]["/v1/x"]["get"];
+        assert!(op.get("security").is_none());
+        assert!(op["responses"].get("429").is_some());
+        assert!(out["components"].get("securitySchemes").is_none());
+    }
+}
