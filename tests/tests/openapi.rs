@@ -248,13 +248,18 @@ async fn config_routes_and_aggregates_are_documented() {
 /// fuzzed parameters and bodies) must get documented statuses, documented media types, bodies that match
 /// their schemas, and no 500. Outside CI a missing `schemathesis` skips with a notice.
 fn schemathesis_accepts(name: &str, gw: &RunningGateway, credential: &str) {
+    // Schemathesis keeps a cache in its working directory: a fresh one per run, removed afterwards.
+    let work = std::env::temp_dir().join(format!("bff-schemathesis-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
     let out = Command::new("schemathesis")
+        .current_dir(&work)
         .args(["run", &format!("{}/openapi.json", gw.url), "-H", credential])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--phases", "coverage,fuzzing", "--max-examples", "25", "--workers", "1"])
         .args(["--seed", "20261201", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output();
+    let _ = std::fs::remove_dir_all(&work);
     let out = match out {
         Ok(out) => out,
         Err(e) if std::env::var_os("CI").is_none() => {
