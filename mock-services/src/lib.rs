@@ -110,6 +110,7 @@ pub mod certs;
 pub mod data;
 pub mod faults;
 pub mod idp;
+pub mod oidc;
 pub mod recorder;
 pub mod server;
 pub mod service;
