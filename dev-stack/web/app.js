@@ -52,11 +52,11 @@ async function loadHome() {
   const recommendations = $("recommendations");
   recommendations.replaceChildren(
     ...(home.recommendations || []).map((r) => {
-      const li = item(`${r.product.name} (${money(r.product.price)}) `);
+      const li = item(`${r.name} (${money(r.price)}) `);
       const button = document.createElement("button");
       button.textContent = "Add to cart";
       button.className = "add-to-cart";
-      button.addEventListener("click", () => addToCart(r.product.id));
+      button.addEventListener("click", () => addToCart(r.id));
       li.append(button);
       return li;
     }),

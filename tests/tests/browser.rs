@@ -23,7 +23,7 @@ use sessions::{register, start_web};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C WebDriver element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f23d2f8dbd4";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process (killed by PID on drop) and one browser session.
 struct Driver {
@@ -182,7 +182,10 @@ impl Driver {
                 json!({"using": "css selector", "value": css}),
             )
             .await;
-        let id = found[ELEMENT].as_str().expect("element").to_owned();
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("element {css}: {found}"))
+            .to_owned();
         self.call("POST", &format!("/element/{id}/click"), json!({}))
             .await;
     }

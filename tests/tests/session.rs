@@ -163,6 +163,24 @@ async fn anti_forgery_header_and_origin_are_required() {
             .await;
         logout.assert_problem(403, "origin_not_allowed", &mocks);
     }
+    // `Origin: null` counts only with the browser's own `Sec-Fetch-Site: same-origin`.
+    for (site, status) in [
+        ("cross-site", 403),
+        ("same-site", 403),
+        ("same-origin", 303),
+    ] {
+        let logout = Browser::new();
+        logout.set("bff_session", "x");
+        let r = logout
+            .send(
+                Method::POST,
+                &format!("{}/bff/logout", gw.url),
+                &[("origin", "null"), ("sec-fetch-site", site)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, status, "{site}: {}", r.body);
+    }
     assert_eq!(mocks.handle(Service::Orders).received().total, 0);
     // The session survived all of it.
     assert_eq!(

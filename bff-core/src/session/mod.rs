@@ -197,10 +197,20 @@ impl Sessions {
         Ok(())
     }
 
-    /// An unsafe request's `Origin` must be one of the allowed origins.
+    /// An unsafe request's `Origin` must be one of the allowed origins. A browser sends `Origin: null` for
+    /// its own form posts under `Referrer-Policy: no-referrer`; such a request is accepted when the browser
+    /// also says `Sec-Fetch-Site: same-origin` (a header no page can set).
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), BffError> {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        if origin.is_some_and(|o| self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))) {
+        let same_origin_fetch = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+        let allowed = match origin {
+            Some("null") => same_origin_fetch,
+            Some(o) => self.origins.iter().any(|a| a.eq_ignore_ascii_case(o)),
+            None => false,
+        };
+        if allowed {
             Ok(())
         } else {
             Err(BffError::Refused {
