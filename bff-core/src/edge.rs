@@ -279,6 +279,13 @@ pub(crate) async fn edge(
         };
         response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
+        // A 401 names the credential this gateway takes (whoever produced it: the authenticator or a handler).
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let challenge = state.auth.challenge();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
         if close && framing.version <= axum::http::Version::HTTP_11 {
             response
                 .headers_mut()
