@@ -231,3 +231,64 @@ impl SessionConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> SessionConfig {
+        SessionConfig {
+            enabled: true,
+            redirect_uri: "https://shop.example/bff/callback".into(),
+            ..SessionConfig::default()
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(
+            SessionConfig::default().validate(false).is_ok(),
+            "off: nothing checked"
+        );
+        assert!(enabled().validate(true).is_ok());
+        let key = |c: SessionConfig, discovery: bool| match c.validate(discovery) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(enabled(), false), "auth.session.enabled");
+        for bad in [
+            "",
+            "/bff/callback",
+            "https://shop.example/callback",
+            "ftp://x/bff/callback",
+        ] {
+            let c = SessionConfig {
+                redirect_uri: bad.into(),
+                ..enabled()
+            };
+            assert_eq!(key(c, true), "auth.session.redirect_uri", "{bad}");
+        }
+        let c = SessionConfig {
+            allowed_origins: vec!["https://shop.example/app".into()],
+            ..enabled()
+        };
+        assert_eq!(key(c, true), "auth.session.allowed_origins");
+        let c = SessionConfig {
+            cookie_name: "__Host-x".into(),
+            ..enabled()
+        };
+        assert_eq!(key(c, true), "auth.session.cookie_name");
+        let c = SessionConfig {
+            scopes: vec!["profile".into()],
+            ..enabled()
+        };
+        assert_eq!(key(c, true), "auth.session.scopes");
+        let c = SessionConfig {
+            idle_timeout_s: 0,
+            ..enabled()
+        };
+        assert_eq!(key(c, true), "auth.session.idle_timeout_s");
+        assert_eq!(enabled().origins(), ["https://shop.example"]);
+        assert_eq!(enabled().post_logout_uri(), "https://shop.example/");
+    }
+}
