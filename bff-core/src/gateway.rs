@@ -181,7 +181,8 @@ impl Gateway {
         ));
         crate::admin::offer(
             crate::admin::Admin::new(self.metrics.clone(), readiness.clone(), &self.config)
-                .with_tracer(self.tracer.clone()),
+                .with_tracer(self.tracer.clone())
+                .with_session_store(self.sessions.as_ref().and_then(|s| s.memory_store())),
         );
         // A configured path that is one of the gateway's own routes would make the router panic: name it.
         let configured = (self.config.routes.iter().map(|r| &r.path))

@@ -559,3 +559,56 @@ async fn session_endpoints_are_documented() {
         Err(e) => panic!("openapi-spec-validator is required in CI: {e}"),
     }
 }
+
+/// A hot reload (SIGHUP / file change) keeps the in-memory sessions: users stay logged in.
+#[tokio::test]
+async fn sessions_survive_a_hot_reload() {
+    use bff_core::reload::{Build, Reloader};
+    let mocks = mocks().await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [auth.jwt]\ndiscovery = true\n[auth.session]\nenabled = true\nredirect_uri = \"{url}/bff/callback\"\n"
+    );
+    for service in Service::ALL {
+        text.push_str(&format!(
+            "[downstreams.{}]\nurl = \"{}\"\n",
+            service.name(),
+            mocks.url(service)
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("bff-session-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("web.toml");
+    std::fs::write(&path, &text).unwrap();
+    let build = Build {
+        defaults: bff_web::defaults,
+        app: bff_web::app,
+    };
+    let config = bff_core::BffConfig::load(&bff_web::defaults(), Some(&path)).expect("valid file");
+    let reloader =
+        std::sync::Arc::new(Reloader::start(build, Some(&path), config).expect("builds"));
+    tokio::spawn(bff_core::server::serve(
+        listener,
+        reloader.public_router(),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    register(&mocks, &[&url], &url);
+    let browser = Browser::new();
+    browser.login(&url, "7").await;
+    assert_eq!(browser.api(&format!("{url}/api/home")).await.status, 200);
+    // A changed file (a new idle timeout), reloaded: the session is still there.
+    std::fs::write(
+        &path,
+        text.replace("enabled = true\n", "enabled = true\nidle_timeout_s = 900\n"),
+    )
+    .unwrap();
+    reloader.reload().expect("valid reload");
+    let after = browser.api(&format!("{url}/api/home")).await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    let _ = std::fs::remove_dir_all(&dir);
+}
