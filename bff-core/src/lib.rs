@@ -83,6 +83,7 @@ pub mod reload;
 pub mod resilience;
 pub mod routes;
 pub mod server;
+pub mod session;
 pub mod shape;
 pub mod telemetry;
 pub mod tls;
