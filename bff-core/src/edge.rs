@@ -210,13 +210,16 @@ pub(crate) async fn edge(
         // A credential that could not be checked in time is not a failed authentication: it is not
         // charged to the client's failed-attempt budget.
         let auth_timed_out = matches!(identity, Err(BffError::DeadlineExceeded { .. }));
-        // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
+        // Rate limiting (step 4b): one store decision per non-public request (the session endpoints count as
+        // non-public here: a login flood is limited per client address); public paths are never limited.
         let Verdict {
             denied,
             headers: limit_headers,
             refused_by,
         } = match &state.limiter {
-            Some(limiter) if !public && !refused_by_hygiene && !auth_timed_out => {
+            Some(limiter)
+                if (!public || session_path) && !refused_by_hygiene && !auth_timed_out =>
+            {
                 limiter
                     .admit(&RequestFacts::of(&request), identity.as_ref())
                     .await

@@ -662,3 +662,31 @@ async fn generated_requests_keep_the_session_contract() {
     // Every session operation (and only those) was exercised.
     assert!(report.contains("Tested: 5"), "{report}");
 }
+
+/// The session endpoints are rate limited per client address (a login flood cannot fill the store).
+#[tokio::test]
+async fn session_endpoints_are_rate_limited_per_address() {
+    use bff_core::ratelimit::{KeyPart, PolicyConfig};
+    let mocks = mocks().await;
+    let gw = start_web(&mocks, |c| {
+        c.rate_limit.policies = vec![PolicyConfig::new("ip", &[KeyPart::Ip], 1, 60, 3)];
+    })
+    .await;
+    let browser = Browser::new();
+    let login = format!("{}/bff/login?returnUrl=%2F", gw.url);
+    for _ in 0..3 {
+        assert_eq!(browser.get(&login, &[]).await.status, 302);
+    }
+    browser
+        .get(&login, &[])
+        .await
+        .assert_problem(429, "rate_limited", &mocks);
+    // Health stays unlimited.
+    assert_eq!(
+        browser
+            .get(&format!("{}/healthz", gw.url), &[])
+            .await
+            .status,
+        200
+    );
+}
