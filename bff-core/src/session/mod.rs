@@ -3,7 +3,8 @@
 //! in the session store. A cookie-authenticated request must carry `X-CSRF: 1` (and, when unsafe, an allowed
 //! `Origin`); its session's access token — refreshed shortly before expiry, once per session at a time
 //! across instances — is then verified exactly like a bearer token. The browser's `Cookie` header is never
-//! forwarded downstream. Endpoints: see [`endpoints`].
+//! forwarded downstream. Endpoints: `/bff/login`, `/bff/callback`, `/bff/user`, `/bff/logout`,
+//! `/bff/backchannel-logout` (see `endpoints.rs` and `docs/sessions.md`).
 
 pub mod config;
 mod endpoints;
