@@ -690,3 +690,40 @@ async fn session_endpoints_are_rate_limited_per_address() {
         200
     );
 }
+
+/// A confidential client: the gateway authenticates at the token endpoint with its secret (HTTP Basic); a
+/// wrong secret is a failed login, not a session. The secret never appears in `/config`.
+#[tokio::test]
+async fn confidential_clients_authenticate_with_their_secret() {
+    let mocks = mocks().await;
+    let gw = start_web(&mocks, |c| {
+        c.auth.session.client_secret = "s3cr3t:+/=".into()
+    })
+    .await;
+    sessions::register_client(&mocks, &[&gw.url], &gw.url, Some("s3cr3t:+/="));
+    let browser = Browser::new();
+    browser.login(&gw.url, "7").await;
+    assert_eq!(
+        browser.api(&format!("{}/api/home", gw.url)).await.status,
+        200
+    );
+
+    sessions::register_client(&mocks, &[&gw.url], &gw.url, Some("another"));
+    let refused = Browser::new();
+    let start = refused
+        .get(&format!("{}/bff/login?login_hint=7", gw.url), &[])
+        .await;
+    let authorized = refused.follow(&start).await;
+    refused
+        .follow(&authorized)
+        .await
+        .assert_problem(400, "login_failed", &mocks);
+    assert!(refused.cookie("bff_session").is_none());
+    let mut redacted = serde_json::to_value(bff_core::session::SessionConfig {
+        client_secret: "s3cr3t".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    bff_core::admin::redact(&mut redacted);
+    assert_eq!(redacted["client_secret"], "<redacted>");
+}

@@ -134,7 +134,12 @@ impl Sessions {
         let secure = config.secure_cookie.unwrap_or(tls);
         let prefix = if secure { "__Host-" } else { "" };
         Ok(Self {
-            provider: oidc::Provider::new(identity, issuer.to_owned(), client_id.clone()),
+            provider: oidc::Provider::new(
+                identity,
+                issuer.to_owned(),
+                client_id.clone(),
+                &config.client_secret,
+            ),
             client_id,
             store,
             auth: Authenticator::Jwt(verifier.clone()),
