@@ -304,8 +304,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    /// A configuration using every section: two downstreams, JWT, a route, an aggregation, a rate-limit
-    /// policy, CORS.
+    /// A configuration using every section: two downstreams, JWT with browser sessions, a route, an
+    /// aggregation, a rate-limit policy, CORS.
     fn base() -> Value {
         let mut config = BffConfig::default();
         for (name, port) in [("users", 1), ("identity", 2)] {
@@ -317,6 +317,9 @@ mod tests {
         let mut value = serde_json::to_value(config).unwrap();
         value["auth"]["mode"] = json!("jwt");
         value["auth"]["jwt"]["audience"] = json!("bff-web");
+        value["auth"]["jwt"]["discovery"] = json!(true);
+        value["auth"]["session"]["enabled"] = json!(true);
+        value["auth"]["session"]["redirect_uri"] = json!("https://app.example.com/bff/callback");
         value["routes"] = json!([{"path": "/api/u/{id}", "downstream": "users",
             "downstream_path": "/users/{id}", "header_allow": ["accept-language"]}]);
         value["aggregates"] = json!([{"path": "/api/agg/{id}", "parts": [
