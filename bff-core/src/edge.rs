@@ -51,7 +51,7 @@ use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+pub use crate::routes::config::PUBLIC_PATHS;
 
 /// What the edge needs, shared by all requests.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ const NEVER_SHED: &[&str] = &["/healthz"];
 /// answer first, since every part is bounded by the same deadline).
 const DEADLINE_GRACE: Duration = Duration::from_millis(20);
 
-/// The edge middleware (steps 1–6 of the module docs).
+/// The edge middleware: the steps of the module docs, each phase a named function below.
 pub(crate) async fn edge(
     State(state): State<Arc<EdgeState>>,
     mut request: Request,
@@ -122,39 +122,11 @@ pub(crate) async fn edge(
         let route = route_in;
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
-        let framing = crate::hygiene::Framing {
-            version: request.version(),
-            has_body: !hyper::body::Body::is_end_stream(request.body()),
-        };
-        let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
-        let hygiene = crate::hygiene::check_request(
-            request.method(),
-            request.uri(),
-            request.headers(),
-            framing,
-            state.max_uri_bytes,
-            state.max_body_bytes,
-        );
-        // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
-        close |= hygiene.is_err() && framing.has_body;
+        let (hygiene, framing, close) = check_hygiene(&state, &request);
         let public = PUBLIC_PATHS.contains(&request.uri().path());
-        // Load shedding: admitted requests hold their slot until the response is built; the others are
-        // refused at once (no queue, so memory stays bounded), before authentication.
-        let admitted = if NEVER_SHED.contains(&request.uri().path()) {
-            None
-        } else {
-            let matched = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str);
-            match state.shed.admit(matched) {
-                Ok(admitted) => Some(admitted),
-                Err(e) => {
-                    tracing::info!(status = 503, "request shed: overloaded");
-                    crate::observe::shed(&state.metrics, &route);
-                    return (e.into_response(), None);
-                }
-            }
+        let admitted = match shed(&state, &request, &route) {
+            Ok(admitted) => admitted,
+            Err(refused) => return (refused.into_response(), None),
         };
         let refused_by_hygiene = hygiene.is_err();
         let identity = match hygiene {
@@ -164,34 +136,18 @@ pub(crate) async fn edge(
                 let cert = request
                     .extensions()
                     .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
-                let verify = state
-                    .auth
-                    .authenticate(request.headers(), cert.map(|c| &**c));
-                match tokio::time::timeout_at(deadline, verify).await {
-                    Ok(verified) => verified,
-                    Err(_) => {
-                        tracing::warn!("authentication did not finish within the request's budget");
-                        Err(BffError::DeadlineExceeded { part: None })
-                    }
-                }
+                authenticate(&state, request.headers(), cert.map(|c| &**c), deadline).await
             }
         };
         // A credential that could not be checked in time is not a failed authentication: it is not
         // charged to the client's failed-attempt budget.
         let auth_timed_out = matches!(identity, Err(BffError::DeadlineExceeded { .. }));
-        // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
+        let limited = !public && !refused_by_hygiene && !auth_timed_out;
         let Verdict {
             denied,
             headers: limit_headers,
             refused_by,
-        } = match &state.limiter {
-            Some(limiter) if !public && !refused_by_hygiene && !auth_timed_out => {
-                limiter
-                    .admit(&RequestFacts::of(&request), identity.as_ref())
-                    .await
-            }
-            _ => Verdict::default(),
-        };
+        } = rate_limit(&state, RequestFacts::of(&request), &identity, limited).await;
         crate::observe::refusals(
             &state.metrics,
             identity.as_ref().err(),
@@ -205,38 +161,10 @@ pub(crate) async fn edge(
                 e.into_response()
             }
             (Ok(identity), None) => {
-                let method = request.method().clone();
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
                     .for_route(&route)
                     .with_spans(spans_in);
-                request.extensions_mut().insert(ctx.clone());
-                let mut response =
-                    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
-                        .await
-                    {
-                        Ok(response) => response,
-                        Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
-                    };
-                let partial = ctx.partial_parts();
-                if !partial.is_empty()
-                    && response.status().is_success()
-                    && let Ok(v) = HeaderValue::from_str(&partial.join(","))
-                {
-                    response.headers_mut().insert(PARTIAL_HEADER, v);
-                }
-                let degraded = ctx.degraded_parts();
-                if !degraded.is_empty() && response.status().is_success() {
-                    let list: Vec<String> = degraded
-                        .iter()
-                        .map(|(p, source)| format!("{p}={source}"))
-                        .collect();
-                    if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
-                        response.headers_mut().insert(DEGRADED_HEADER, v);
-                    }
-                }
-                // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
-                // credential.
-                crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
+                let response = route_request(&state, request, next, &ctx, deadline).await;
                 ctx_out = Some(ctx);
                 response
             }
@@ -284,6 +212,124 @@ pub(crate) async fn edge(
     if let Ok(v) = HeaderValue::from_str(&traceparent) {
         headers.insert(trace::TRACEPARENT, v);
     }
+    response
+}
+
+/// Phase 4, hygiene: the request line, path and framing checks of [`crate::hygiene`]; also whether the
+/// connection must close after the answer (a chunked body, or a refused request that may still carry one).
+fn check_hygiene(
+    state: &EdgeState,
+    request: &Request,
+) -> (Result<(), BffError>, crate::hygiene::Framing, bool) {
+    let framing = crate::hygiene::Framing {
+        version: request.version(),
+        has_body: !hyper::body::Body::is_end_stream(request.body()),
+    };
+    let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
+    let hygiene = crate::hygiene::check_request(
+        request.method(),
+        request.uri(),
+        request.headers(),
+        framing,
+        state.max_uri_bytes,
+        state.max_body_bytes,
+    );
+    // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
+    close |= hygiene.is_err() && framing.has_body;
+    (hygiene, framing, close)
+}
+
+/// Phase 5, load shedding: admitted requests hold their slot until the response is built; the others are
+/// refused at once (no queue, so memory stays bounded), before authentication. Liveness is never shed.
+fn shed(
+    state: &EdgeState,
+    request: &Request,
+    route: &str,
+) -> Result<Option<crate::resilience::shed::Admitted>, BffError> {
+    if NEVER_SHED.contains(&request.uri().path()) {
+        return Ok(None);
+    }
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    match state.shed.admit(matched) {
+        Ok(admitted) => Ok(Some(admitted)),
+        Err(e) => {
+            tracing::info!(status = 503, "request shed: overloaded");
+            crate::observe::shed(&state.metrics, route);
+            Err(e)
+        }
+    }
+}
+
+/// Phase 6, authentication of a non-public path, within the request's budget (504 when it is spent first).
+async fn authenticate(
+    state: &EdgeState,
+    headers: &axum::http::HeaderMap,
+    cert: Option<&crate::tls::ClientCertificate>,
+    deadline: Instant,
+) -> Result<Option<crate::auth::Identity>, BffError> {
+    let verify = state.auth.authenticate(headers, cert);
+    match tokio::time::timeout_at(deadline, verify).await {
+        Ok(verified) => verified,
+        Err(_) => {
+            tracing::warn!("authentication did not finish within the request's budget");
+            Err(BffError::DeadlineExceeded { part: None })
+        }
+    }
+}
+
+/// Phase 6b, rate limiting: one store decision for a `limited` request (not public, not refused by hygiene,
+/// not timed out in authentication); public paths are never limited.
+async fn rate_limit(
+    state: &EdgeState,
+    facts: RequestFacts<'_>,
+    identity: &Result<Option<crate::auth::Identity>, BffError>,
+    limited: bool,
+) -> Verdict {
+    match &state.limiter {
+        Some(limiter) if limited => limiter.admit(&facts, identity.as_ref()).await,
+        _ => Verdict::default(),
+    }
+}
+
+/// Phase 7, the routed request: the context in the request's extensions, the router (panic catcher, body
+/// limit, handler) bounded by the deadline, then `bff-partial` / `bff-degraded` and the client-facing
+/// caching headers from what the parts recorded.
+async fn route_request(
+    state: &EdgeState,
+    mut request: Request,
+    next: Next,
+    ctx: &RequestContext,
+    deadline: Instant,
+) -> Response {
+    let method = request.method().clone();
+    request.extensions_mut().insert(ctx.clone());
+    let mut response =
+        match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
+        };
+    let partial = ctx.partial_parts();
+    if !partial.is_empty()
+        && response.status().is_success()
+        && let Ok(v) = HeaderValue::from_str(&partial.join(","))
+    {
+        response.headers_mut().insert(PARTIAL_HEADER, v);
+    }
+    let degraded = ctx.degraded_parts();
+    if !degraded.is_empty() && response.status().is_success() {
+        let list: Vec<String> = degraded
+            .iter()
+            .map(|(p, source)| format!("{p}={source}"))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
+            response.headers_mut().insert(DEGRADED_HEADER, v);
+        }
+    }
+    // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the credential.
+    crate::cache::client::apply(&mut response, ctx, &method, state.vary_on.as_ref());
     response
 }
 
