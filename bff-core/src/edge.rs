@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
@@ -147,7 +147,7 @@ pub(crate) async fn edge(
             denied,
             headers: limit_headers,
             refused_by,
-        } = rate_limit(&state, RequestFacts::of(&request), &identity, limited).await;
+        } = rate_limit(&state, &request, &identity, limited).await;
         crate::observe::refusals(
             &state.metrics,
             identity.as_ref().err(),
@@ -164,7 +164,18 @@ pub(crate) async fn edge(
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
                     .for_route(&route)
                     .with_spans(spans_in);
-                let response = route_request(&state, request, next, &ctx, deadline).await;
+                // Phase 7, the routed request: the context in the request's extensions, the router (panic
+                // catcher, body limit, handler) bounded by the deadline, then what the parts recorded.
+                let method = request.method().clone();
+                request.extensions_mut().insert(ctx.clone());
+                let mut response =
+                    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
+                        .await
+                    {
+                        Ok(response) => response,
+                        Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
+                    };
+                decorate(&state, &mut response, &ctx, &method);
                 ctx_out = Some(ctx);
                 response
             }
@@ -281,36 +292,30 @@ async fn authenticate(
 }
 
 /// Phase 6b, rate limiting: one store decision for a `limited` request (not public, not refused by hygiene,
-/// not timed out in authentication); public paths are never limited.
-async fn rate_limit(
-    state: &EdgeState,
-    facts: RequestFacts<'_>,
-    identity: &Result<Option<crate::auth::Identity>, BffError>,
+/// not timed out in authentication); public paths are never limited. The request's facts are read before
+/// the future is made, and only when a limiter will use them.
+fn rate_limit<'a>(
+    state: &'a EdgeState,
+    request: &'a Request,
+    identity: &'a Result<Option<crate::auth::Identity>, BffError>,
     limited: bool,
-) -> Verdict {
-    match &state.limiter {
-        Some(limiter) if limited => limiter.admit(&facts, identity.as_ref()).await,
-        _ => Verdict::default(),
+) -> impl Future<Output = Verdict> + Send + 'a {
+    let admit = state
+        .limiter
+        .as_ref()
+        .filter(|_| limited)
+        .map(|limiter| (limiter, RequestFacts::of(request)));
+    async move {
+        match admit {
+            Some((limiter, facts)) => limiter.admit(&facts, identity.as_ref()).await,
+            None => Verdict::default(),
+        }
     }
 }
 
-/// Phase 7, the routed request: the context in the request's extensions, the router (panic catcher, body
-/// limit, handler) bounded by the deadline, then `bff-partial` / `bff-degraded` and the client-facing
-/// caching headers from what the parts recorded.
-async fn route_request(
-    state: &EdgeState,
-    mut request: Request,
-    next: Next,
-    ctx: &RequestContext,
-    deadline: Instant,
-) -> Response {
-    let method = request.method().clone();
-    request.extensions_mut().insert(ctx.clone());
-    let mut response =
-        match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
-        };
+/// Phase 7b, what the parts recorded, on a routed response: `bff-partial` / `bff-degraded`, and the
+/// client-facing caching headers.
+fn decorate(state: &EdgeState, response: &mut Response, ctx: &RequestContext, method: &Method) {
     let partial = ctx.partial_parts();
     if !partial.is_empty()
         && response.status().is_success()
@@ -329,8 +334,7 @@ async fn route_request(
         }
     }
     // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the credential.
-    crate::cache::client::apply(&mut response, ctx, &method, state.vary_on.as_ref());
-    response
+    crate::cache::client::apply(response, ctx, method, state.vary_on.as_ref());
 }
 
 /// Replaces a 4xx/5xx that is not problem+json with the problem document of its status.

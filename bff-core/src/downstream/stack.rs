@@ -38,17 +38,16 @@ impl Downstream {
     /// records its client-facing cache policy on the request context.
     pub(crate) async fn send(&self, req: CallRequest) -> Result<Answer, DownstreamError> {
         let cache = &self.inner.cache;
-        if req.kind != CallKind::Read {
-            // Layers 1 and 2 skipped: an uncached read or an unsafe call goes straight to layer 3.
-            return self.call(&req).await;
-        }
-        if cache.bypassed() {
-            // Neither stored nor coalesced (cache and coalescing off): no key, no flight; the answer only
-            // records its client policy.
+        if req.kind != CallKind::Read || cache.bypassed() {
+            // Layers 1 and 2 skipped: an uncached read or an unsafe call goes straight to layer 3, and so
+            // does a read of a downstream with cache and coalescing off (no key, no flight; its answer only
+            // records its client policy).
             let answer = self.call(&req).await?;
-            let per_caller = !cache.config.shared && req.ctx().identity().is_some();
-            req.ctx()
-                .record_cache(cache.policy_of(&answer, &req.path_and_query, per_caller));
+            if req.kind == CallKind::Read {
+                let per_caller = !cache.config.shared && req.ctx().identity().is_some();
+                req.ctx()
+                    .record_cache(cache.policy_of(&answer, &req.path_and_query, per_caller));
+            }
             return Ok(answer);
         }
         let keys = Keys::new(
@@ -60,7 +59,9 @@ impl Downstream {
         );
         // Layer 1 — cache: a fresh entry answers; a stale one within stale-while-revalidate answers and is
         // refreshed by one background call; one within stale-if-error is kept aside for a failed call.
-        let kept = match cache.lookup(req.ctx(), &keys).await {
+        // (The two cache layers' futures are boxed: kept inline they would enlarge every call's future, the
+        // uncached ones included, and be copied with it.)
+        let kept = match Box::pin(cache.lookup(req.ctx(), &keys)).await {
             Lookup::Hit(body) => return Ok(Answer::cached(body)),
             Lookup::Revalidate(kept) => {
                 if cache.serve_revalidating(req.ctx(), &kept) {
@@ -73,7 +74,7 @@ impl Downstream {
         cache.counters.misses.inc();
         // Layer 2 — coalesce: one call per key in flight; a waiter that may not use the leader's answer (a
         // `private` answer of another identity, the leader's deadline) calls for itself.
-        let result = self.coalesced(&req, &keys).await;
+        let result = Box::pin(self.coalesced(&req, &keys)).await;
         // Back in layer 1: the answer, or the stale entry kept aside when the call failed.
         cache
             .answer_or_stale(req.ctx(), result, kept)
