@@ -76,6 +76,8 @@ pub(crate) struct EdgeState {
     pub(crate) server_timing: bool,
     /// Trace export, when `[telemetry.otlp]` is configured.
     pub(crate) tracer: Option<Arc<crate::otel::Tracer>>,
+    /// Browser sessions, when `[auth.session]` is enabled.
+    pub(crate) sessions: Option<Arc<crate::session::Sessions>>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -123,7 +125,11 @@ pub(crate) async fn edge(
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
         let (hygiene, framing, close) = check_hygiene(&state, &request);
-        let public = PUBLIC_PATHS.contains(&request.uri().path());
+        // The session endpoints authenticate themselves (login, callback, logout, back-channel logout).
+        let session_path =
+            state.sessions.is_some() && request.uri().path().starts_with(crate::session::PREFIX);
+        let public = PUBLIC_PATHS.contains(&request.uri().path()) || session_path;
+        let session_cookie = take_session_cookie(&state, &mut request, session_path);
         let admitted = match shed(&state, &request, &route) {
             Ok(admitted) => admitted,
             Err(refused) => return (refused.into_response(), None),
@@ -136,7 +142,17 @@ pub(crate) async fn edge(
                 let cert = request
                     .extensions()
                     .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
-                authenticate(&state, request.headers(), cert.map(|c| &**c), deadline).await
+                let cert = cert.map(|c| &**c);
+                let cookie = session_cookie.as_deref();
+                authenticate(
+                    &state,
+                    request.method(),
+                    request.headers(),
+                    cert,
+                    cookie,
+                    deadline,
+                )
+                .await
             }
         };
         // A credential that could not be checked in time is not a failed authentication: it is not
@@ -182,6 +198,13 @@ pub(crate) async fn edge(
         };
         response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
+        // A 401 names the credential this gateway takes (whoever produced it: the authenticator or a handler).
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let challenge = state.auth.challenge();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
         if close && framing.version <= axum::http::Version::HTTP_11 {
             response
                 .headers_mut()
@@ -274,14 +297,50 @@ fn shed(
     }
 }
 
-/// Phase 6, authentication of a non-public path, within the request's budget (504 when it is spent first).
+/// Browser sessions: the cookie is the credential when no bearer token is sent; the browser's `Cookie`
+/// header never goes further than the edge (nothing downstream can see or forward it). The session
+/// endpoints (`session_path`) read their own cookies.
+fn take_session_cookie(
+    state: &EdgeState,
+    request: &mut Request,
+    session_path: bool,
+) -> Option<String> {
+    match &state.sessions {
+        Some(sessions) if !session_path => {
+            let cookie = (!request.headers().contains_key(header::AUTHORIZATION))
+                .then(|| {
+                    sessions
+                        .session_cookie(request.headers())
+                        .map(str::to_owned)
+                })
+                .flatten();
+            request.headers_mut().remove(header::COOKIE);
+            cookie
+        }
+        _ => None,
+    }
+}
+
+/// Phase 6, authentication of a non-public path, within the request's budget (504 when it is spent first):
+/// the session `cookie` when there is one, else the gateway's credential (bearer token, API key, client
+/// certificate). Takes references to the request's parts only: its body is not `Sync`.
 async fn authenticate(
     state: &EdgeState,
+    method: &Method,
     headers: &axum::http::HeaderMap,
     cert: Option<&crate::tls::ClientCertificate>,
+    cookie: Option<&str>,
     deadline: Instant,
 ) -> Result<Option<crate::auth::Identity>, BffError> {
-    let verify = state.auth.authenticate(headers, cert);
+    let verify = async {
+        match (&state.sessions, cookie) {
+            (Some(sessions), Some(cookie)) => sessions.authenticate(method, headers, cookie).await,
+            (Some(sessions), None) if !sessions.bearer_allowed() => {
+                Err(crate::session::session_expired())
+            }
+            _ => state.auth.authenticate(headers, cert).await,
+        }
+    };
     match tokio::time::timeout_at(deadline, verify).await {
         Ok(verified) => verified,
         Err(_) => {
@@ -335,6 +394,11 @@ fn decorate(state: &EdgeState, response: &mut Response, ctx: &RequestContext, me
     }
     // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the credential.
     crate::cache::client::apply(response, ctx, method, state.vary_on.as_ref());
+    if state.sessions.is_some() && response.status().is_success() {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("cookie"));
+    }
 }
 
 /// Replaces a 4xx/5xx that is not problem+json with the problem document of its status.

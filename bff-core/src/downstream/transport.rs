@@ -98,7 +98,7 @@ impl HttpTransport {
         for (header, value) in req.identity().headers().iter().chain(&req.extra) {
             request = request.header(header.clone(), value.clone());
         }
-        if req.body.is_some() {
+        if req.body.is_some() && !req.extra.iter().any(|(name, _)| name == CONTENT_TYPE) {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let request = request
