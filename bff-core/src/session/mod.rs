@@ -114,7 +114,7 @@ impl Sessions {
         identity: Downstream,
         verifier: Arc<JwtVerifier>,
         tls: bool,
-    ) -> Result<Self, crate::config::ConfigError> {
+    ) -> Result<Self, crate::config::error::ConfigError> {
         let client_id = if config.client_id.is_empty() {
             audience.to_owned()
         } else {
@@ -124,12 +124,12 @@ impl Sessions {
         let lent = crate::admin::lent_session_store().filter(|s| s.is_memory());
         let store = match lent {
             Some(store) if config.store == config::SessionStoreKind::Memory => store,
-            _ => Arc::new(
-                Store::new(config).map_err(|_| crate::config::ConfigError::Invalid {
+            _ => Arc::new(Store::new(config).map_err(|_| {
+                crate::config::error::ConfigError::Invalid {
                     key: "auth.session.redis.url".into(),
                     reason: "not a valid Redis URL".into(),
-                })?,
-            ),
+                }
+            })?),
         };
         let secure = config.secure_cookie.unwrap_or(tls);
         let prefix = if secure { "__Host-" } else { "" };
