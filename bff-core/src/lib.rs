@@ -20,6 +20,8 @@
 //! - [`config`]: typed config, figment layering (defaults < file < `BFF_*` env), validation naming bad keys.
 //! - [`gateway`]: from config to downstream clients, authenticator and the complete edge-wrapped router.
 //! - [`edge`]: the request pipeline (request id, trace, identity strip, auth, deadline, error normalisation).
+//! - [`prelude`] / [`api`]: the gateway author's API: routes with declared scopes (enforced and documented
+//!   once), problem+json extractors (`Caller`, `Id`, `Path`, `Query`), sparse fieldsets (`Fields`).
 //! - [`context`]: the per-request context handlers receive; [`compose`]: required/optional parts, batching.
 //! - [`downstream`]: the pooled HTTP client and per-service clients carrying the call policy.
 //! - [`resilience`]: bulkheads, retries with a budget, hedging, circuit breakers, instances with balancing and
@@ -46,6 +48,7 @@
 
 pub mod admin;
 mod aggregate;
+pub mod api;
 pub mod auth;
 pub mod body;
 pub mod cache;
@@ -68,6 +71,7 @@ pub mod metrics;
 mod observe;
 mod openapi;
 pub mod otel;
+pub mod prelude;
 pub mod ratelimit;
 mod redis_conn;
 pub mod reload;
