@@ -13,7 +13,7 @@ pub use axum::response::{IntoResponse, Response};
 
 pub use crate::api::extract::{Caller, Digits, Id, IdFormat, Opaque, Path, Query};
 pub use crate::api::fields::Fields;
-pub use crate::api::write::Write;
+pub use crate::api::write::{Command, Write};
 pub use crate::api::{Api, CALLER, Scopes};
 pub use crate::body::JsonBody;
 pub use crate::cache::Batcher;
@@ -23,3 +23,6 @@ pub use crate::downstream::Downstream;
 pub use crate::downstream::command::created;
 pub use crate::idempotency::KeyRule;
 pub use crate::{BffConfig, BffError, Gateway, RequestContext};
+
+/// What a handler answers: `T` (by default any response), or a problem.
+pub type Reply<T = Response> = Result<T, BffError>;

@@ -11,7 +11,7 @@
 use bff_core::prelude::*;
 use serde::Serialize;
 use shared_schemas::downstream::{Money, Product, RatingSummary};
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req, Services};
 use utoipa::{OpenApi, ToSchema};
 
 /// Built-in defaults: the domain's, listening on `127.0.0.1:8085` (admin listener on 9085).
@@ -48,21 +48,12 @@ struct Tile {
 
 /// A product tile: the product (required) and its rating (optional), in parallel.
 #[utoipa::path(get, path = "/api/tiles/{id}", responses((status = 200, description = "The tile", body = Tile)))]
-async fn tile(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    id: DomainId,
-) -> Result<Json<Tile>, BffError> {
-    let product = s
-        .catalog
-        .get_json::<Product>(&ctx, format!("/products/{id}"));
-    let rating = s
-        .reviews
-        .get_json::<RatingSummary>(&ctx, format!("/products/{id}/rating"));
-    let (product, rating) = tokio::try_join!(
-        ctx.required("product", product),
-        ctx.optional("rating", rating)
-    )?;
+async fn tile(Req { s, ctx, .. }: Req, id: DomainId) -> Reply<Json<Tile>> {
+    let product_path = format!("/products/{id}");
+    let rating_path = format!("{product_path}/rating");
+    let product = ctx.required("product", s.catalog.get_json(&ctx, &product_path));
+    let rating = ctx.optional("rating", s.reviews.get_json(&ctx, &rating_path));
+    let (product, rating): (Product, Option<RatingSummary>) = tokio::try_join!(product, rating)?;
     Ok(Json(Tile {
         id: product.id,
         title: product.name,

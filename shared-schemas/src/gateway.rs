@@ -6,19 +6,22 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
-use bff_core::api::extract::{Digits, Id};
+use bff_core::api::extract::{Caller, Digits, Id};
 use bff_core::cache::{BatchSpec, Batcher};
+use bff_core::compose::unique_ids;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
-use bff_core::downstream::Downstream;
 use bff_core::downstream::command::{Refusal, command_error};
+use bff_core::downstream::{Downstream, DownstreamError};
 use bff_core::idempotency::ForwardedKey;
 use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::downstream::ServiceError;
+use crate::downstream::{Recommendations, ServiceError};
 use crate::services::{DEV_ISSUER, MAX_BATCH_IDS, SHARED_CACHE, default_urls};
 
 /// An id of the domain in a client's path: 1..=32 ASCII digits (see [`crate::services::is_valid_id`]);
@@ -77,6 +80,52 @@ impl Services {
             reviews: gateway.downstream("reviews")?,
             recommendations: gateway.downstream("recommendations")?,
         }))
+    }
+}
+
+impl Services {
+    /// The recommendations of `user` (path-encoded), at most `limit`, with their product ids (unique, in
+    /// the recommended order) for the batch lookups that enrich them.
+    pub async fn recommended(
+        &self,
+        ctx: &RequestContext,
+        user: &str,
+        limit: usize,
+    ) -> Result<(Recommendations, Vec<String>), DownstreamError> {
+        let path = format!("/users/{user}/recommendations?limit={limit}");
+        let recs: Recommendations = self.recommendations.get_json(ctx, path).await?;
+        let mut ids = unique_ids(recs.items.iter().map(|r| r.product_id.as_str()));
+        ids.truncate(limit);
+        Ok((recs, ids))
+    }
+}
+
+/// What a handler of a domain gateway composes with: the service clients, the request's context and the
+/// verified caller (401 without one); destructure it in the signature: `Req { s, ctx, who }: Req`.
+#[derive(Debug)]
+pub struct Req {
+    /// The domain's service clients.
+    pub s: Arc<Services>,
+    /// The request's context: deadline, parts, identity.
+    pub ctx: RequestContext,
+    /// The verified caller.
+    pub who: Caller,
+}
+
+impl FromRequestParts<Arc<Services>> for Req {
+    type Rejection = BffError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Arc<Services>,
+    ) -> Result<Self, BffError> {
+        let ctx = RequestContext::from_request_parts(parts, services).await?;
+        let who = Caller::from_request_parts(parts, services).await?;
+        Ok(Self {
+            s: services.clone(),
+            ctx,
+            who,
+        })
     }
 }
 

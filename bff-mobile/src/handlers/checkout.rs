@@ -5,7 +5,7 @@ use bff_core::body::{Validate, Violations};
 use bff_core::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared_schemas::downstream::{Checkout, Order};
-use shared_schemas::gateway::{Call, Services, send};
+use shared_schemas::gateway::{Call, Req, send};
 use shared_schemas::views::mobile::{HOME_ORDERS, OrderPlacedView};
 
 /// `POST /api/orders` of the mobile app: order the cart.
@@ -31,37 +31,24 @@ impl Validate for PlaceOrder {
 #[utoipa::path(post, path = "/api/orders", params(Write), request_body = PlaceOrder, responses(
     (status = 201, description = "The new order, lean; `Location` names it", body = OrderPlacedView),
     (status = 409, description = "`cart_empty`, `out_of_stock` or `order_limit`", body = bff_core::error::Problem),
-    (status = 422, description = "`invalid_body` (JSON Pointers in `errors`)", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn place(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    write: Write,
-    JsonBody(command): JsonBody<PlaceOrder>,
-) -> Response {
-    let user = caller.user();
+pub(crate) async fn place(Req { s, ctx, who }: Req, cmd: Command<PlaceOrder>) -> Response {
     let body = Checkout {
-        payment_method: command.payment_method.clone(),
+        payment_method: cmd.body.payment_method.clone(),
     };
-    write
-        .run(KeyRule::Optional, &command, |key| async {
-            let placed = async {
-                let order: Order = send(
-                    &ctx,
-                    &s.orders,
-                    key,
-                    Call::post("order", format!("/users/{user}/orders"), &body),
-                )
-                .await?;
-                let stale = [
-                    format!("/users/{user}/cart"),
-                    format!("/users/{user}/orders?limit={HOME_ORDERS}"),
-                ];
-                s.orders.invalidate(&ctx, &stale).await;
-                Ok(OrderPlacedView::from(order))
-            };
-            created(placed.await, |view| format!("/api/orders/{}", view.id))
-        })
-        .await
+    let user = who.user();
+    let stale = [
+        format!("/users/{user}/cart"),
+        format!("/users/{user}/orders?limit={HOME_ORDERS}"),
+    ];
+    cmd.run(KeyRule::Optional, |key| async {
+        let call = Call::post("order", format!("/users/{user}/orders"), &body);
+        let order: Result<Order, BffError> = send(&ctx, &s.orders, key, call).await;
+        if order.is_ok() {
+            s.orders.invalidate(&ctx, &stale).await;
+        }
+        let placed = order.map(OrderPlacedView::from);
+        created(placed, |view| format!("/api/orders/{}", view.id))
+    })
+    .await
 }

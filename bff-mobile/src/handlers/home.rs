@@ -2,13 +2,13 @@
 
 use bff_core::downstream::DownstreamError;
 use bff_core::prelude::*;
-use shared_schemas::downstream::{OrderPage, Recommendations, User};
-use shared_schemas::gateway::Services;
+use shared_schemas::downstream::{OrderPage, User};
+use shared_schemas::gateway::{Req, Services};
 use shared_schemas::views::mobile::{
     HOME_ORDERS, HOME_RECOMMENDATIONS, HomeRecommendation, HomeView, home_recommendations,
 };
 
-/// The home screen of the caller.
+/// The home screen of the who.
 ///
 /// Profile and orders are required; recommendations (the recommendations service, then one catalog batch
 /// call for their names, prices and thumbnails) are optional: when they fail, `recommendations` is `null`
@@ -16,13 +16,8 @@ use shared_schemas::views::mobile::{
 #[utoipa::path(get, path = "/api/home", params(Fields<HomeView>), responses(
     (status = 200, description = "The home screen (under 2 KB); strong `ETag`", body = HomeView),
 ))]
-pub(crate) async fn home(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    fields: Fields<HomeView>,
-) -> Result<Response, BffError> {
-    let user = caller.user();
+pub(crate) async fn home(Req { s, ctx, who }: Req, f: Fields<HomeView>) -> Reply {
+    let user = who.user();
     let (profile, orders, recommendations) = tokio::try_join!(
         ctx.required(
             "profile",
@@ -35,7 +30,7 @@ pub(crate) async fn home(
         ),
         ctx.optional("recommendations", recommended(&s, &ctx, user)),
     )?;
-    Ok(fields.json(&HomeView::new(profile, orders, recommendations)))
+    Ok(f.json(&HomeView::new(profile, orders, recommendations)))
 }
 
 /// The recommendations of `user` (already path-encoded), enriched by one catalog batch call.
@@ -44,10 +39,7 @@ async fn recommended(
     ctx: &RequestContext,
     user: &str,
 ) -> Result<Vec<HomeRecommendation>, DownstreamError> {
-    let path = format!("/users/{user}/recommendations?limit={HOME_RECOMMENDATIONS}");
-    let recs: Recommendations = s.recommendations.get_json(ctx, path).await?;
-    let mut ids = unique_ids(recs.items.iter().map(|r| r.product_id.as_str()));
-    ids.truncate(HOME_RECOMMENDATIONS);
+    let (recs, ids) = s.recommended(ctx, user, HOME_RECOMMENDATIONS).await?;
     let products = s.products.load(ctx, &ids).await?;
     Ok(home_recommendations(&recs, &products))
 }

@@ -2,7 +2,7 @@
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::Order;
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::mobile::OrderView;
 
 /// An order screen (scope `orders:read`).
@@ -14,22 +14,16 @@ use shared_schemas::views::mobile::OrderView;
     (status = 200, description = "The order screen; strong `ETag`", body = OrderView),
     (status = 404, description = "No such order of the caller", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn order(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    id: DomainId,
-    fields: Fields<OrderView>,
-) -> Result<Response, BffError> {
+pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId, f: Fields<OrderView>) -> Reply {
     let order: Order = ctx
         .required("order", s.orders.get_json(&ctx, format!("/orders/{id}")))
         .await?;
-    if order.user_id != caller.subject() {
+    if order.user_id != who.subject() {
         return Err(BffError::NotFound);
     }
     let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
     let products = ctx
         .optional("products", s.products.load(&ctx, &ids))
         .await?;
-    Ok(fields.json(&OrderView::new(order, products.as_ref())))
+    Ok(f.json(&OrderView::new(order, products.as_ref())))
 }

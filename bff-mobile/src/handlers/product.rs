@@ -2,7 +2,7 @@
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::{Inventory, Product, RatingSummary};
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::mobile::ProductView;
 
 /// A product screen.
@@ -11,14 +11,12 @@ use shared_schemas::views::mobile::ProductView;
 /// when one fails, its field is `null` and the response carries `bff-partial: rating` / `inventory`.
 #[utoipa::path(get, path = "/api/products/{id}", params(Fields<ProductView>), responses(
     (status = 200, description = "The product screen; strong `ETag`", body = ProductView),
-    (status = 404, description = "No such product", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn product(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
+    Req { s, ctx, .. }: Req,
     id: DomainId,
-    fields: Fields<ProductView>,
-) -> Result<Response, BffError> {
+    f: Fields<ProductView>,
+) -> Reply {
     let (product, rating, inventory) = tokio::try_join!(
         ctx.required(
             "product",
@@ -36,5 +34,5 @@ pub(crate) async fn product(
                 .get_json::<Inventory>(&ctx, format!("/inventory/{id}"))
         ),
     )?;
-    Ok(fields.json(&ProductView::new(product, rating, inventory)))
+    Ok(f.json(&ProductView::new(product, rating, inventory)))
 }

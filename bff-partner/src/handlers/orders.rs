@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::{Order, Product};
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::partner::OrderV1;
 
 /// One order placed through the calling partner (scope `orders:read`); any other order is a 404, exactly
@@ -14,15 +14,9 @@ use shared_schemas::views::partner::OrderV1;
     (status = 200, description = "The order", body = OrderV1),
     (status = 404, description = "No such order placed through this partner", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn order(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    id: DomainId,
-    fields: Fields<OrderV1>,
-) -> Result<Response, BffError> {
+pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId, f: Fields<OrderV1>) -> Reply {
     // Only partner credentials can own orders; any other caller sees none.
-    let partner = caller.partner_id().ok_or(BffError::NotFound)?;
+    let partner = who.partner_id().ok_or(BffError::NotFound)?;
     let order = ctx
         .required(
             "order",
@@ -40,5 +34,5 @@ pub(crate) async fn order(
                 .await?
         }
     };
-    Ok(fields.json(&OrderV1::new(order, products.as_ref())))
+    Ok(f.json(&OrderV1::new(order, products.as_ref())))
 }

@@ -8,7 +8,7 @@ use bff_core::body::{Validate, Violations};
 use bff_core::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared_schemas::downstream::{CreateOrder, NewOrderLine, Order, Product};
-use shared_schemas::gateway::{Call, Services, send};
+use shared_schemas::gateway::{Call, Req, Services, send};
 use shared_schemas::views::partner::OrderV1;
 
 /// One line of a [`PlaceOrderV1`].
@@ -76,38 +76,30 @@ impl Validate for PlaceOrderV1 {
         (status = 422, description = "`invalid_body` (JSON Pointers in `errors`) or `unknown_product`", body = bff_core::error::Problem),
     )
 )]
-pub(crate) async fn place_order(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    write: Write,
-    JsonBody(command): JsonBody<PlaceOrderV1>,
-) -> Response {
-    let items = command.items.iter();
+pub(crate) async fn place_order(Req { s, ctx, .. }: Req, cmd: Command<PlaceOrderV1>) -> Response {
+    let items = cmd.body.items.iter();
     let lines = items.map(|l| NewOrderLine {
         product_id: l.product_id.clone(),
         quantity: l.quantity,
     });
     let body = CreateOrder {
         items: lines.collect(),
-        external_ref: command.external_ref.clone(),
+        external_ref: cmd.body.external_ref.clone(),
     };
-    write
-        .run(KeyRule::Required, &command, |key| async {
-            let placed = async {
-                let order: Order = send(
-                    &ctx,
-                    &s.orders,
-                    key,
-                    Call::post("order", "/orders".into(), &body),
-                )
-                .await?;
-                let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
-                let products = ctx
-                    .optional("products", s.products.load::<Product>(&ctx, &ids))
-                    .await?;
-                Ok(OrderV1::new(order, products.as_ref()))
-            };
-            created(placed.await, |view| format!("/v1/orders/{}", view.id))
-        })
-        .await
+    cmd.run(KeyRule::Required, |key| async {
+        let call = Call::post("order", "/orders".into(), &body);
+        let placed = match send::<_, Order>(&ctx, &s.orders, key, call).await {
+            Ok(order) => with_products(&s, &ctx, order).await,
+            Err(refused) => Err(refused),
+        };
+        created(placed, |view| format!("/v1/orders/{}", view.id))
+    })
+    .await
+}
+
+/// The placed order with its lines' SKUs and names (one batch call, optional part `products`).
+async fn with_products(s: &Services, ctx: &RequestContext, order: Order) -> Reply<OrderV1> {
+    let ids = unique_ids(order.items.iter().map(|i| i.product_id.as_str()));
+    let products = ctx.optional("products", s.products.load::<Product>(ctx, &ids));
+    Ok(OrderV1::new(order, products.await?.as_ref()))
 }

@@ -4,25 +4,19 @@
 use bff_core::prelude::*;
 use serde::Deserialize;
 use shared_schemas::downstream::{Inventory, Product};
-use shared_schemas::gateway::{DomainId, Services};
-use shared_schemas::views::partner::{ProductAvailabilityV1, ProductListV1, ProductV1};
+use shared_schemas::gateway::{DomainId, Req};
+use shared_schemas::views::partner::ProductAvailabilityV1 as StockV1;
+use shared_schemas::views::partner::{ProductListV1, ProductV1};
 
 use crate::{SCOPE_INVENTORY_READ, parse_id_list};
 
 /// A product, with its stock when the key may read inventory (scope `catalog:read`).
 #[utoipa::path(get, path = "/v1/products/{id}", params(Fields<ProductV1>), responses(
     (status = 200, description = "The product", body = ProductV1),
-    (status = 404, description = "No such product", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn product(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    id: DomainId,
-    fields: Fields<ProductV1>,
-) -> Result<Response, BffError> {
+pub(crate) async fn product(Req { s, ctx, who }: Req, id: DomainId, f: Fields<ProductV1>) -> Reply {
     let stock = async {
-        if !caller.has_scopes(&[SCOPE_INVENTORY_READ]) {
+        if !who.has_scopes(&[SCOPE_INVENTORY_READ]) {
             return Ok(None);
         }
         let stock = s
@@ -36,7 +30,7 @@ pub(crate) async fn product(
             .get_json::<Product>(&ctx, format!("/products/{id}")),
     );
     let (product, stock) = tokio::try_join!(product, stock)?;
-    Ok(fields.json(&ProductV1::new(product, stock.as_ref())))
+    Ok(f.json(&ProductV1::new(product, stock.as_ref())))
 }
 
 /// Query of `GET /v1/products` (`fields` is read by [`Fields`]).
@@ -52,15 +46,13 @@ pub(crate) struct IdsQuery {
     (status = 200, description = "The products found and the ids not found", body = ProductListV1),
 ))]
 pub(crate) async fn list(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
+    Req { s, ctx, who }: Req,
     Query(query): Query<IdsQuery>,
-    fields: Fields<ProductListV1>,
-) -> Result<Response, BffError> {
+    f: Fields<ProductListV1>,
+) -> Reply {
     let ids = parse_id_list(Some(&query.ids))?;
     let stock = async {
-        if !caller.has_scopes(&[SCOPE_INVENTORY_READ]) {
+        if !who.has_scopes(&[SCOPE_INVENTORY_READ]) {
             return Ok(None);
         }
         ctx.optional("availability", s.stock.load::<Inventory>(&ctx, &ids))
@@ -68,23 +60,20 @@ pub(crate) async fn list(
     };
     let products = ctx.required("products", s.products.load::<Product>(&ctx, &ids));
     let (products, stock) = tokio::try_join!(products, stock)?;
-    Ok(fields.json(&ProductListV1::new(&ids, products, stock.as_ref())))
+    Ok(f.json(&ProductListV1::new(&ids, products, stock.as_ref())))
 }
 
 /// The stock of one product (scope `inventory:read`).
-#[utoipa::path(get, path = "/v1/products/{id}/availability", params(Fields<ProductAvailabilityV1>), responses(
-    (status = 200, description = "The product's stock", body = ProductAvailabilityV1),
-    (status = 404, description = "No such product", body = bff_core::error::Problem),
-))]
+#[utoipa::path(get, path = "/v1/products/{id}/availability", params(Fields<StockV1>),
+    responses((status = 200, description = "The product's stock", body = StockV1)))]
 pub(crate) async fn availability(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
+    Req { s, ctx, .. }: Req,
     id: DomainId,
-    fields: Fields<ProductAvailabilityV1>,
-) -> Result<Response, BffError> {
-    let stock = s
-        .inventory
-        .get_json::<Inventory>(&ctx, format!("/inventory/{id}"));
-    let stock = ctx.required("availability", stock).await?;
-    Ok(fields.json(&ProductAvailabilityV1::from(stock)))
+    f: Fields<StockV1>,
+) -> Reply {
+    let path = format!("/inventory/{id}");
+    let stock: Inventory = ctx
+        .required("availability", s.inventory.get_json(&ctx, &path))
+        .await?;
+    Ok(f.json(&StockV1::from(stock)))
 }

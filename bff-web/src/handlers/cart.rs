@@ -4,7 +4,7 @@
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::{AddCartItem, Cart};
-use shared_schemas::gateway::{Call, DomainId, Services, send};
+use shared_schemas::gateway::{Call, DomainId, Req, Services, send};
 use shared_schemas::views::web::CartView;
 
 use crate::commands::AddToCart;
@@ -38,12 +38,8 @@ async fn changed(
 #[utoipa::path(get, path = "/api/cart", responses(
     (status = 200, description = "The cart; `bff-partial: products` when product details are missing", body = CartView),
 ))]
-pub(crate) async fn get(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-) -> Result<Json<CartView>, BffError> {
-    let path = format!("/users/{}/cart", caller.user());
+pub(crate) async fn get(Req { s, ctx, who }: Req) -> Reply<Json<CartView>> {
+    let path = format!("/users/{}/cart", who.user());
     let cart: Cart = ctx.required("cart", s.orders.get_json(&ctx, path)).await?;
     view(&s, &ctx, cart).await
 }
@@ -54,24 +50,17 @@ pub(crate) async fn get(
     (status = 409, description = "`out_of_stock`", body = bff_core::error::Problem),
     (status = 422, description = "`invalid_body` (JSON Pointers in `errors`), `unknown_product`, `quantity_limit`, `cart_full`", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn add(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    write: Write,
-    JsonBody(command): JsonBody<AddToCart>,
-) -> Response {
-    let user = caller.user();
-    write
-        .run(KeyRule::Optional, &command, |key| async {
-            let body = AddCartItem {
-                product_id: command.product_id.clone(),
-                quantity: command.quantity,
-            };
-            let call = Call::post("cart", format!("/users/{user}/cart/items"), &body);
-            changed(&s, &ctx, user, send(&ctx, &s.orders, key, call).await).await
-        })
-        .await
+pub(crate) async fn add(Req { s, ctx, who }: Req, cmd: Command<AddToCart>) -> Response {
+    let user = who.user();
+    cmd.run(KeyRule::Optional, |key| async {
+        let body = AddCartItem {
+            product_id: cmd.body.product_id.clone(),
+            quantity: cmd.body.quantity,
+        };
+        let call = Call::post("cart", format!("/users/{user}/cart/items"), &body);
+        changed(&s, &ctx, user, send(&ctx, &s.orders, key, call).await).await
+    })
+    .await
 }
 
 /// Removes a product's line from the caller's cart (404 when it is not in the cart).
@@ -79,14 +68,8 @@ pub(crate) async fn add(
     (status = 200, description = "The cart after the change", body = CartView),
     (status = 404, description = "The product is not in the cart", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn remove(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    write: Write,
-    product: DomainId,
-) -> Response {
-    let user = caller.user();
+pub(crate) async fn remove(Req { s, ctx, who }: Req, write: Write, product: DomainId) -> Response {
+    let user = who.user();
     write
         .run(KeyRule::Optional, &(), |key| async {
             let call = Call::delete("cart", format!("/users/{user}/cart/items/{product}"));

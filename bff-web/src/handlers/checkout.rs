@@ -4,7 +4,7 @@
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::{Checkout, Order};
-use shared_schemas::gateway::{Call, Services, send};
+use shared_schemas::gateway::{Call, Req, send};
 use shared_schemas::views::web::OrderDetailView;
 
 use super::home::RECENT_ORDERS;
@@ -14,34 +14,26 @@ use crate::commands::PlaceOrder;
 #[utoipa::path(post, path = "/api/orders", params(Write), request_body = PlaceOrder, responses(
     (status = 201, description = "The new order; `Location` names it; `bff-partial: products` when product details are missing", body = OrderDetailView),
     (status = 409, description = "`cart_empty`, `out_of_stock` or `order_limit`", body = bff_core::error::Problem),
-    (status = 422, description = "`invalid_body` (JSON Pointers in `errors`)", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn place(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    write: Write,
-    JsonBody(command): JsonBody<PlaceOrder>,
-) -> Response {
-    let user = caller.user();
-    write
-        .run(KeyRule::Optional, &command, |key| async {
-            let body = Checkout {
-                payment_method: command.payment_method.clone(),
-            };
-            let result = async {
-                let call = Call::post("order", format!("/users/{user}/orders"), &body);
-                let order: Order = send(&ctx, &s.orders, key, call).await?;
-                let stale = [
-                    format!("/users/{user}/cart"),
-                    format!("/users/{user}/orders?limit={RECENT_ORDERS}"),
-                ];
-                s.orders.invalidate(&ctx, &stale).await;
-                let lines = order.items.iter().map(|i| i.product_id.as_str());
-                let products = super::line_products(&s.products, &ctx, lines).await?;
-                Ok(OrderDetailView::new(order, products.as_ref()))
-            };
-            created(result.await, |view| format!("/api/orders/{}", view.id))
-        })
-        .await
+pub(crate) async fn place(Req { s, ctx, who }: Req, cmd: Command<PlaceOrder>) -> Response {
+    let user = who.user();
+    cmd.run(KeyRule::Optional, |key| async {
+        let body = Checkout {
+            payment_method: cmd.body.payment_method.clone(),
+        };
+        let result = async {
+            let call = Call::post("order", format!("/users/{user}/orders"), &body);
+            let order: Order = send(&ctx, &s.orders, key, call).await?;
+            let stale = [
+                format!("/users/{user}/cart"),
+                format!("/users/{user}/orders?limit={RECENT_ORDERS}"),
+            ];
+            s.orders.invalidate(&ctx, &stale).await;
+            let lines = order.items.iter().map(|i| i.product_id.as_str());
+            let products = super::line_products(&s.products, &ctx, lines).await?;
+            Ok(OrderDetailView::new(order, products.as_ref()))
+        };
+        created(result.await, |view| format!("/api/orders/{}", view.id))
+    })
+    .await
 }

@@ -3,8 +3,8 @@
 
 use bff_core::downstream::DownstreamError;
 use bff_core::prelude::*;
-use shared_schemas::downstream::{OrderPage, Recommendations, User};
-use shared_schemas::gateway::Services;
+use shared_schemas::downstream::{OrderPage, User};
+use shared_schemas::gateway::Req;
 use shared_schemas::views::web::{HomeView, OrderSummary, Profile, RecommendedProduct};
 
 /// Orders shown on the home screen.
@@ -16,12 +16,8 @@ const RECOMMENDATIONS: usize = 8;
 #[utoipa::path(get, path = "/api/home", responses(
     (status = 200, description = "Composed home screen; `bff-partial` names failed optional parts (`order_products`, `recommendations`)", body = HomeView),
 ))]
-pub(crate) async fn home(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-) -> Result<Json<HomeView>, BffError> {
-    let user = caller.user();
+pub(crate) async fn home(Req { s, ctx, who }: Req) -> Reply<Json<HomeView>> {
+    let user = who.user();
     let profile = ctx.required(
         "profile",
         s.users.get_json::<User>(&ctx, format!("/users/{user}")),
@@ -45,7 +41,18 @@ pub(crate) async fn home(
             .map(|o| OrderSummary::new(o, products.as_ref()));
         Ok::<_, BffError>(orders.collect())
     };
-    let recommendations = ctx.optional("recommendations", recommended(&s, &ctx, user));
+    // Recommendations, then their products and stock in two parallel batch calls.
+    let recommendations = ctx.optional("recommendations", async {
+        let (_, ids) = s.recommended(&ctx, user, RECOMMENDATIONS).await?;
+        let (products, stock) =
+            tokio::try_join!(s.products.load(&ctx, &ids), s.stock.load(&ctx, &ids))?;
+        let view = |id: &String| {
+            products
+                .get(id)
+                .map(|p| RecommendedProduct::new(p, stock.get(id)))
+        };
+        Ok::<_, DownstreamError>(ids.iter().filter_map(view).collect())
+    });
     let (profile, recent_orders, recommendations) =
         tokio::try_join!(profile, orders, recommendations)?;
     Ok(Json(HomeView {
@@ -53,22 +60,4 @@ pub(crate) async fn home(
         recent_orders,
         recommendations,
     }))
-}
-
-/// Recommendations, then their products and stock in two parallel batch calls.
-async fn recommended(
-    s: &Services,
-    ctx: &RequestContext,
-    user: &str,
-) -> Result<Vec<RecommendedProduct>, DownstreamError> {
-    let path = format!("/users/{user}/recommendations?limit={RECOMMENDATIONS}");
-    let recs: Recommendations = s.recommendations.get_json(ctx, path).await?;
-    let ids = unique_ids(recs.items.iter().map(|r| r.product_id.as_str()));
-    let (products, stock) = tokio::try_join!(s.products.load(ctx, &ids), s.stock.load(ctx, &ids))?;
-    let view = |id: &String| {
-        products
-            .get(id)
-            .map(|p| RecommendedProduct::new(p, stock.get(id)))
-    };
-    Ok(ids.iter().filter_map(view).collect())
 }

@@ -2,7 +2,7 @@
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::Order;
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::web::OrderDetailView;
 
 /// One of the caller's orders, lines enriched with product summaries from one batch call; another user's
@@ -11,16 +11,11 @@ use shared_schemas::views::web::OrderDetailView;
     (status = 200, description = "The order; `bff-partial: products` when product details are missing", body = OrderDetailView),
     (status = 404, description = "No such order of this user", body = bff_core::error::Problem),
 ))]
-pub(crate) async fn order(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    id: DomainId,
-) -> Result<Json<OrderDetailView>, BffError> {
+pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId) -> Reply<Json<OrderDetailView>> {
     let order: Order = ctx
         .required("order", s.orders.get_json(&ctx, format!("/orders/{id}")))
         .await?;
-    if order.user_id != caller.subject() {
+    if order.user_id != who.subject() {
         return Err(BffError::NotFound);
     }
     let lines = order.items.iter().map(|i| i.product_id.as_str());

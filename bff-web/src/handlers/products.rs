@@ -4,7 +4,7 @@ use bff_core::downstream::encode_query;
 use bff_core::prelude::*;
 use serde::Deserialize;
 use shared_schemas::downstream::{Inventory, Product, ProductPage, RatingSummary, ReviewList};
-use shared_schemas::gateway::{DomainId, Services};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::web::{ProductDetailView, ProductListView, ProductSummary};
 use utoipa::IntoParams;
 
@@ -14,13 +14,11 @@ pub(crate) const REVIEWS: usize = 5;
 /// Product page: product + rating + reviews + availability + related products.
 #[utoipa::path(get, path = "/api/products/{id}", responses(
     (status = 200, description = "Composed product page; `bff-partial` names failed optional parts", body = ProductDetailView),
-    (status = 404, description = "No such product", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn product(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
+    Req { s, ctx, .. }: Req,
     id: DomainId,
-) -> Result<Json<ProductDetailView>, BffError> {
+) -> Reply<Json<ProductDetailView>> {
     let product_and_related = async {
         let product: Product = ctx
             .required(
@@ -124,10 +122,9 @@ impl ListQuery {
     (status = 200, description = "One page of product summaries", body = ProductListView),
 ))]
 pub(crate) async fn list(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
+    Req { s, ctx, .. }: Req,
     Query(query): Query<ListQuery>,
-) -> Result<Json<ProductListView>, BffError> {
+) -> Reply<Json<ProductListView>> {
     let path = query.downstream_query()?;
     let page: ProductPage = ctx
         .required("listing", s.catalog.get_json(&ctx, &path))

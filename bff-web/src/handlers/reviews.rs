@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use bff_core::prelude::*;
 use shared_schemas::downstream::{CreateReview, Review};
-use shared_schemas::gateway::{Call, DomainId, Services, send};
+use shared_schemas::gateway::{Call, DomainId, Req, send};
 use shared_schemas::views::web::ReviewView;
 
 use super::products::REVIEWS;
@@ -14,34 +14,28 @@ use crate::commands::WriteReview;
 /// Reviews a product as the caller (one review per user and product).
 #[utoipa::path(post, path = "/api/products/{id}/reviews", params(Write), request_body = WriteReview, responses(
     (status = 201, description = "The review as shown publicly (moderation pending)", body = ReviewView),
-    (status = 404, description = "No such product", body = bff_core::error::Problem),
     (status = 409, description = "`already_reviewed`", body = bff_core::error::Problem),
-    (status = 422, description = "`invalid_body` (JSON Pointers in `errors`)", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn create(
-    State(s): State<Arc<Services>>,
-    ctx: RequestContext,
-    caller: Caller,
-    write: Write,
+    Req { s, ctx, who }: Req,
     product: DomainId,
-    JsonBody(command): JsonBody<WriteReview>,
+    cmd: Command<WriteReview>,
 ) -> Response {
-    write
-        .run(KeyRule::Optional, &command, |key| async {
-            let body = CreateReview {
-                user_id: caller.subject().to_owned(),
-                rating: command.rating,
-                title: command.title.trim().to_owned(),
-                body: command.body.trim().to_owned(),
-            };
-            let call = Call::post("review", format!("/products/{product}/reviews"), &body);
-            let review: Review = send(&ctx, &s.reviews, key, call).await?;
-            let stale = [
-                format!("/products/{product}/reviews?limit={REVIEWS}"),
-                format!("/products/{product}/rating"),
-            ];
-            s.reviews.invalidate(&ctx, &stale).await;
-            Ok::<_, BffError>((StatusCode::CREATED, Json(ReviewView::from(review))))
-        })
-        .await
+    cmd.run(KeyRule::Optional, |key| async {
+        let body = CreateReview {
+            user_id: who.subject().to_owned(),
+            rating: cmd.body.rating,
+            title: cmd.body.title.trim().to_owned(),
+            body: cmd.body.body.trim().to_owned(),
+        };
+        let call = Call::post("review", format!("/products/{product}/reviews"), &body);
+        let review: Review = send(&ctx, &s.reviews, key, call).await?;
+        let stale = [
+            format!("/products/{product}/reviews?limit={REVIEWS}"),
+            format!("/products/{product}/rating"),
+        ];
+        s.reviews.invalidate(&ctx, &stale).await;
+        Ok::<_, BffError>((StatusCode::CREATED, Json(ReviewView::from(review))))
+    })
+    .await
 }
