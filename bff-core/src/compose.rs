@@ -2,12 +2,18 @@
 //! that fails fails the request (and, inside `tokio::try_join!`, cancels its still-running siblings); an
 //! optional part that fails becomes `None` and is named in the `bff-partial` header.
 //!
-//! ```ignore
+//! ```no_run
+//! # use bff_core::{context::RequestContext, downstream::Downstream, error::BffError};
+//! # use serde_json::Value;
+//! # async fn screen(ctx: RequestContext, users: Downstream, orders: Downstream, recs: Downstream)
+//! #     -> Result<(), BffError> {
 //! let (profile, orders, recs) = tokio::try_join!(
-//!     ctx.required("profile", users.get_json::<User>(&ctx, &path)),
-//!     ctx.required("orders", recent_orders(&ctx)),
-//!     ctx.optional("recommendations", recommendations(&ctx)),
+//!     ctx.required("profile", users.get_json::<Value>(&ctx, "/users/7")),
+//!     ctx.required("orders", orders.get_json::<Value>(&ctx, "/users/7/orders?limit=5")),
+//!     ctx.optional("recommendations", recs.get_json::<Value>(&ctx, "/users/7/recommendations")),
 //! )?;
+//! let _: (Value, Value, Option<Value>) = (profile, orders, recs);
+//! # Ok(()) }
 //! ```
 //! Dependent calls are plain sequential `.await`s; list enrichment collects ids with [`unique_ids`] and fetches
 //! them in one batch call, then looks them up with [`index_by`].

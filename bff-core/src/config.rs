@@ -169,6 +169,8 @@ pub struct AuthConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// Partners authenticated by client certificate (`mode = "client_cert"`, or alongside API keys).
     pub client_certs: Vec<ClientCertConfig>,
+    /// Browser sessions: the gateway as the browser's OpenID Connect client (`enabled = true`).
+    pub session: crate::session::SessionConfig,
 }
 
 impl Default for AuthConfig {
@@ -178,6 +180,7 @@ impl Default for AuthConfig {
             jwt: JwtConfig::default(),
             api_keys: Vec::new(),
             client_certs: Vec::new(),
+            session: crate::session::SessionConfig::default(),
         }
     }
 }
@@ -564,6 +567,8 @@ impl BffConfig {
                 }
             }
         }
+        auth.session
+            .validate(auth.mode == AuthMode::Jwt && auth.jwt.discovery)?;
         if auth.mode == AuthMode::ApiKey && auth.api_keys.is_empty() {
             return Err(ConfigError::invalid(
                 "auth.api_keys",

@@ -76,6 +76,8 @@ pub(crate) struct EdgeState {
     pub(crate) server_timing: bool,
     /// Trace export, when `[telemetry.otlp]` is configured.
     pub(crate) tracer: Option<Arc<crate::otel::Tracer>>,
+    /// Browser sessions, when `[auth.session]` is enabled.
+    pub(crate) sessions: Option<Arc<crate::session::Sessions>>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -137,7 +139,26 @@ pub(crate) async fn edge(
         );
         // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
         close |= hygiene.is_err() && framing.has_body;
-        let public = PUBLIC_PATHS.contains(&request.uri().path());
+        // The session endpoints authenticate themselves (login, callback, logout, back-channel logout).
+        let session_path =
+            state.sessions.is_some() && request.uri().path().starts_with(crate::session::PREFIX);
+        let public = PUBLIC_PATHS.contains(&request.uri().path()) || session_path;
+        // Browser sessions: the cookie is the credential when no bearer token is sent; the browser's
+        // `Cookie` header never goes further than the edge (nothing downstream can see or forward it).
+        let session_cookie = match &state.sessions {
+            Some(sessions) if !session_path => {
+                let cookie = (!request.headers().contains_key(header::AUTHORIZATION))
+                    .then(|| {
+                        sessions
+                            .session_cookie(request.headers())
+                            .map(str::to_owned)
+                    })
+                    .flatten();
+                request.headers_mut().remove(header::COOKIE);
+                cookie
+            }
+            _ => None,
+        };
         // Load shedding: admitted requests hold their slot until the response is built; the others are
         // refused at once (no queue, so memory stays bounded), before authentication.
         let admitted = if NEVER_SHED.contains(&request.uri().path()) {
@@ -164,9 +185,19 @@ pub(crate) async fn edge(
                 let cert = request
                     .extensions()
                     .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
-                let verify = state
-                    .auth
-                    .authenticate(request.headers(), cert.map(|c| &**c));
+                // References to the parts only: the request's body is not `Sync`.
+                let (method, headers) = (request.method(), request.headers());
+                let verify = async {
+                    match (&state.sessions, &session_cookie) {
+                        (Some(sessions), Some(cookie)) => {
+                            sessions.authenticate(method, headers, cookie).await
+                        }
+                        (Some(sessions), None) if !sessions.bearer_allowed() => {
+                            Err(crate::session::session_expired())
+                        }
+                        _ => state.auth.authenticate(headers, cert.map(|c| &**c)).await,
+                    }
+                };
                 match tokio::time::timeout_at(deadline, verify).await {
                     Ok(verified) => verified,
                     Err(_) => {
@@ -237,12 +268,24 @@ pub(crate) async fn edge(
                 // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
                 // credential.
                 crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
+                if state.sessions.is_some() && response.status().is_success() {
+                    response
+                        .headers_mut()
+                        .append(header::VARY, HeaderValue::from_static("cookie"));
+                }
                 ctx_out = Some(ctx);
                 response
             }
         };
         response.headers_mut().extend(limit_headers);
         response = normalize_error(response);
+        // A 401 names the credential this gateway takes (whoever produced it: the authenticator or a handler).
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let challenge = state.auth.challenge();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
         if close && framing.version <= axum::http::Version::HTTP_11 {
             response
                 .headers_mut()

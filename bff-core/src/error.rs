@@ -340,9 +340,6 @@ impl IntoResponse for BffError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if matches!(self, Self::Unauthenticated { .. }) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         match self {
             Self::CircuitOpen { retry_after_s, .. }
             | Self::Overloaded { retry_after_s, .. }

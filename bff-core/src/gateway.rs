@@ -35,6 +35,8 @@ pub struct Gateway {
     idempotency: Arc<crate::idempotency::Idempotency>,
     /// Trace export, when `[telemetry.otlp]` is configured.
     tracer: Option<Arc<crate::otel::Tracer>>,
+    /// Browser sessions, when `[auth.session]` is enabled.
+    sessions: Option<Arc<crate::session::Sessions>>,
 }
 
 impl Gateway {
@@ -106,6 +108,23 @@ impl Gateway {
                 keys: None,
             },
         };
+        let sessions = match (&auth, config.auth.session.enabled) {
+            (Authenticator::Jwt(verifier), true) => {
+                let identity = downstreams
+                    .get(&config.auth.jwt.jwks_downstream)
+                    .cloned()
+                    .ok_or_else(|| missing("auth.jwt.jwks_downstream"))?;
+                Some(Arc::new(crate::session::Sessions::new(
+                    &config.auth.session,
+                    &config.auth.jwt.audience,
+                    &config.auth.jwt.issuer,
+                    identity,
+                    verifier.clone(),
+                    config.server.tls.is_some(),
+                )?))
+            }
+            _ => None,
+        };
         let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         let tracer = crate::otel::Tracer::new(&config.telemetry.otlp, &metrics);
         Ok(Self {
@@ -115,6 +134,7 @@ impl Gateway {
             metrics,
             idempotency,
             tracer,
+            sessions,
         })
     }
 
@@ -218,10 +238,16 @@ impl Gateway {
             metrics: self.metrics.clone(),
             server_timing: self.config.telemetry.server_timing,
             tracer: self.tracer.clone(),
+            sessions: self.sessions.clone(),
         });
         let openapi = crate::openapi::complete(openapi, &self.config, &operations);
+        let session_routes = self
+            .sessions
+            .as_ref()
+            .map_or_else(Router::new, crate::session::Sessions::router);
         let router = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             Router::new()
+                .merge(session_routes)
                 .route("/healthz", get(crate::health::healthz))
                 .route("/readyz", get(crate::health::readyz).with_state(readiness))
                 .merge(crate::docs::router(openapi))

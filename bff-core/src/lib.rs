@@ -3,17 +3,26 @@
 //! The shared core of Backend-for-Frontend gateways: everything hard is done once, here, so that a gateway
 //! crate only declares routes, composes downstream calls and shapes views.
 //!
-//! ```ignore
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Json, extract::State};
+//! use bff_core::{context::RequestContext, downstream::{Downstream, encode_segment}, error::BffError};
+//! use serde_json::{Value, json};
+//!
+//! /// The gateway's state: one client per downstream service, built by `bff_core::gateway::Gateway`.
+//! struct App { users: Downstream, orders: Downstream, recs: Downstream }
+//!
 //! /// GET /api/home — profile + recent orders + (optional) recommendations.
-//! async fn home(State(app): State<Arc<App>>, ctx: RequestContext) -> Result<Json<HomeView>, BffError> {
-//!     let user = ctx.require_scopes(&[])?.subject.clone();
+//! async fn home(State(app): State<Arc<App>>, ctx: RequestContext) -> Result<Json<Value>, BffError> {
+//!     let user = encode_segment(&ctx.require_scopes(&[])?.subject);
 //!     let (profile, orders, recs) = tokio::try_join!(
-//!         ctx.required("profile", app.users.get_json::<User>(&ctx, &format!("/users/{}", encode_segment(&user)))),
-//!         ctx.required("orders", app.orders.get_json::<OrderPage>(&ctx, "...")),
-//!         ctx.optional("recommendations", app.recs.get_json::<Recommendations>(&ctx, "...")),
+//!         ctx.required("profile", app.users.get_json::<Value>(&ctx, format!("/users/{user}"))),
+//!         ctx.required("orders", app.orders.get_json::<Value>(&ctx, format!("/users/{user}/orders?limit=5"))),
+//!         ctx.optional("recommendations", app.recs.get_json::<Value>(&ctx, format!("/users/{user}/recommendations"))),
 //!     )?;
-//!     Ok(Json(HomeView::new(profile, orders, recs)))
+//!     Ok(Json(json!({ "profile": profile, "orders": orders, "recommendations": recs })))
 //! }
+//! # let _ = axum::Router::new().route("/api/home", axum::routing::get(home));
 //! ```
 //!
 //! # Layout
@@ -78,6 +87,7 @@ pub mod reload;
 pub mod resilience;
 pub mod routes;
 pub mod server;
+pub mod session;
 pub mod shape;
 pub mod telemetry;
 pub mod tls;

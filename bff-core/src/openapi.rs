@@ -91,6 +91,22 @@ fn security_schemes(config: &BffConfig) -> Vec<(&'static str, Value)> {
     );
     match config.auth.mode {
         AuthMode::None => Vec::new(),
+        AuthMode::Jwt if config.auth.session.enabled => {
+            let session = (
+                "session",
+                json!({"type": "apiKey", "in": "cookie", "name": config.auth.session.cookie_name,
+                       "description": "The session cookie set by `/bff/callback` (`__Host-` prefixed over TLS); every request also sends `X-CSRF: 1`, unsafe ones an allowed `Origin`"}),
+            );
+            let bearer = (
+                "bearer",
+                json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+            );
+            if config.auth.session.bearer {
+                vec![bearer, session]
+            } else {
+                vec![session]
+            }
+        }
         AuthMode::Jwt => vec![(
             "bearer",
             json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
@@ -123,6 +139,9 @@ pub(crate) fn complete(
     let schemes = security_schemes(config);
     add_route_security(root, operations);
     add_config_operations(root, config);
+    if config.auth.session.enabled {
+        add_session_operations(root);
+    }
     let components = object(root, "components");
     add_problem_schemas(object(components, "schemas"));
     components.remove("securitySchemes");
@@ -378,6 +397,89 @@ fn add_config_operations(root: &mut Map<String, Value>, config: &BffConfig) {
                 "security": [{"config": scopes}],
             }),
         );
+    }
+}
+
+/// The session endpoints of [`crate::session`] (no security requirement: they authenticate themselves).
+fn add_session_operations(root: &mut Map<String, Value>) {
+    let query = |name: &str, description: &str| {
+        json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"},
+               "description": description})
+    };
+    let redirect = |description: &str| {
+        json!({"description": description,
+               "headers": {"Location": {"schema": {"type": "string"}}}})
+    };
+    let csrf = json!({"name": "X-CSRF", "in": "header", "required": true,
+                      "schema": {"type": "string", "enum": ["1"]},
+                      "description": "Anti-forgery header: always `1`"});
+    let paths = object(root, "paths");
+    let operations = [
+        (
+            "/bff/login",
+            "get",
+            json!({
+                "summary": "Starts a login (OpenID Connect code flow with PKCE) and redirects to the identity provider",
+                "parameters": [query("returnUrl", "Local path to return to after login (default `/`)"),
+                               query("login_hint", "Passed to the identity provider")],
+                "responses": {"302": redirect("To the identity provider's authorization endpoint; sets the login cookie"),
+                              "400": problem_response("`returnUrl` is not a local path (`invalid_return_url`)")},
+            }),
+        ),
+        (
+            "/bff/callback",
+            "get",
+            json!({
+                "summary": "The identity provider's answer: completes the login, sets the session cookie",
+                "parameters": [query("code", "Authorization code"), query("state", "The login's state"),
+                               query("error", "The provider's refusal")],
+                "responses": {"302": redirect("To the login's `returnUrl`; sets the session cookie"),
+                              "400": problem_response("The login cannot be completed (`login_failed`)")},
+            }),
+        ),
+        (
+            "/bff/user",
+            "get",
+            json!({
+                "summary": "The logged-in user's claims (never a token)",
+                "parameters": [csrf],
+                "responses": {"200": {"description": "The user's claims and the session's remaining lifetime",
+                                      "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                          "claims": {"type": "object"},
+                                          "session_expires_in": {"type": "integer", "minimum": 0}}}}}},
+                              "401": problem_response("No live session (`session_expired`)"),
+                              "403": problem_response("`X-CSRF: 1` missing (`csrf_header_required`)")},
+            }),
+        ),
+        (
+            "/bff/logout",
+            "post",
+            json!({
+                "summary": "Ends the session, then the identity provider's session",
+                "responses": {"303": redirect("To the identity provider's end-session endpoint; clears the cookie"),
+                              "403": problem_response("`Origin` missing or not allowed (`origin_not_allowed`)")},
+            }),
+        ),
+        (
+            "/bff/backchannel-logout",
+            "post",
+            json!({
+                "summary": "OpenID Connect Back-Channel Logout: ends the sessions a valid logout token names",
+                "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["logout_token"],
+                    "properties": {"logout_token": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "The sessions named by the token have ended"},
+                              "400": problem_response("The logout token is missing or not valid (`invalid_logout_token`)")},
+            }),
+        ),
+    ];
+    for (path, method, mut operation) in operations {
+        operation["tags"] = json!(["session"]);
+        operation["operationId"] = json!(format!(
+            "session_{}",
+            path.trim_start_matches("/bff/").replace('-', "_")
+        ));
+        object(paths, path).insert(method.into(), operation);
     }
 }
 

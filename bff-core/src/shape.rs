@@ -2,11 +2,17 @@
 //! (declarative routes) or chosen by the client (`?fields=a,b.c`, sparse fieldsets) within a per-endpoint
 //! allow-list.
 //!
-//! ```ignore
+//! ```
+//! use bff_core::shape::{sparse_fields, sparse_json};
+//! # fn handler(uri: axum::http::Uri) -> Result<axum::response::Response, bff_core::error::BffError> {
 //! const FIELDS: &[&str] = &["id", "name", "price", "price.amount_cents"];
 //! let fields = sparse_fields(uri.query(), FIELDS)?;   // 400 naming unknown fields
 //! // ... compose ...
+//! let view = serde_json::json!({"id": "42", "name": "Kettle", "price": {"amount_cents": 2599, "currency": "EUR"}});
 //! Ok(sparse_json(&view, fields.as_ref()))
+//! # }
+//! assert!(handler("/p?fields=id,price.amount_cents".parse().unwrap()).is_ok());
+//! assert!(handler("/p?fields=internal_cost".parse().unwrap()).is_err());
 //! ```
 
 use std::collections::BTreeMap;

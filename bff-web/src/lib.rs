@@ -17,7 +17,8 @@
 //! Writes take typed JSON bodies ([`commands`]), honour `Idempotency-Key`, make one command call, and
 //! invalidate the cached reads they make stale.
 //!
-//! Clients authenticate with a JWT bearer token for audience `bff-web`.
+//! Clients authenticate with a JWT bearer token for audience `bff-web`, or — with `[auth.session] enabled = true`
+//! (the dev stack) — as a browser with bff-core's session cookie (see `docs/sessions.md`).
 
 pub mod commands;
 mod handlers;

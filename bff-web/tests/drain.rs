@@ -190,9 +190,16 @@ async fn drains_on_sigterm_under_load_and_logs_cleanly() {
         .filter(|j| j["message"] == "request completed" && j["route"] == "/api/home")
         .collect();
     assert_eq!(access.len(), 16, "{text}");
+    // Durations are real: the request that made the (coalesced) 900 ms profile call took at least that long;
+    // one that joined the call later (a loaded machine sends the 16 requests over some time) took less.
+    let longest = access
+        .iter()
+        .map(|l| l["duration_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(longest >= 900.0, "{text}");
     for line in &access {
         assert_eq!(line["status"], 200);
-        assert!(line["duration_ms"].as_f64().unwrap() >= 900.0);
+        assert!(line["duration_ms"].as_f64().unwrap() > 0.0, "{line}");
         assert_eq!(line["request_id"].as_str().unwrap().len(), 36, "{line}");
         assert_eq!(line["trace_id"].as_str().unwrap().len(), 32, "{line}");
         let parts = line["parts"].as_str().unwrap();

@@ -168,10 +168,24 @@ async fn main() -> ExitCode {
     let mut admins = Vec::new();
     let mut urls = Vec::new();
     for spec in GATEWAYS {
-        let defaults = match &certs {
+        let mut defaults = match &certs {
             Some(certs) => with_tls((spec.defaults)(), certs),
             None => (spec.defaults)(),
         };
+        // bff-web is the browser's OAuth client: sessions on, the demo web app on its origin.
+        let web_url = format!(
+            "{}://localhost:{}",
+            if certs.is_some() { "https" } else { "http" },
+            defaults.server.listen.port()
+        );
+        if spec.name == "bff-web" {
+            defaults = dev_stack::demo::with_sessions(defaults, &web_url);
+            if let Some(idp) = mocks.handles().find_map(|h| h.idp()) {
+                let listen = defaults.server.listen;
+                let scheme = if certs.is_some() { "https" } else { "http" };
+                dev_stack::demo::register_client(idp, &web_url, &format!("{scheme}://{listen}"));
+            }
+        }
         let config = match BffConfig::load(&defaults, None) {
             Ok(c) => c,
             Err(e) => {
@@ -192,6 +206,7 @@ async fn main() -> ExitCode {
         let admin_listen = config.admin.listen;
         let (router, admin) = bff_core::admin::capture(|| (spec.app)(config));
         let router = match router {
+            Ok(r) if spec.name == "bff-web" => r.merge(dev_stack::demo::router()),
             Ok(r) => r,
             Err(e) => {
                 eprintln!("dev-stack: {}: configuration error: {e}", spec.name);
@@ -254,6 +269,10 @@ async fn main() -> ExitCode {
     for (name, url) in &urls {
         println!("  {name:<16} {url}   (docs: {url}/docs)");
     }
+    println!(
+        "demo web app (log in, home screen, cart, log out):\n  {}://localhost:8081/",
+        if certs.is_some() { "https" } else { "http" }
+    );
     println!("admin (metrics, probes, config):");
     for (name, url) in &admins {
         println!("  {name:<16} {url}/metrics");

@@ -158,6 +158,8 @@ pub struct Idp {
     config: IdpConfig,
     keys: Arc<Vec<KeyMaterial>>,
     rotation: Arc<Mutex<Rotation>>,
+    /// The authorization-code flow's clients, codes, refresh tokens and sessions.
+    grants: Arc<Mutex<crate::oidc::Grants>>,
 }
 
 impl std::fmt::Debug for Idp {
@@ -192,6 +194,7 @@ impl Idp {
                 ec: POOL,
                 retired: Vec::new(),
             })),
+            grants: Arc::new(Mutex::new(crate::oidc::Grants::new())),
         })
     }
 
@@ -258,6 +261,71 @@ impl Idp {
         }
     }
 
+    /// The code flow's state (clients, codes, refresh tokens, sessions, counters).
+    pub fn grants(&self) -> std::sync::MutexGuard<'_, crate::oidc::Grants> {
+        self.grants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signs arbitrary `claims` with the active RSA key.
+    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, MintError> {
+        let material = &self.keys[self.rotation().rsa];
+        let mut header = Header::new(material.alg);
+        header.kid = Some(material.kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &material.key)
+            .map_err(|e| MintError(format!("signing failed: {e}")))
+    }
+
+    /// The token response of a code-flow grant: access token (audience = the client), ID token (with the
+    /// `nonce` of the authorization request), the rotated refresh token.
+    pub fn issue(&self, issue: &crate::oidc::Issue) -> Result<serde_json::Value, MintError> {
+        let ttl = self.grants().access_ttl_s;
+        let now = unix_now();
+        let access = self.sign(&serde_json::json!({
+            "iss": self.config.issuer, "sub": issue.sub, "aud": issue.client_id,
+            "iat": now, "nbf": now, "exp": now + ttl as i64,
+            "scope": issue.scopes.join(" "), "scopes": issue.scopes, "sid": issue.sid,
+            "jti": crate::oidc::new_sid(),
+        }))?;
+        let mut id = serde_json::json!({
+            "iss": self.config.issuer, "sub": issue.sub, "aud": issue.client_id,
+            "iat": now, "exp": now + ttl as i64, "sid": issue.sid,
+            "name": display_name(&issue.sub),
+        });
+        if let Some(nonce) = &issue.nonce {
+            id["nonce"] = serde_json::json!(nonce);
+        }
+        Ok(serde_json::json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "refresh_token": issue.refresh_token,
+            "id_token": self.sign(&id)?,
+            "scope": issue.scopes.join(" "),
+        }))
+    }
+
+    /// A signed back-channel logout token for `client_id` naming `sub` and/or `sid`.
+    pub fn logout_token(
+        &self,
+        client_id: &str,
+        sub: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<String, MintError> {
+        let now = unix_now();
+        let mut claims = serde_json::json!({
+            "iss": self.config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
+            "jti": crate::oidc::new_sid(),
+            "events": { crate::oidc::BACKCHANNEL_EVENT: {} },
+        });
+        if let Some(sub) = sub {
+            claims["sub"] = serde_json::json!(sub);
+        }
+        if let Some(sid) = sid {
+            claims["sid"] = serde_json::json!(sid);
+        }
+        self.sign(&claims)
+    }
+
     /// Mints a signed token.
     pub fn mint(&self, req: &MintRequest) -> Result<TokenResponse, MintError> {
         let ttl = req.ttl_s.unwrap_or(DEFAULT_TTL_S);
@@ -304,6 +372,23 @@ impl Idp {
             token_type: "Bearer".to_owned(),
             expires_in: ttl,
         })
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The display name of dev user `sub` (the users service's names), or the id itself.
+pub fn display_name(sub: &str) -> String {
+    match sub.parse::<u32>() {
+        Ok(id) if crate::data::users::user_exists(id) => {
+            let (first, last) = crate::data::users::names(id);
+            format!("{first} {last}")
+        }
+        _ => format!("user {sub}"),
     }
 }
 

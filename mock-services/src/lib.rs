@@ -9,7 +9,8 @@
 //!   per domain.
 //! - `services` (private): the HTTP routes, one module per service; [`router`] assembles an app.
 //! - [`faults`]: fault rules and the fault middleware; [`recorder`]: request recording.
-//! - [`idp`]: the dev identity provider (keys, rotation, JWKS, token minting).
+//! - [`idp`]: the dev identity provider (keys, rotation, JWKS, token minting); [`oidc`]: its authorization-code
+//!   side (clients, PKCE-bound single-use codes, rotating refresh tokens, sessions, logout tokens).
 //! - [`state`]: [`ServiceConfig`] and the shared [`ServiceState`]; [`server`]: [`spawn`],
 //!   [`spawn_all`], [`spawn_many`], [`MockHandle`], [`MockStack`].
 //! - [`certs`]: certificates generated at run time (CA, server, client, self-signed) for TLS tests and the
@@ -19,7 +20,7 @@
 //! # Endpoints
 //! | service | port | endpoints |
 //! |---|---|---|
-//! | identity | 7000 | `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json`, `POST /token`, `POST /admin/rotate-keys` |
+//! | identity | 7000 | `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json`, `POST /token` (JSON mint, or form-encoded `authorization_code` / `refresh_token` grants), `GET /authorize` (dev login page; `login_hint=<user id>` approves at once), `GET /end_session`, `POST /admin/rotate-keys`, `POST /admin/clients`, `POST /admin/backchannel-logout`, `POST /admin/oidc` |
 //! | users | 7001 | `GET /users/{id}` |
 //! | catalog | 7002 | `GET /products/{id}`, `GET /products?ids=a,b,c`, `GET /products?category=&q=&page=&page_size=` |
 //! | orders | 7003 | `GET /users/{id}/orders?limit=&cursor=`, `GET /orders/{id}`, `GET /users/{id}/cart`, `POST /users/{id}/cart/items`, `DELETE /users/{id}/cart/items/{product_id}`, `POST /users/{id}/orders` (checkout), `POST /orders` (partner) |
@@ -110,6 +111,7 @@ pub mod certs;
 pub mod data;
 pub mod faults;
 pub mod idp;
+pub mod oidc;
 pub mod recorder;
 pub mod server;
 pub mod service;

@@ -450,7 +450,8 @@ async fn missing_scopes_are_forbidden() {
     assert_eq!(mocks.handle(Service::Inventory).received_total(), 0);
 }
 
-/// No key, an unknown key, two keys or a bearer token: 401 problem+json, nothing called downstream.
+/// No key, an unknown key, two keys or a bearer token: 401 problem+json with an `ApiKey` challenge, nothing
+/// called downstream.
 #[tokio::test]
 async fn bad_credentials_are_unauthenticated() {
     let (mocks, gw) = partner().await;
@@ -461,9 +462,14 @@ async fn bad_credentials_are_unauthenticated() {
         "/v1/nope",
     ] {
         let url = format!("{}{path}", gw.url);
-        get(&url, &[])
-            .await
-            .assert_problem(401, "unauthenticated", &mocks);
+        let r = get(&url, &[]).await;
+        r.assert_problem(401, "unauthenticated", &mocks);
+        // The challenge names the credential this gateway takes: an API key header, not a bearer token.
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("ApiKey header=\"x-api-key\""),
+            "{path}"
+        );
         get(&url, &[("x-api-key", "dev-acme-key-wrong")])
             .await
             .assert_problem(401, "unauthenticated", &mocks);

@@ -318,6 +318,7 @@ async fn auth_rejections() {
         let r = get(&url, &headers).await;
         assert_eq!(r.status, 401, "{name}: {}", r.body);
         r.assert_problem(401, "unauthenticated", &mocks);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{name}");
     }
     assert_eq!(get_auth(&url, &valid).await.status, 200);
     // ES256 tokens are accepted too.

@@ -185,59 +185,9 @@ impl JwtVerifier {
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Identity, BffError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
-        if !self.algorithms.contains(&header.alg) {
-            return Err(unauthenticated("token algorithm not accepted"));
-        }
-        if header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(unauthenticated(
-                "tokens carrying their own keys are not accepted",
-            ));
-        }
-        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and this verifier understands
-        // none (an empty list is malformed too).
-        if header.crit.is_some() {
-            return Err(unauthenticated("unsupported critical header parameter"));
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or(unauthenticated("token has no key id"))?;
-        if kid.is_empty() || kid.len() > MAX_KID_LEN {
-            return Err(unauthenticated("unknown signing key"));
-        }
-        let key = self
-            .key(kid)
-            .await
-            .ok_or(unauthenticated("unknown signing key"))?;
-        if key.alg.is_some_and(|alg| alg != header.alg) || key.key.family() != header.alg.family() {
-            return Err(unauthenticated("token algorithm does not match its key"));
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.config.leeway_s;
-        validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
-            let reason = match e.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::ImmatureSignature => "token not yet valid",
-                ErrorKind::InvalidAudience => "token is for another client",
-                ErrorKind::InvalidIssuer => "token from an untrusted issuer",
-                ErrorKind::InvalidSignature => "bad token signature",
-                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                _ => "invalid token",
-            };
-            tracing::debug!(error = %e, "token rejected");
-            unauthenticated(reason)
-        })?;
-        let claims = data.claims;
+        let claims: Claims = self
+            .decode(token, &self.config.audience, &["exp", "iss", "aud", "sub"])
+            .await?;
         let dates = [Some(claims.exp), claims.nbf, claims.iat];
         if dates.into_iter().flatten().any(|d| d > MAX_NUMERIC_DATE) {
             return Err(unauthenticated("invalid token"));
@@ -285,6 +235,73 @@ impl JwtVerifier {
             );
         }
         Ok(identity)
+    }
+
+    /// Verifies a signed token of the identity provider for `audience` (signature by a JWKS key with an
+    /// allowed algorithm, `iss`, `aud`, `exp`, `nbf`, the `required` claims present) and decodes its claims.
+    /// Used for access tokens, and for the ID and logout tokens of browser sessions (`crate::session`).
+    pub(crate) async fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        required: &[&str],
+    ) -> Result<T, BffError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(unauthenticated("malformed token"));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(unauthenticated("token algorithm not accepted"));
+        }
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(unauthenticated(
+                "tokens carrying their own keys are not accepted",
+            ));
+        }
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and this verifier understands
+        // none (an empty list is malformed too).
+        if header.crit.is_some() {
+            return Err(unauthenticated("unsupported critical header parameter"));
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(unauthenticated("token has no key id"))?;
+        if kid.is_empty() || kid.len() > MAX_KID_LEN {
+            return Err(unauthenticated("unknown signing key"));
+        }
+        let key = self
+            .key(kid)
+            .await
+            .ok_or(unauthenticated("unknown signing key"))?;
+        if key.alg.is_some_and(|alg| alg != header.alg) || key.key.family() != header.alg.family() {
+            return Err(unauthenticated("token algorithm does not match its key"));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_required_spec_claims(required);
+        validation.leeway = self.config.leeway_s;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<T>(token, &key.key, &validation).map_err(|e| {
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::ImmatureSignature => "token not yet valid",
+                ErrorKind::InvalidAudience => "token is for another client",
+                ErrorKind::InvalidIssuer => "token from an untrusted issuer",
+                ErrorKind::InvalidSignature => "bad token signature",
+                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                _ => "invalid token",
+            };
+            tracing::debug!(error = %e, "token rejected");
+            unauthenticated(reason)
+        })?;
+        Ok(data.claims)
     }
 
     /// The key named `kid`. A cached key is returned at once (a stale cache starts a background refresh);

@@ -8,7 +8,7 @@ pub mod discovery;
 mod identity;
 pub mod jwt;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 pub use api_key::{ApiKeys, hash_key};
 pub use client_cert::ClientCerts;
@@ -66,6 +66,20 @@ fn single_header(
 }
 
 impl Authenticator {
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §11.6.1), naming the credential this gateway
+    /// takes: `Bearer` (RFC 6750) for JWTs, `ApiKey header="x-api-key"` for API keys (no registered scheme
+    /// exists; the parameter names the header), `ClientCertificate` for mTLS only. With authentication off
+    /// a 401 can only come from an aggregation that needs a caller, which a bearer token would satisfy.
+    pub fn challenge(&self) -> HeaderValue {
+        match self {
+            Self::None | Self::Jwt(_) => HeaderValue::from_static("Bearer"),
+            Self::ApiKey(_) | Self::ClientCert { keys: Some(_), .. } => {
+                HeaderValue::from_static("ApiKey header=\"x-api-key\"")
+            }
+            Self::ClientCert { keys: None, .. } => HeaderValue::from_static("ClientCertificate"),
+        }
+    }
+
     /// The verified identity of the request, `Ok(None)` when authentication is off, or 401. `client_cert`
     /// is the certificate the caller's TLS connection presented (verified in the handshake), if any.
     pub async fn authenticate(

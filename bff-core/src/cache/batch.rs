@@ -6,9 +6,15 @@
 //! Only downstreams configured `shared = true` (answers the same for every caller) batch across requests:
 //! for the others a lookup is one plain batch call of the request's own ids.
 //!
-//! ```ignore
+//! ```no_run
+//! # use std::collections::HashMap;
+//! # use bff_core::{cache::BatchSpec, context::RequestContext, downstream::{Downstream, DownstreamError}};
+//! # async fn enrich(ctx: RequestContext, catalog: Downstream, ids: Vec<String>) -> Result<(), DownstreamError> {
+//! // Built once, in the gateway's state:
 //! let products = catalog.batcher(BatchSpec { prefix: "/products?ids=", items_field: "items", id_field: "id", max_ids: 100 });
-//! let by_id: HashMap<String, Product> = products.load(&ctx, &ids).await?;
+//! // Per request:
+//! let by_id: HashMap<String, serde_json::Value> = products.load(&ctx, &ids).await?;
+//! # Ok(()) }
 //! ```
 //! The merged call carries the identity headers and trace context of the request that opened the window and
 //! the latest deadline of the requests in it; a window whose requests all went away makes no call.

@@ -151,6 +151,34 @@ impl Downstream {
 }
 
 impl Downstream {
+    /// POSTs an `application/x-www-form-urlencoded` body (an OAuth token request) to `path_and_query`:
+    /// one attempt, like [`Downstream::command`]; 2xx and 4xx come back as a [`Reply`].
+    pub async fn post_form(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: &str,
+        form: String,
+    ) -> Result<Reply, DownstreamError> {
+        let content_type = (
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let answer = Box::pin(self.call(
+            ctx,
+            Method::POST,
+            path_and_query,
+            Some(Bytes::from(form)),
+            &[content_type],
+        ))
+        .await?;
+        Ok(Reply {
+            status: answer.status,
+            body: answer.body,
+        })
+    }
+}
+
+impl Downstream {
     /// Read-your-writes: removes the cached answers of GETs of `paths_and_queries` (exactly as the reads
     /// request them) made with the caller's identity — and their shared entries, for a `shared` downstream —
     /// from the local cache and the Redis level, so the caller's next read shows its write. Called by a

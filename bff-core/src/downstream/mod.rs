@@ -584,7 +584,7 @@ impl Downstream {
         for (name, value) in extra_headers {
             request = request.header(name.clone(), value.clone());
         }
-        if body.is_some() {
+        if body.is_some() && !extra_headers.iter().any(|(name, _)| name == CONTENT_TYPE) {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let request = request

@@ -1,15 +1,24 @@
 //! Fallbacks of composed parts: when a part's call fails, answer with the last good value of that part (no
 //! older than a configured age) or a static default, and say so in the `bff-degraded` response header.
 //!
-//! ```ignore
+//! ```no_run
+//! # use std::time::Duration;
+//! # use bff_core::{context::RequestContext, downstream::Downstream, error::BffError};
+//! # use bff_core::resilience::{Fallback, LastGood};
+//! # type Recommendations = Vec<serde_json::Value>;
+//! # async fn handler(ctx: RequestContext, recommendations: Downstream, user_id: String) -> Result<(), BffError> {
 //! // In the gateway's state: the last good recommendations per user, kept at most 10 minutes.
-//! let recs_store = LastGood::new(Duration::from_secs(600), 10_000);
+//! let recs_store: LastGood<Recommendations> = LastGood::new(Duration::from_secs(600), 10_000);
 //! // In the handler: fresh when possible, else the last good value, else an empty list.
-//! let recs = ctx.optional_or(
-//!     "recommendations",
-//!     app.recommendations.get_json::<Recommendations>(&ctx, &path),
-//!     Fallback::stale(&app.recs_store, user_id).or_value(Recommendations::default()),
-//! );
+//! let path = format!("/users/{user_id}/recommendations");
+//! let recs = ctx
+//!     .optional_or(
+//!         "recommendations",
+//!         recommendations.get_json::<Recommendations>(&ctx, &path),
+//!         Fallback::stale(&recs_store, user_id).or_value(Recommendations::default()),
+//!     )
+//!     .await?;
+//! # let _ = recs; Ok(()) }
 //! ```
 //! The key of a last good value must contain everything the value depends on, **the caller's identity
 //! included** for private data, so one user's value is never served to another.

@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod identity;
 mod inventory;
+mod oidc;
 mod orders;
 mod recommendations;
 mod reviews;
