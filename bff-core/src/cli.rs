@@ -279,7 +279,7 @@ fn probe_healthz(admin: std::net::SocketAddr) -> Result<(), String> {
 /// system allocator on the per-request paths; the gateway crate depends on `mimalloc`) and [`main`] over
 /// the crate's `defaults` and `app`.
 ///
-/// ```ignore
+/// ```text
 /// bff_core::gateway_main!("bff-web", "Backend-for-Frontend of the web app", bff_web);
 /// ```
 #[macro_export]

@@ -1,4 +1,4 @@
-//! `cargo run -p dev-stack`: the seven mock services (ports 7000–7006) and the three gateways (8081–8083) in
+//! `cargo run -p dev-stack`: the seven mock services (ports 7000–7006) and the gateways (8081–8083, bff-tv 8085) in
 //! one process, with in-memory defaults, for development. Gateways read the same `BFF_*` environment variables
 //! as their own binaries; Ctrl-C stops everything gracefully.
 //!

@@ -3,12 +3,20 @@
 //! and responders handlers are written with ([`extract`], [`fields`]). `use bff_core::prelude::*;` brings
 //! all of it into scope.
 //!
-//! ```ignore
-//! let api = Api::new()
-//!     .get("/api/home", CALLER, home)                         // any authenticated caller
-//!     .get("/api/orders/{id}", &["orders:read"], order)       // 403 without the scope; documented so
-//!     .with_state(app);
-//! gateway.into_router(api, ApiDoc::openapi(), &["users"])
+//! ```no_run
+//! use bff_core::prelude::*;
+//!
+//! async fn home(who: Caller) -> String { format!("hello {}", who.subject()) }
+//! async fn order(Path(id): Path<u64>) -> String { format!("order {id}") }
+//!
+//! fn app(config: BffConfig, doc: utoipa::openapi::OpenApi) -> Result<Router, ConfigError> {
+//!     let gateway = Gateway::new(config)?;
+//!     let api = Api::new()
+//!         .get("/api/home", CALLER, home) // any authenticated caller
+//!         .get("/api/orders/{id}", &["orders:read"], order) // 403 without the scope; documented so
+//!         .with_state(());
+//!     gateway.into_router(api, doc, &["users"])
+//! }
 //! ```
 
 pub mod extract;
