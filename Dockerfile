@@ -24,7 +24,7 @@ RUN for crate in bff-core $GATEWAYS shared-schemas mock-services dev-stack tests
         mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
     && mkdir -p bff-core/benches && echo 'fn main() {}' > bff-core/benches/hot_paths.rs \
-    && cargo build --release --locked $(for g in $GATEWAYS; do printf -- '-p %s ' "$g"; done) -p mock-services \
+    && cargo build --release --locked -p mock-services $(for g in $GATEWAYS; do printf -- '-p %s ' "$g"; done) \
     && rm -rf bff-*/src shared-schemas/src mock-services/src dev-stack/src tests/src \
     && rm -rf target/release/.fingerprint/bff-* target/release/.fingerprint/shared-schemas-* \
               target/release/.fingerprint/mock-services-* target/release/.fingerprint/dev-stack-* \
