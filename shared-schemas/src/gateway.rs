@@ -175,6 +175,17 @@ pub struct Call<'a, B: ?Sized = ()> {
     pub path: String,
     /// The JSON body, if any.
     pub body: Option<&'a B>,
+    /// The cached reads (path and query, of the same service) the command makes stale: invalidated once it
+    /// succeeded (read-your-writes).
+    pub stale: Vec<String>,
+}
+
+impl<B: ?Sized> Call<'_, B> {
+    /// The call, invalidating `paths` of the service's cache once it succeeded.
+    pub fn invalidates(mut self, paths: impl IntoIterator<Item = String>) -> Self {
+        self.stale.extend(paths);
+        self
+    }
 }
 
 impl<'a, B: Serialize + ?Sized> Call<'a, B> {
@@ -185,6 +196,7 @@ impl<'a, B: Serialize + ?Sized> Call<'a, B> {
             method: Method::POST,
             path,
             body: Some(body),
+            stale: Vec::new(),
         }
     }
 }
@@ -197,12 +209,13 @@ impl Call<'static, ()> {
             method: Method::DELETE,
             path,
             body: None,
+            stale: Vec::new(),
         }
     }
 }
 
 /// Sends `call` (one attempt; see `bff_core::downstream::command`) with the forwarded `key` (so the service
-/// deduplicates retries): a 2xx answer decoded as `T`; a refusal (the service's `{"error": code}`) named by
+/// deduplicates retries): a 2xx answer decoded as `T` (the call's stale reads invalidated); a refusal (the service's `{"error": code}`) named by
 /// [`REFUSALS`]; a failure as a problem (504 `outcome_unknown` when it may have taken effect).
 pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
     ctx: &RequestContext,
@@ -217,6 +230,8 @@ pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         .await
         .map_err(|e| command_error(part, &e))?;
     if reply.is_success() {
+        // Done, whatever its body: the reads it changed are stale.
+        downstream.invalidate(ctx, &call.stale).await;
         return reply
             .json(downstream)
             .map_err(|e| BffError::from_part(part, &e));

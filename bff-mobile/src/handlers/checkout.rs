@@ -43,10 +43,8 @@ pub(crate) async fn place(Req { s, ctx, who }: Req, cmd: Command<PlaceOrder>) ->
     ];
     cmd.run(KeyRule::Optional, |key| async {
         let call = Call::post("order", format!("/users/{user}/orders"), &body);
-        let order: Result<Order, BffError> = send(&ctx, &s.orders, key, call).await;
-        if order.is_ok() {
-            s.orders.invalidate(&ctx, &stale).await;
-        }
+        let order: Result<Order, BffError> =
+            send(&ctx, &s.orders, key, call.invalidates(stale)).await;
         let placed = order.map(OrderPlacedView::from);
         created(placed, |view| format!("/api/orders/{}", view.id))
     })

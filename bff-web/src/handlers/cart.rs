@@ -2,6 +2,7 @@
 //! (remove the line). Each change is one command to the orders service; the answer is the cart enriched with
 //! product summaries (optional part `products`). A change invalidates the cached cart (read-your-writes).
 
+use bff_core::idempotency::ForwardedKey;
 use bff_core::prelude::*;
 use shared_schemas::downstream::{AddCartItem, Cart};
 use shared_schemas::gateway::{Call, DomainId, Req, Services, send};
@@ -20,17 +21,16 @@ async fn view(s: &Services, ctx: &RequestContext, cart: Cart) -> Result<Json<Car
     Ok(Json(CartView::new(cart, products.as_ref())))
 }
 
-/// After a change: the cached cart is stale, the new one is answered.
-async fn changed(
+/// A change of the cart of `user` (path-encoded): one command that makes the cached cart stale.
+async fn change<B: serde::Serialize + ?Sized>(
     s: &Services,
     ctx: &RequestContext,
     user: &str,
-    cart: Result<Cart, BffError>,
-) -> Result<Json<CartView>, BffError> {
-    let cart = cart?;
-    s.orders
-        .invalidate(ctx, &[format!("/users/{user}/cart")])
-        .await;
+    key: ForwardedKey,
+    call: Call<'_, B>,
+) -> Reply<Json<CartView>> {
+    let call = call.invalidates([format!("/users/{user}/cart")]);
+    let cart: Cart = send(ctx, &s.orders, key, call).await?;
     view(s, ctx, cart).await
 }
 
@@ -58,7 +58,7 @@ pub(crate) async fn add(Req { s, ctx, who }: Req, cmd: Command<AddToCart>) -> Re
             quantity: cmd.body.quantity,
         };
         let call = Call::post("cart", format!("/users/{user}/cart/items"), &body);
-        changed(&s, &ctx, user, send(&ctx, &s.orders, key, call).await).await
+        change(&s, &ctx, user, key, call).await
     })
     .await
 }
@@ -73,7 +73,7 @@ pub(crate) async fn remove(Req { s, ctx, who }: Req, write: Write, product: Doma
     write
         .run(KeyRule::Optional, &(), |key| async {
             let call = Call::delete("cart", format!("/users/{user}/cart/items/{product}"));
-            changed(&s, &ctx, user, send(&ctx, &s.orders, key, call).await).await
+            change(&s, &ctx, user, key, call).await
         })
         .await
 }

@@ -28,13 +28,13 @@ pub(crate) async fn create(
             title: cmd.body.title.trim().to_owned(),
             body: cmd.body.body.trim().to_owned(),
         };
-        let call = Call::post("review", format!("/products/{product}/reviews"), &body);
-        let review: Review = send(&ctx, &s.reviews, key, call).await?;
         let stale = [
             format!("/products/{product}/reviews?limit={REVIEWS}"),
             format!("/products/{product}/rating"),
         ];
-        s.reviews.invalidate(&ctx, &stale).await;
+        let call =
+            Call::post("review", format!("/products/{product}/reviews"), &body).invalidates(stale);
+        let review: Review = send(&ctx, &s.reviews, key, call).await?;
         Ok::<_, BffError>((StatusCode::CREATED, Json(ReviewView::from(review))))
     })
     .await
