@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::error::{BffError, FieldError};
 
 /// `[body]`: limits of JSON request bodies (commands).

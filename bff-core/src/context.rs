@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio::time::Instant;
 
-use crate::auth::Identity;
+use crate::auth::{Identity, IdentityHeaders};
 use crate::cache::CachePolicy;
 use crate::error::BffError;
 use crate::otel::{PartGuard, PartSpan, RequestSpans};
@@ -72,6 +72,8 @@ struct Inner {
     trace: TraceContext,
     /// The verified caller, when the route is authenticated.
     identity: Option<Identity>,
+    /// The identity's downstream headers, rendered once here and reused by every call of the request.
+    identity_headers: IdentityHeaders,
     /// When the request's time budget is spent.
     deadline: Instant,
     /// Optional parts that failed, in order of failure; rendered as the `bff-partial` header.
@@ -109,11 +111,23 @@ impl RequestContext {
         identity: Option<Identity>,
         deadline: Instant,
     ) -> Self {
+        let identity_headers = IdentityHeaders::of(identity.as_ref());
+        Self::build(request_id, trace, identity, identity_headers, deadline)
+    }
+
+    fn build(
+        request_id: String,
+        trace: TraceContext,
+        identity: Option<Identity>,
+        identity_headers: IdentityHeaders,
+        deadline: Instant,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 request_id,
                 trace,
                 identity,
+                identity_headers,
                 deadline,
                 partial: Mutex::new(Vec::new()),
                 degraded: Mutex::new(Vec::new()),
@@ -123,6 +137,19 @@ impl RequestContext {
                 spans: None,
             }),
         }
+    }
+
+    /// A context for work on behalf of this request that outlives it or gathers several requests (a background
+    /// refresh, a batch call): same request id, trace and identity (headers not rendered again), its own
+    /// `deadline`, no parts, no route, no trace recording.
+    pub(crate) fn detached(&self, deadline: Instant) -> Self {
+        Self::build(
+            self.inner.request_id.clone(),
+            self.inner.trace.clone(),
+            self.inner.identity.clone(),
+            self.inner.identity_headers.clone(),
+            deadline,
+        )
     }
 
     /// The context of a request that matched the route template `route`.
@@ -197,6 +224,11 @@ impl RequestContext {
     /// The verified caller, if the route is authenticated.
     pub fn identity(&self) -> Option<&Identity> {
         self.inner.identity.as_ref()
+    }
+
+    /// The verified identity's downstream headers and scope (empty without identity), rendered once.
+    pub(crate) fn identity_headers(&self) -> &IdentityHeaders {
+        &self.inner.identity_headers
     }
 
     /// The verified caller, or 401.

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
@@ -51,7 +51,7 @@ use crate::resilience::shed::LoadShedder;
 use crate::trace::{self, TraceContext};
 
 /// Paths served without authentication.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+pub use crate::routes::config::PUBLIC_PATHS;
 
 /// What the edge needs, shared by all requests.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ const NEVER_SHED: &[&str] = &["/healthz"];
 /// answer first, since every part is bounded by the same deadline).
 const DEADLINE_GRACE: Duration = Duration::from_millis(20);
 
-/// The edge middleware (steps 1–6 of the module docs).
+/// The edge middleware: the steps of the module docs, each phase a named function below.
 pub(crate) async fn edge(
     State(state): State<Arc<EdgeState>>,
     mut request: Request,
@@ -124,58 +124,15 @@ pub(crate) async fn edge(
         let route = route_in;
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
-        let framing = crate::hygiene::Framing {
-            version: request.version(),
-            has_body: !hyper::body::Body::is_end_stream(request.body()),
-        };
-        let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
-        let hygiene = crate::hygiene::check_request(
-            request.method(),
-            request.uri(),
-            request.headers(),
-            framing,
-            state.max_uri_bytes,
-            state.max_body_bytes,
-        );
-        // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
-        close |= hygiene.is_err() && framing.has_body;
+        let (hygiene, framing, close) = check_hygiene(&state, &request);
         // The session endpoints authenticate themselves (login, callback, logout, back-channel logout).
         let session_path =
             state.sessions.is_some() && request.uri().path().starts_with(crate::session::PREFIX);
         let public = PUBLIC_PATHS.contains(&request.uri().path()) || session_path;
-        // Browser sessions: the cookie is the credential when no bearer token is sent; the browser's
-        // `Cookie` header never goes further than the edge (nothing downstream can see or forward it).
-        let session_cookie = match &state.sessions {
-            Some(sessions) if !session_path => {
-                let cookie = (!request.headers().contains_key(header::AUTHORIZATION))
-                    .then(|| {
-                        sessions
-                            .session_cookie(request.headers())
-                            .map(str::to_owned)
-                    })
-                    .flatten();
-                request.headers_mut().remove(header::COOKIE);
-                cookie
-            }
-            _ => None,
-        };
-        // Load shedding: admitted requests hold their slot until the response is built; the others are
-        // refused at once (no queue, so memory stays bounded), before authentication.
-        let admitted = if NEVER_SHED.contains(&request.uri().path()) {
-            None
-        } else {
-            let matched = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str);
-            match state.shed.admit(matched) {
-                Ok(admitted) => Some(admitted),
-                Err(e) => {
-                    tracing::info!(status = 503, "request shed: overloaded");
-                    crate::observe::shed(&state.metrics, &route);
-                    return (e.into_response(), None);
-                }
-            }
+        let session_cookie = take_session_cookie(&state, &mut request, session_path);
+        let admitted = match shed(&state, &request, &route) {
+            Ok(admitted) => admitted,
+            Err(refused) => return (refused.into_response(), None),
         };
         let refused_by_hygiene = hygiene.is_err();
         let identity = match hygiene {
@@ -185,44 +142,28 @@ pub(crate) async fn edge(
                 let cert = request
                     .extensions()
                     .get::<std::sync::Arc<crate::tls::ClientCertificate>>();
-                // References to the parts only: the request's body is not `Sync`.
-                let (method, headers) = (request.method(), request.headers());
-                let verify = async {
-                    match (&state.sessions, &session_cookie) {
-                        (Some(sessions), Some(cookie)) => {
-                            sessions.authenticate(method, headers, cookie).await
-                        }
-                        (Some(sessions), None) if !sessions.bearer_allowed() => {
-                            Err(crate::session::session_expired())
-                        }
-                        _ => state.auth.authenticate(headers, cert.map(|c| &**c)).await,
-                    }
-                };
-                match tokio::time::timeout_at(deadline, verify).await {
-                    Ok(verified) => verified,
-                    Err(_) => {
-                        tracing::warn!("authentication did not finish within the request's budget");
-                        Err(BffError::DeadlineExceeded { part: None })
-                    }
-                }
+                let cert = cert.map(|c| &**c);
+                let cookie = session_cookie.as_deref();
+                authenticate(
+                    &state,
+                    request.method(),
+                    request.headers(),
+                    cert,
+                    cookie,
+                    deadline,
+                )
+                .await
             }
         };
         // A credential that could not be checked in time is not a failed authentication: it is not
         // charged to the client's failed-attempt budget.
         let auth_timed_out = matches!(identity, Err(BffError::DeadlineExceeded { .. }));
-        // Rate limiting (step 4b): one store decision per non-public request; public paths are never limited.
+        let limited = !public && !refused_by_hygiene && !auth_timed_out;
         let Verdict {
             denied,
             headers: limit_headers,
             refused_by,
-        } = match &state.limiter {
-            Some(limiter) if !public && !refused_by_hygiene && !auth_timed_out => {
-                limiter
-                    .admit(&RequestFacts::of(&request), identity.as_ref())
-                    .await
-            }
-            _ => Verdict::default(),
-        };
+        } = rate_limit(&state, &request, &identity, limited).await;
         crate::observe::refusals(
             &state.metrics,
             identity.as_ref().err(),
@@ -236,10 +177,12 @@ pub(crate) async fn edge(
                 e.into_response()
             }
             (Ok(identity), None) => {
-                let method = request.method().clone();
                 let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
                     .for_route(&route)
                     .with_spans(spans_in);
+                // Phase 7, the routed request: the context in the request's extensions, the router (panic
+                // catcher, body limit, handler) bounded by the deadline, then what the parts recorded.
+                let method = request.method().clone();
                 request.extensions_mut().insert(ctx.clone());
                 let mut response =
                     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
@@ -248,31 +191,7 @@ pub(crate) async fn edge(
                         Ok(response) => response,
                         Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
                     };
-                let partial = ctx.partial_parts();
-                if !partial.is_empty()
-                    && response.status().is_success()
-                    && let Ok(v) = HeaderValue::from_str(&partial.join(","))
-                {
-                    response.headers_mut().insert(PARTIAL_HEADER, v);
-                }
-                let degraded = ctx.degraded_parts();
-                if !degraded.is_empty() && response.status().is_success() {
-                    let list: Vec<String> = degraded
-                        .iter()
-                        .map(|(p, source)| format!("{p}={source}"))
-                        .collect();
-                    if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
-                        response.headers_mut().insert(DEGRADED_HEADER, v);
-                    }
-                }
-                // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the
-                // credential.
-                crate::cache::client::apply(&mut response, &ctx, &method, state.vary_on.as_ref());
-                if state.sessions.is_some() && response.status().is_success() {
-                    response
-                        .headers_mut()
-                        .append(header::VARY, HeaderValue::from_static("cookie"));
-                }
+                decorate(&state, &mut response, &ctx, &method);
                 ctx_out = Some(ctx);
                 response
             }
@@ -328,6 +247,158 @@ pub(crate) async fn edge(
         headers.insert(trace::TRACEPARENT, v);
     }
     response
+}
+
+/// Phase 4, hygiene: the request line, path and framing checks of [`crate::hygiene`]; also whether the
+/// connection must close after the answer (a chunked body, or a refused request that may still carry one).
+fn check_hygiene(
+    state: &EdgeState,
+    request: &Request,
+) -> (Result<(), BffError>, crate::hygiene::Framing, bool) {
+    let framing = crate::hygiene::Framing {
+        version: request.version(),
+        has_body: !hyper::body::Body::is_end_stream(request.body()),
+    };
+    let mut close = crate::hygiene::closes_connection(framing.version, request.headers());
+    let hygiene = crate::hygiene::check_request(
+        request.method(),
+        request.uri(),
+        request.headers(),
+        framing,
+        state.max_uri_bytes,
+        state.max_body_bytes,
+    );
+    // A request refused with a body it may still carry: the unread bytes must never be parsed as a request.
+    close |= hygiene.is_err() && framing.has_body;
+    (hygiene, framing, close)
+}
+
+/// Phase 5, load shedding: admitted requests hold their slot until the response is built; the others are
+/// refused at once (no queue, so memory stays bounded), before authentication. Liveness is never shed.
+fn shed(
+    state: &EdgeState,
+    request: &Request,
+    route: &str,
+) -> Result<Option<crate::resilience::shed::Admitted>, BffError> {
+    if NEVER_SHED.contains(&request.uri().path()) {
+        return Ok(None);
+    }
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    match state.shed.admit(matched) {
+        Ok(admitted) => Ok(Some(admitted)),
+        Err(e) => {
+            tracing::info!(status = 503, "request shed: overloaded");
+            crate::observe::shed(&state.metrics, route);
+            Err(e)
+        }
+    }
+}
+
+/// Browser sessions: the cookie is the credential when no bearer token is sent; the browser's `Cookie`
+/// header never goes further than the edge (nothing downstream can see or forward it). The session
+/// endpoints (`session_path`) read their own cookies.
+fn take_session_cookie(
+    state: &EdgeState,
+    request: &mut Request,
+    session_path: bool,
+) -> Option<String> {
+    match &state.sessions {
+        Some(sessions) if !session_path => {
+            let cookie = (!request.headers().contains_key(header::AUTHORIZATION))
+                .then(|| {
+                    sessions
+                        .session_cookie(request.headers())
+                        .map(str::to_owned)
+                })
+                .flatten();
+            request.headers_mut().remove(header::COOKIE);
+            cookie
+        }
+        _ => None,
+    }
+}
+
+/// Phase 6, authentication of a non-public path, within the request's budget (504 when it is spent first):
+/// the session `cookie` when there is one, else the gateway's credential (bearer token, API key, client
+/// certificate). Takes references to the request's parts only: its body is not `Sync`.
+async fn authenticate(
+    state: &EdgeState,
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+    cert: Option<&crate::tls::ClientCertificate>,
+    cookie: Option<&str>,
+    deadline: Instant,
+) -> Result<Option<crate::auth::Identity>, BffError> {
+    let verify = async {
+        match (&state.sessions, cookie) {
+            (Some(sessions), Some(cookie)) => sessions.authenticate(method, headers, cookie).await,
+            (Some(sessions), None) if !sessions.bearer_allowed() => {
+                Err(crate::session::session_expired())
+            }
+            _ => state.auth.authenticate(headers, cert).await,
+        }
+    };
+    match tokio::time::timeout_at(deadline, verify).await {
+        Ok(verified) => verified,
+        Err(_) => {
+            tracing::warn!("authentication did not finish within the request's budget");
+            Err(BffError::DeadlineExceeded { part: None })
+        }
+    }
+}
+
+/// Phase 6b, rate limiting: one store decision for a `limited` request (not public, not refused by hygiene,
+/// not timed out in authentication); public paths are never limited. The request's facts are read before
+/// the future is made, and only when a limiter will use them.
+fn rate_limit<'a>(
+    state: &'a EdgeState,
+    request: &'a Request,
+    identity: &'a Result<Option<crate::auth::Identity>, BffError>,
+    limited: bool,
+) -> impl Future<Output = Verdict> + Send + 'a {
+    let admit = state
+        .limiter
+        .as_ref()
+        .filter(|_| limited)
+        .map(|limiter| (limiter, RequestFacts::of(request)));
+    async move {
+        match admit {
+            Some((limiter, facts)) => limiter.admit(&facts, identity.as_ref()).await,
+            None => Verdict::default(),
+        }
+    }
+}
+
+/// Phase 7b, what the parts recorded, on a routed response: `bff-partial` / `bff-degraded`, and the
+/// client-facing caching headers.
+fn decorate(state: &EdgeState, response: &mut Response, ctx: &RequestContext, method: &Method) {
+    let partial = ctx.partial_parts();
+    if !partial.is_empty()
+        && response.status().is_success()
+        && let Ok(v) = HeaderValue::from_str(&partial.join(","))
+    {
+        response.headers_mut().insert(PARTIAL_HEADER, v);
+    }
+    let degraded = ctx.degraded_parts();
+    if !degraded.is_empty() && response.status().is_success() {
+        let list: Vec<String> = degraded
+            .iter()
+            .map(|(p, source)| format!("{p}={source}"))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&list.join(",")) {
+            response.headers_mut().insert(DEGRADED_HEADER, v);
+        }
+    }
+    // Client-facing caching: Cache-Control from the parts (strictest wins), Vary on the credential.
+    crate::cache::client::apply(response, ctx, method, state.vary_on.as_ref());
+    if state.sessions.is_some() && response.status().is_success() {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("cookie"));
+    }
 }
 
 /// Replaces a 4xx/5xx that is not problem+json with the problem document of its status.

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::template::PartTemplate;
-use crate::config::{ConfigError, DownstreamConfig};
+use crate::config::error::ConfigError;
+use crate::downstream::config::DownstreamConfig;
 
 /// How the parts of a declarative aggregation are merged into one JSON object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

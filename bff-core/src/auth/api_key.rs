@@ -3,8 +3,8 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::config::ApiKeyConfig;
 use super::identity::{Identity, Partner};
-use crate::config::ApiKeyConfig;
 
 /// Longest key accepted; anything longer is rejected before hashing.
 const MAX_KEY_LEN: usize = 256;

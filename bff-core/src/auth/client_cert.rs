@@ -2,8 +2,8 @@
 //! `server.tls.client_ca_file` during the TLS handshake; here its subject common name or one of its subject
 //! alternative names is mapped to a configured partner (`[[auth.client_certs]]`).
 
+use super::config::ClientCertConfig;
 use super::identity::{Identity, Partner};
-use crate::config::ClientCertConfig;
 use crate::tls::ClientCertificate;
 
 /// The configured certificate-to-partner mappings.

@@ -8,8 +8,8 @@ use std::sync::RwLock;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
-use crate::config::DownstreamConfig;
 use crate::context::RequestContext;
+use crate::downstream::config::DownstreamConfig;
 use crate::downstream::{Downstream, DownstreamError, DownstreamErrorKind, HttpClient};
 
 /// Path of the OpenID Provider metadata, relative to the identity downstream's URL.

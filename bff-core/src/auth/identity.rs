@@ -1,6 +1,6 @@
 //! The verified caller and the identity headers the gateway sends downstream on its behalf.
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 
 /// Prefix of the gateway's identity header namespace. Client-sent headers with this prefix are removed at the
 /// edge; downstream calls carry only the gateway's own, derived from verified credentials.
@@ -63,6 +63,50 @@ impl Identity {
         push(CLIENT_HEADER, &self.client);
         push(SCOPES_HEADER, &self.scopes.join(" "));
         headers
+    }
+}
+
+/// The identity headers of one verified caller, rendered once (when the request context is built right after
+/// the credential was verified) and reused by every downstream call, cache key and idempotency scope of the
+/// request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// The headers sent downstream, in [`Identity::downstream_headers`] order.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The same headers as one string (`name=value`, `\u{1f}`-separated): the identity part of cache keys
+    /// and idempotency records; empty without identity.
+    scope: String,
+}
+
+impl IdentityHeaders {
+    /// Renders the headers of `identity` (none without one).
+    pub fn of(identity: Option<&Identity>) -> Self {
+        let Some(identity) = identity else {
+            return Self::default();
+        };
+        let rendered = identity.downstream_headers();
+        let mut scope = String::new();
+        let mut headers = Vec::with_capacity(rendered.len());
+        for (name, value) in rendered {
+            if !scope.is_empty() {
+                scope.push('\u{1f}');
+            }
+            scope.push_str(name);
+            scope.push('=');
+            scope.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            headers.push((HeaderName::from_static(name), value));
+        }
+        Self { headers, scope }
+    }
+
+    /// The headers to send downstream.
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// What the downstream sees of the caller as one string; empty without identity.
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 }
 

@@ -17,9 +17,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::config::JwtConfig;
 use super::discovery::JwksSource;
 use super::identity::{Identity, is_header_safe};
-use crate::config::JwtConfig;
 use crate::context::RequestContext;
 use crate::error::BffError;
 use crate::trace::TraceContext;
@@ -32,17 +32,7 @@ const MAX_KID_LEN: usize = 128;
 /// real issuer writes, and bounding them keeps every sum with the leeway far from overflow.
 pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
-/// Parses an allowed algorithm name; `none` and HMAC algorithms are refused (a JWKS of public keys cannot
-/// verify them safely, and accepting them invites key confusion).
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
-    let alg = Algorithm::from_str(name).map_err(|_| format!("unknown algorithm `{name}`"))?;
-    match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Err(format!(
-            "`{name}` is a shared-secret algorithm; only asymmetric algorithms are accepted"
-        )),
-        _ => Ok(alg),
-    }
-}
+pub use super::config::parse_algorithm;
 
 /// The claims read from a token. Types are strict: `iss` and `sub` strings, `aud` a string or an array of
 /// strings, numeric dates non-negative integers; anything else fails to deserialize (401).
@@ -118,6 +108,8 @@ pub struct JwtVerifier {
     verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
     algorithms: Vec<Algorithm>,
     keys: Arc<KeyStore>,
+    /// `jwks_unknown_kid_wait_ms`, converted once.
+    unknown_kid_wait: Duration,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -157,6 +149,7 @@ impl JwtVerifier {
         });
         Self {
             verified,
+            unknown_kid_wait: Duration::from_millis(config.jwks_unknown_kid_wait_ms),
             config,
             algorithms,
             keys,
@@ -321,8 +314,7 @@ impl JwtVerifier {
             // No refresh running and none allowed yet: a fetch that just ended may have brought the key.
             return self.keys.cached(kid).0;
         }
-        let wait = Duration::from_millis(self.config.jwks_unknown_kid_wait_ms);
-        let _ = tokio::time::timeout(wait, ended.changed()).await;
+        let _ = tokio::time::timeout(self.unknown_kid_wait, ended.changed()).await;
         self.keys.cached(kid).0
     }
 }

@@ -4,18 +4,19 @@
 
 mod api_key;
 mod client_cert;
+pub mod config;
 pub mod discovery;
 mod identity;
+pub(crate) use identity::is_header_safe;
 pub mod jwt;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
 pub use api_key::{ApiKeys, hash_key};
 pub use client_cert::ClientCerts;
-pub(crate) use identity::is_header_safe;
 pub use identity::{
-    CLIENT_HEADER, IDENTITY_HEADER_PREFIX, Identity, PARTNER_ID_HEADER, PARTNER_TIER_HEADER,
-    Partner, SCOPES_HEADER, USER_ID_HEADER,
+    CLIENT_HEADER, IDENTITY_HEADER_PREFIX, Identity, IdentityHeaders, PARTNER_ID_HEADER,
+    PARTNER_TIER_HEADER, Partner, SCOPES_HEADER, USER_ID_HEADER,
 };
 pub use jwt::JwtVerifier;
 

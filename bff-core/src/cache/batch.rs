@@ -31,8 +31,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::directives::CachePolicy;
-use super::store::{Entry, Freshness};
-use super::{identity_scope, mark_stale, serves_stale};
+use super::{Keys, Lookup, mark_stale, serves_stale};
 use crate::context::RequestContext;
 use crate::downstream::{Downstream, DownstreamError, DownstreamErrorKind, encode_query};
 
@@ -140,27 +139,20 @@ impl Batcher {
             ctx.record_cache(answer.policy);
             return Ok(decode_all(&inner.downstream, answer.items.clone()));
         }
-        let storing = cache.config.enabled && cache.store.is_enabled();
         let mut missing = Vec::new();
         let mut stale: HashMap<String, Bytes> = HashMap::new();
         for id in &ids {
-            let entry = if storing {
-                cache.store.get(&self.item_key(id)).await
-            } else {
-                None
-            };
-            match entry.as_ref().map(|e| (e, e.freshness())) {
-                Some((e, Freshness::Fresh(left))) => {
-                    cache.counters.hits.inc();
-                    ctx.record_cache(CachePolicy::part(left, false, false));
-                    found.insert(id.clone(), e.body.clone());
+            // Layer 1's lookup, item by item (fresh items answer; stale ones are kept for a failed call).
+            match cache.lookup(ctx, &Keys::item(self.item_key(id))).await {
+                Lookup::Hit(body) => {
+                    found.insert(id.clone(), body);
                 }
-                Some((e, Freshness::Revalidate | Freshness::IfError)) => {
+                Lookup::Revalidate(kept) | Lookup::Miss(Some(kept)) => {
                     cache.counters.misses.inc();
-                    stale.insert(id.clone(), e.body.clone());
+                    stale.insert(id.clone(), kept.entry.body.clone());
                     missing.push(id.clone());
                 }
-                _ => {
+                Lookup::Miss(None) => {
                     cache.counters.misses.inc();
                     missing.push(id.clone());
                 }
@@ -170,8 +162,7 @@ impl Batcher {
             return Ok(decode_all(&inner.downstream, found));
         }
         cache.counters.batch_lookups.inc();
-        let scope = identity_scope(ctx);
-        let scope = &scope;
+        let scope = ctx.identity_headers().scope();
         let chunks = missing.chunks(inner.spec.max_ids).map(|chunk| async move {
             let answer = self.join(ctx, chunk).await;
             let answer = match answer {
@@ -294,13 +285,7 @@ impl Batcher {
             }
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.closed = true;
-            let ctx = RequestContext::new(
-                s.ctx.request_id().to_owned(),
-                s.ctx.trace().clone(),
-                s.ctx.identity().cloned(),
-                s.deadline,
-            )
-            .with_spans(s.spans.clone());
+            let ctx = s.ctx.detached(s.deadline).with_spans(s.spans.clone());
             (std::mem::take(&mut s.ids), ctx)
         };
         self.call(&ctx, &ids).await
@@ -316,23 +301,24 @@ impl Batcher {
         let path = format!("{}{}", inner.spec.prefix, list.join(","));
         let answer = downstream.get_uncached(ctx, &path).await?;
         let c = &cache.config;
-        let scope = identity_scope(ctx);
+        let scope = ctx.identity_headers().scope().to_owned();
         let w = cache.freshness_of(&answer, &path, !c.shared && !scope.is_empty());
-        let (fresh_for, sie) = (w.fresh_for, w.sie);
         let items = split(&answer.body, inner.spec).ok_or_else(|| {
             tracing::warn!(downstream = %downstream.name(), "batch answer without the expected items");
             DownstreamError::new(downstream.name(), DownstreamErrorKind::Decode)
         })?;
-        let storable = c.shared && !w.private && !w.no_store && c.enabled;
-        if storable && cache.store.is_enabled() && (fresh_for + sie) > Duration::ZERO {
+        // Items are stored one by one, only for a shared downstream and a non-private answer; otherwise by
+        // the cache's one storing rule (no background revalidation of items).
+        if c.shared && !w.private {
             for (id, body) in &items {
-                let entry = Entry::new(body.clone(), fresh_for, Duration::ZERO, sie, false);
-                cache.store.put(self.item_key(id), Arc::new(entry)).await;
+                if let Some(entry) = cache.entry(body.clone(), &w, false) {
+                    cache.store.put(self.item_key(id), Arc::new(entry)).await;
+                }
             }
         }
         Ok(Arc::new(BatchAnswer {
             items,
-            policy: CachePolicy::part(fresh_for, w.per_caller, w.no_store),
+            policy: CachePolicy::part(w.fresh_for, w.per_caller, w.no_store),
             private: w.private,
             scope,
         }))

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// `[cache]`: what all downstreams of the gateway share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

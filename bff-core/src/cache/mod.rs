@@ -2,8 +2,8 @@
 //! cross-request batcher, and what the client sees (merged `Cache-Control`, `Vary`, compression). The rules
 //! and every default are told in `docs/caching.md`.
 //!
-//! The downstream client ([`crate::downstream::Downstream`]) sends every GET through its
-//! [`DownstreamCache`]:
+//! The downstream call stack (`downstream/stack.rs`) runs every read through the first two layers, the
+//! steps of its [`DownstreamCache`]:
 //! 1. **lookup** under the caller's key — for a `shared` downstream the shared key first, then the caller's
 //!    own key (where `private` answers live); a fresh entry is a hit; an entry within
 //!    `stale_while_revalidate_s` is served and refreshed by one background call; an entry only within
@@ -46,41 +46,10 @@ pub use directives::CachePolicy;
 pub use store::Store;
 
 use crate::context::{RequestContext, current_part};
-use crate::downstream::{DownstreamError, DownstreamErrorKind};
+use crate::downstream::{Answer, DownstreamError, DownstreamErrorKind};
 use crate::metrics::{Counter, Metrics};
 use directives::Directives;
 use store::{Entry, Freshness};
-
-/// How the cache fetches an answer on a miss: a cloneable call of the downstream, made with a request context.
-pub(crate) trait Fetch:
-    Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
-    + Clone
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<F> Fetch for F where
-    F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>
-        + Clone
-        + Send
-        + Sync
-        + 'static
-{
-}
-
-/// An answer of a downstream call: a 2xx (any call), or a 4xx of an unsafe call (a command's refusal, see
-/// [`crate::downstream::command`]); the body and its `Cache-Control`, if any.
-#[derive(Debug, Clone)]
-pub(crate) struct Answer {
-    /// The status (always 2xx for GETs: other statuses are errors).
-    pub(crate) status: axum::http::StatusCode,
-    /// The body.
-    pub(crate) body: Bytes,
-    /// The `Cache-Control` header value.
-    pub(crate) cache_control: Option<String>,
-}
 
 /// What a (possibly coalesced) fetch yields.
 #[derive(Debug)]
@@ -95,7 +64,8 @@ pub(crate) struct Fetched {
     scope: String,
 }
 
-type FlightResult = Result<Arc<Fetched>, DownstreamError>;
+/// What a (possibly coalesced) call yields.
+pub(crate) type FlightResult = Result<Arc<Fetched>, DownstreamError>;
 
 /// The keys of one GET.
 #[derive(Debug, Clone)]
@@ -120,7 +90,7 @@ impl Keys {
         path_and_query: &str,
         extra: &[(axum::http::HeaderName, axum::http::HeaderValue)],
     ) -> Self {
-        let scope = identity_scope(ctx);
+        let scope = ctx.identity_headers().scope().to_owned();
         let mut request = path_and_query.to_owned();
         for (name, value) in extra {
             request.push('\u{1f}');
@@ -136,6 +106,16 @@ impl Keys {
         }
     }
 
+    /// The key of one item of a batch answer (see [`batch`]): stored shared, never per caller.
+    pub(crate) fn item(key: String) -> Self {
+        Self {
+            path: String::new(),
+            own: key,
+            shared: None,
+            scope: String::new(),
+        }
+    }
+
     /// Every key an answer may be stored under (the caller's own, and the shared one).
     pub(crate) fn all(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.own.as_str()).chain(self.shared.as_deref())
@@ -145,18 +125,6 @@ impl Keys {
     fn flight(&self) -> &str {
         self.shared.as_deref().unwrap_or(&self.own)
     }
-}
-
-/// The identity scope of a caller: its identity headers, as the downstream sees them.
-pub(crate) fn identity_scope(ctx: &RequestContext) -> String {
-    ctx.identity().map_or_else(String::new, |identity| {
-        identity
-            .downstream_headers()
-            .iter()
-            .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value.as_bytes())))
-            .collect::<Vec<_>>()
-            .join("\u{1f}")
-    })
 }
 
 /// The counters of one downstream's cache.
@@ -225,6 +193,10 @@ pub(crate) struct DownstreamCache {
     flights: Mutex<HashMap<String, WeakShared<BoxFuture<'static, FlightResult>>>>,
     /// Counters.
     pub(crate) counters: CacheCounters,
+    /// The configured windows, converted once: `max_ttl_s`, `stale_while_revalidate_s`, `stale_if_error_s`.
+    max_ttl: Duration,
+    swr: Duration,
+    sie: Duration,
 }
 
 /// Flights map size beyond which dead entries are swept.
@@ -239,6 +211,9 @@ impl DownstreamCache {
         metrics: &Metrics,
     ) -> Self {
         Self {
+            max_ttl: Duration::from_secs(config.max_ttl_s),
+            swr: Duration::from_secs(config.stale_while_revalidate_s),
+            sie: Duration::from_secs(config.stale_if_error_s),
             config,
             store,
             flights: Mutex::new(HashMap::new()),
@@ -265,22 +240,21 @@ impl DownstreamCache {
             .as_deref()
             .map(Directives::parse)
             .unwrap_or_default();
-        let c = &self.config;
-        let max_ttl = Duration::from_secs(c.max_ttl_s);
         let fresh_for = if d.no_store || d.no_cache {
             Duration::ZERO
         } else {
-            Duration::from_secs(d.max_age.unwrap_or_else(|| c.ttl_for(path))).min(max_ttl)
+            Duration::from_secs(d.max_age.unwrap_or_else(|| self.config.ttl_for(path)))
+                .min(self.max_ttl)
         };
         let swr = if d.no_cache || d.must_revalidate {
             Duration::ZERO
         } else {
-            Duration::from_secs(c.stale_while_revalidate_s)
+            self.swr
         };
         let sie = if d.must_revalidate {
             Duration::ZERO
         } else {
-            Duration::from_secs(c.stale_if_error_s)
+            self.sie
         };
         let per_caller = d.private || per_caller;
         Windows {
@@ -299,18 +273,12 @@ impl DownstreamCache {
         CachePolicy::part(w.fresh_for, w.per_caller, w.no_store)
     }
 
-    /// A GET through the cache. `fetch` makes the downstream call with a given context (the caller's, or a
-    /// background one for a refresh).
-    pub(crate) async fn get<F>(
-        self: &Arc<Self>,
-        ctx: &RequestContext,
-        keys: Keys,
-        fetch: F,
-    ) -> Result<Bytes, DownstreamError>
-    where
-        F: Fetch,
-    {
-        let mut kept_stale = None;
+    /// Layer 1 of the call stack, the lookup: under the caller's keys (for a `shared` downstream the shared
+    /// key first, then the caller's own), a fresh entry is a hit (counted, its policy recorded); an entry
+    /// within `stale_while_revalidate_s` is served stale (`refresh` tells whether this caller starts the one
+    /// background refresh); an entry only within `stale_if_error_s` is kept aside for a failed call.
+    pub(crate) async fn lookup(&self, ctx: &RequestContext, keys: &Keys) -> Lookup {
+        let mut kept = None;
         if self.storing() {
             let candidates = keys.shared.iter().chain(std::iter::once(&keys.own));
             for key in candidates {
@@ -322,94 +290,49 @@ impl DownstreamCache {
                     Freshness::Fresh(left) => {
                         self.counters.hits.inc();
                         ctx.record_cache(CachePolicy::part(left, private, false));
-                        return Ok(entry.body.clone());
+                        return Lookup::Hit(entry.body.clone());
                     }
                     Freshness::Revalidate => {
-                        self.counters.stale_revalidate.inc();
-                        if entry.start_refresh() {
-                            self.refresh_in_background(ctx, keys.clone(), fetch.clone());
-                        }
-                        mark_stale(ctx, private);
-                        return Ok(entry.body.clone());
+                        return Lookup::Revalidate(Kept { entry, private });
                     }
                     Freshness::IfError => {
-                        kept_stale.get_or_insert((entry, private));
+                        kept.get_or_insert(Kept { entry, private });
                     }
                     Freshness::Expired => {}
                 }
             }
         }
-        self.counters.misses.inc();
-        match self.fetch_coalesced(ctx, &keys, fetch).await {
-            Ok(fetched) => {
-                ctx.record_cache(fetched.policy);
-                Ok(fetched.body.clone())
-            }
-            Err(e) if serves_stale(e.kind) && kept_stale.is_some() => {
-                let Some((entry, private)) = kept_stale else {
-                    return Err(e);
-                };
-                tracing::warn!(error = %e, "downstream failed; stale cache entry served");
-                self.counters.stale_if_error.inc();
-                mark_stale(ctx, private);
-                Ok(entry.body.clone())
-            }
-            Err(e) => Err(e),
-        }
+        Lookup::Miss(kept)
     }
 
-    /// Starts one background call refreshing `keys` (its own deadline: the downstream's timeout applies).
-    fn refresh_in_background<F>(self: &Arc<Self>, ctx: &RequestContext, keys: Keys, fetch: F)
-    where
-        F: Fetch,
-    {
-        let background = RequestContext::new(
-            ctx.request_id().to_owned(),
-            ctx.trace().clone(),
-            ctx.identity().cloned(),
-            tokio::time::Instant::now() + BACKGROUND_BUDGET,
-        );
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.fetch_coalesced(&background, &keys, fetch).await {
-                tracing::info!(error = %e, "background refresh failed; stale entry kept");
-            }
-        });
+    /// Serves a stale entry found by [`Self::lookup`] within `stale_while_revalidate_s`; whether this caller
+    /// starts the one background refresh.
+    pub(crate) fn serve_revalidating(&self, ctx: &RequestContext, kept: &Kept) -> bool {
+        self.counters.stale_revalidate.inc();
+        mark_stale(ctx, kept.private);
+        kept.entry.start_refresh()
     }
 
-    /// One call per key in flight; waiters of a `private` answer fetched for someone else, or of a call
-    /// that ran out of its leader's time, call for themselves.
-    async fn fetch_coalesced<F>(
-        self: &Arc<Self>,
-        ctx: &RequestContext,
+    /// Layer 2 of the call stack, coalescing: one call per key in flight. `lead` makes the call when none is
+    /// in flight (it becomes the flight concurrent identical misses join). Returns the result and whether it
+    /// was joined (another caller's call).
+    pub(crate) async fn coalesce(
+        &self,
         keys: &Keys,
-        fetch: F,
-    ) -> FlightResult
-    where
-        F: Fetch,
-    {
-        if !self.config.coalesce {
-            return self
-                .clone()
-                .fetch_and_store(ctx.clone(), keys.clone(), fetch)
-                .await;
-        }
-        let flight_key = keys.flight().to_owned();
+        lead: impl FnOnce() -> BoxFuture<'static, FlightResult>,
+    ) -> (FlightResult, bool) {
+        let flight_key = keys.flight();
         let (flight, joined) = {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            match flights.get(&flight_key).and_then(WeakShared::upgrade) {
+            match flights.get(flight_key).and_then(WeakShared::upgrade) {
                 Some(flight) => (flight, true),
                 None => {
                     if flights.len() >= FLIGHTS_SWEEP_AT {
                         flights.retain(|_, f| f.upgrade().is_some());
                     }
-                    let flight: Shared<BoxFuture<'static, FlightResult>> = self
-                        .clone()
-                        .fetch_and_store(ctx.clone(), keys.clone(), fetch.clone())
-                        .boxed()
-                        .shared();
+                    let flight: Shared<BoxFuture<'static, FlightResult>> = lead().shared();
                     if let Some(weak) = flight.downgrade() {
-                        flights.insert(flight_key.clone(), weak);
+                        flights.insert(flight_key.to_owned(), weak);
                     }
                     (flight, false)
                 }
@@ -422,62 +345,105 @@ impl DownstreamCache {
         {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
             let same = flights
-                .get(&flight_key)
+                .get(flight_key)
                 .and_then(WeakShared::upgrade)
                 .is_none_or(|f| f.ptr_eq(&flight));
             if same {
-                flights.remove(&flight_key);
+                flights.remove(flight_key);
             }
         }
-        if joined {
-            let own_call = match &result {
-                Ok(fetched) => fetched.private && fetched.scope != keys.scope,
-                Err(e) => {
-                    e.kind == DownstreamErrorKind::Deadline
-                        && tokio::time::Instant::now() < ctx.deadline()
-                }
-            };
-            if own_call {
-                return self
-                    .clone()
-                    .fetch_and_store(ctx.clone(), keys.clone(), fetch)
-                    .await;
-            }
-        }
-        result
+        (result, joined)
     }
 
-    /// Calls, and stores a storable answer under the right key.
-    async fn fetch_and_store<F>(
-        self: Arc<Self>,
-        ctx: RequestContext,
-        keys: Keys,
-        fetch: F,
-    ) -> FlightResult
-    where
-        F: Fn(RequestContext) -> BoxFuture<'static, Result<Answer, DownstreamError>>,
-    {
-        let answer = fetch(ctx).await?;
+    /// Whether a waiter of `keys` that joined another caller's call must call for itself: the answer is
+    /// `private` to another identity, or the call ran out of its leader's time while the waiter has time left.
+    pub(crate) fn call_for_self(result: &FlightResult, keys: &Keys, ctx: &RequestContext) -> bool {
+        match result {
+            Ok(fetched) => fetched.private && fetched.scope != keys.scope,
+            Err(e) => {
+                e.kind == DownstreamErrorKind::Deadline
+                    && tokio::time::Instant::now() < ctx.deadline()
+            }
+        }
+    }
+
+    /// Stores a storable `answer` to a GET of `keys` under the right key (shared, unless `private`).
+    pub(crate) async fn store_answer(&self, keys: Keys, answer: Answer) -> Arc<Fetched> {
         let w = self.freshness_of(
             &answer,
             &keys.path,
             keys.shared.is_none() && !keys.scope.is_empty(),
         );
-        let entry = Entry::new(answer.body.clone(), w.fresh_for, w.swr, w.sie, w.per_caller);
-        if self.storing() && !w.no_store && entry.lifetime() > Duration::ZERO {
+        if let Some(entry) = self.entry(answer.body.clone(), &w, true) {
             let key = match (&keys.shared, w.private) {
                 (Some(shared), false) => shared.clone(),
                 _ => keys.own.clone(),
             };
             self.store.put(key, Arc::new(entry)).await;
         }
-        Ok(Arc::new(Fetched {
+        Arc::new(Fetched {
             body: answer.body,
             policy: CachePolicy::part(w.fresh_for, w.per_caller, w.no_store),
             private: w.private,
             scope: keys.scope,
-        }))
+        })
     }
+
+    /// The one storing rule: the entry to keep for an answer with windows `w`, if any — none when the store
+    /// or this downstream's cache is off, the answer is `no-store`, or no window is left. `revalidate`: whether
+    /// the entry may be served while a background call refreshes it (not for batch items).
+    pub(crate) fn entry(&self, body: Bytes, w: &Windows, revalidate: bool) -> Option<Entry> {
+        if !self.storing() || w.no_store {
+            return None;
+        }
+        let swr = if revalidate { w.swr } else { Duration::ZERO };
+        let entry = Entry::new(body, w.fresh_for, swr, w.sie, w.per_caller);
+        (entry.lifetime() > Duration::ZERO).then_some(entry)
+    }
+
+    /// The end of layer 1: the answer of a call (its policy recorded), or, when the downstream failed (not a
+    /// 404 or other 4xx) and a stale entry was kept aside, that entry (`part=stale`).
+    pub(crate) fn answer_or_stale(
+        &self,
+        ctx: &RequestContext,
+        result: FlightResult,
+        kept: Option<Kept>,
+    ) -> Result<Bytes, DownstreamError> {
+        match result {
+            Ok(fetched) => {
+                ctx.record_cache(fetched.policy);
+                Ok(fetched.body.clone())
+            }
+            Err(e) if serves_stale(e.kind) && kept.is_some() => {
+                let Some(kept) = kept else {
+                    return Err(e);
+                };
+                tracing::warn!(error = %e, "downstream failed; stale cache entry served");
+                self.counters.stale_if_error.inc();
+                mark_stale(ctx, kept.private);
+                Ok(kept.entry.body.clone())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What the lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// A fresh entry (counted, its policy recorded).
+    Hit(Bytes),
+    /// An entry within `stale_while_revalidate_s`.
+    Revalidate(Kept),
+    /// Nothing servable now; maybe an entry within `stale_if_error_s` for a failed call.
+    Miss(Option<Kept>),
+}
+
+/// A stale entry and whether it belongs to one caller.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) private: bool,
 }
 
 /// The freshness windows of one answer (see [`DownstreamCache::freshness_of`]).
@@ -498,7 +464,7 @@ pub(crate) struct Windows {
 }
 
 /// Time a background refresh may take at most (the downstream's own timeout usually ends it sooner).
-const BACKGROUND_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const BACKGROUND_BUDGET: Duration = Duration::from_secs(10);
 
 /// Records a stale serve: revalidate-every-time for the client, and `part=stale` in `bff-degraded`.
 fn mark_stale(ctx: &RequestContext, private: bool) {

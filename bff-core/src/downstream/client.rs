@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::tls::{DownstreamTlsConfig, Http2Mode};
 
 /// A pooled downstream HTTP(S) client; cheap to clone (clones share the pool).

@@ -141,8 +141,9 @@ impl Downstream {
                 self.err(DownstreamErrorKind::Decode)
             })?)),
         };
-        // `call` never retries nor hedges an unsafe method (`retry::is_retryable`); the cache is not involved.
-        let answer = Box::pin(self.call(ctx, method, path_and_query, body, extra)).await?;
+        // The call stack with the unsafe layers skipped: no cache, no coalescing, one attempt.
+        let req = super::CallRequest::once(ctx, method, path_and_query, body, extra);
+        let answer = Box::pin(self.send(req)).await?;
         Ok(Reply {
             status: answer.status,
             body: answer.body,
@@ -163,14 +164,14 @@ impl Downstream {
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        let answer = Box::pin(self.call(
+        let req = super::CallRequest::once(
             ctx,
             Method::POST,
             path_and_query,
             Some(Bytes::from(form)),
             &[content_type],
-        ))
-        .await?;
+        );
+        let answer = Box::pin(self.send(req)).await?;
         Ok(Reply {
             status: answer.status,
             body: answer.body,

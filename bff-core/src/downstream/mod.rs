@@ -5,40 +5,43 @@
 //! [`crate::resilience`]); no redirects, response size cap; request id, trace context and the verified
 //! identity propagated; GETs through the response cache with coalescing and stale serving (see
 //! [`crate::cache`]), each answer's cache directives recorded on the request context.
+//!
+//! Every call is one `CallRequest` (`request.rs`) sent down one call stack (`stack.rs`: cache → coalesce →
+//! retry/hedge → breaker/bulkhead → balance → transport); the transport (`transport.rs`) is the seam where
+//! protocols plug in. `config.rs` holds the `[downstreams.<name>]` section and its checks.
 
 pub(crate) mod client;
 pub mod command;
+pub mod config;
 mod error;
+mod request;
+mod stack;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use axum::http::{Method, Request, StatusCode};
-use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use http_body_util::{BodyExt, Full};
+use axum::http::header::{HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
-use tracing::Instrument;
 
 pub use client::{HttpClient, http_client, tls_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
+pub(crate) use request::{Answer, CallKind, CallRequest};
 
-use crate::cache::{Answer, DownstreamCache, Keys, Store};
-use crate::config::DownstreamConfig;
+use crate::cache::{DownstreamCache, Store};
 use crate::context::RequestContext;
+use crate::metrics::Metrics;
 use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
-use crate::metrics::{DownstreamOutcome, Metrics};
-use crate::otel::{Attempt, AttemptGuard};
-use crate::resilience::DEADLINE_HEADER;
-use crate::resilience::balance::{Instance, Instances, spawn_health_checks};
-use crate::resilience::breaker::{Breaker, BreakerPolicy, Outcome};
-use crate::resilience::retry::{RetryBudget, RetryPolicy, is_retryable};
-use crate::trace::{REQUEST_ID, TRACEPARENT};
+use crate::resilience::balance::{Instances, spawn_health_checks};
+use crate::resilience::breaker::{Breaker, BreakerPolicy};
+use crate::resilience::retry::{RetryBudget, RetryPolicy};
+pub use config::DownstreamConfig;
+use transport::{HttpTransport, Transport};
 
 /// One named downstream service. Cheap to clone (shared).
 #[derive(Debug, Clone)]
@@ -50,14 +53,10 @@ pub struct Downstream {
 struct Inner {
     /// Configured name, used in logs and errors (never sent to clients).
     name: String,
-    /// The pooled client.
-    client: HttpClient,
+    /// Layer 6 of the call stack: how calls travel (the pooled HTTP client, answer size cap, media types).
+    transport: Transport,
     /// Per-call (per-attempt) timeout.
     timeout: Duration,
-    /// Response body cap in bytes.
-    max_bytes: usize,
-    /// Accepted media types of a successful answer (lower case); empty = any.
-    content_types: Vec<String>,
     /// The instances (base URLs) and their balancing and health.
     instances: Arc<Instances>,
     /// The downstream's circuit breaker, gating every attempt.
@@ -162,14 +161,16 @@ impl Downstream {
         Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
-                client,
+                transport: Transport::Http(HttpTransport {
+                    client,
+                    max_bytes: config.max_response_bytes,
+                    content_types: config
+                        .json_content_types
+                        .iter()
+                        .map(|t| t.to_ascii_lowercase())
+                        .collect(),
+                }),
                 timeout: Duration::from_millis(config.timeout_ms),
-                max_bytes: config.max_response_bytes,
-                content_types: config
-                    .json_content_types
-                    .iter()
-                    .map(|t| t.to_ascii_lowercase())
-                    .collect(),
                 instances,
                 breaker,
                 bulkhead: (r.max_concurrent > 0).then(|| Semaphore::new(r.max_concurrent)),
@@ -220,39 +221,17 @@ impl Downstream {
     }
 
     /// GETs `path_and_query` with `extra_headers` and returns the raw body of a 2xx answer, through the
-    /// response cache (see [`crate::cache`]).
+    /// whole call stack (response cache and coalescing first, see [`crate::cache`]).
     pub async fn get_bytes(
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
-        let cache = &self.inner.cache;
-        if cache.bypassed() {
-            // Neither stored nor coalesced: no key, no flight, no closure; only the answer's client policy.
-            let answer =
-                Box::pin(self.call(ctx, Method::GET, path_and_query, None, extra_headers)).await?;
-            let per_caller = !cache.config.shared && ctx.identity().is_some();
-            ctx.record_cache(cache.policy_of(&answer, path_and_query, per_caller));
-            return Ok(answer.body);
-        }
-        let keys = Keys::new(
-            &self.inner.name,
-            cache.config.shared,
-            ctx,
-            path_and_query,
-            extra_headers,
-        );
-        let this = self.clone();
-        let path: Arc<str> = Arc::from(path_and_query);
-        let extra: Arc<[(HeaderName, HeaderValue)]> = Arc::from(extra_headers);
-        let fetch = move |ctx: RequestContext| {
-            let (this, path, extra) = (this.clone(), path.clone(), extra.clone());
-            async move { this.call(&ctx, Method::GET, &path, None, &extra).await }.boxed()
-        };
-        // Boxed: the cache, coalescing and call state machines are several KiB; kept inline they would be
-        // copied into every composing future (measured: memcpy was 40% of a pass-through's instructions).
-        Box::pin(cache.get(ctx, keys, fetch)).await
+        let req = CallRequest::get(ctx, path_and_query, extra_headers, CallKind::Read);
+        // Boxed: the stack's state machines are several KiB; kept inline they would be copied into every
+        // composing future (measured: memcpy was 40% of a pass-through's instructions).
+        Ok(Box::pin(self.send(req)).await?.body)
     }
 
     /// GETs `path_and_query` and decodes the JSON body, bypassing the response cache and coalescing (for
@@ -272,7 +251,8 @@ impl Downstream {
         ctx: &RequestContext,
         path_and_query: &str,
     ) -> Result<Answer, DownstreamError> {
-        Box::pin(self.call(ctx, Method::GET, path_and_query, None, &[])).await
+        let req = CallRequest::get(ctx, path_and_query, &[], CallKind::Uncached);
+        Box::pin(self.send(req)).await
     }
 
     /// The response cache of this downstream (for the batcher).
@@ -292,14 +272,14 @@ impl Downstream {
             tracing::error!(downstream = %self.inner.name, error = %e, "request body not serialisable");
             self.err(DownstreamErrorKind::Decode)
         })?;
-        let answer = Box::pin(self.call(
+        let req = CallRequest::once(
             ctx,
             Method::POST,
             path_and_query.as_ref(),
             Some(Bytes::from(body)),
             &[],
-        ))
-        .await?;
+        );
+        let answer = Box::pin(self.send(req)).await?;
         match answer.status {
             StatusCode::NOT_FOUND => Err(self.err(DownstreamErrorKind::NotFound)),
             s if !s.is_success() => Err(self.err(DownstreamErrorKind::Status(s.as_u16()))),
@@ -314,383 +294,17 @@ impl Downstream {
         })
     }
 
-    /// One logical call: attempts (hedged when configured) until success, a failure that is not retried, the
-    /// retry limit, the retry budget, or the request deadline.
-    async fn call(
-        &self,
-        ctx: &RequestContext,
-        method: Method,
-        path_and_query: &str,
-        body: Option<Bytes>,
-        extra: ExtraHeaders<'_>,
-    ) -> Result<Answer, DownstreamError> {
-        let inner = &*self.inner;
-        let started = Instant::now();
-        let deadline = ctx.deadline();
-        let span = tracing::info_span!("downstream", downstream = %inner.name, method = %method, path = %path_and_query);
-        let result = async {
-            let idempotent = method == Method::GET || method == Method::HEAD;
-            if idempotent {
-                inner.budget.record_call();
-            }
-            let mut retries = 0;
-            let mut avoid = None;
-            loop {
-                // No attempt starts once the request's budget is spent.
-                if Instant::now() >= deadline {
-                    return Err(self.err(DownstreamErrorKind::Deadline));
-                }
-                let number = retries + 1;
-                let first = Attempt { number, hedge: false };
-                let attempt = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid, first);
-                let (result, instance) = match inner.retry.hedge_after {
-                    Some(delay) if idempotent => {
-                        let second = Attempt { number, hedge: true };
-                        let hedge = self.attempt(ctx, &method, path_and_query, body.as_ref(), extra, avoid, second);
-                        self.hedged(attempt, hedge, delay, deadline).await
-                    }
-                    _ => attempt.await,
-                };
-                let error = match result {
-                    Ok(body) => return Ok(body),
-                    Err(e) => e,
-                };
-                if !is_retryable(&method, error.kind) || retries >= inner.retry.max_retries {
-                    return Err(error);
-                }
-                retries += 1;
-                let backoff = inner.retry.backoff(retries);
-                if Instant::now() + backoff >= deadline {
-                    tracing::debug!(error = %error, "no time left to retry");
-                    return Err(error);
-                }
-                if !inner.budget.try_withdraw() {
-                    tracing::debug!(error = %error, "retry budget exhausted; not retried");
-                    return Err(error);
-                }
-                inner.metrics.retry();
-                tracing::debug!(error = %error, retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying");
-                tokio::time::sleep(backoff).await;
-                avoid = instance;
-            }
-        }
-        .instrument(span)
-        .await;
-        result.inspect_err(|e| {
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            if matches!(e.kind, DownstreamErrorKind::CircuitOpen { .. }) {
-                tracing::debug!(error = %e, elapsed_ms, "downstream call failed fast");
-            } else {
-                tracing::warn!(error = %e, elapsed_ms, "downstream call failed");
-            }
-        })
-    }
-
-    /// Runs `first`; if it has not finished after `delay`, starts `second` too (within the retry budget) and
-    /// takes the first success (or the last failure).
-    async fn hedged<F>(
-        &self,
-        first: F,
-        second: F,
-        delay: Duration,
-        deadline: Instant,
-    ) -> (Result<Answer, DownstreamError>, Option<usize>)
-    where
-        F: Future<Output = (Result<Answer, DownstreamError>, Option<usize>)>,
-    {
-        let mut first = std::pin::pin!(first);
-        tokio::select! {
-            result = &mut first => return result,
-            () = tokio::time::sleep(delay) => {}
-        }
-        if Instant::now() >= deadline || !self.inner.budget.try_withdraw() {
-            return first.await;
-        }
-        self.inner.metrics.hedge();
-        tracing::debug!(
-            delay_ms = delay.as_millis() as u64,
-            "hedging: second attempt"
-        );
-        let second = std::pin::pin!(second);
-        match futures::future::select(first, second).await {
-            futures::future::Either::Left((result, other))
-            | futures::future::Either::Right((result, other)) => {
-                if result.0.is_ok() {
-                    result
-                } else {
-                    other.await
-                }
-            }
-        }
-    }
-
-    /// One attempt (recorded as a client span when the request is traced): through the breaker and the
-    /// bulkhead to one instance, bounded by the per-call timeout and the request deadline. Returns the
-    /// instance tried, if any.
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        ctx: &RequestContext,
-        method: &Method,
-        path_and_query: &str,
-        body: Option<&Bytes>,
-        extra: ExtraHeaders<'_>,
-        avoid: Option<usize>,
-        which: Attempt,
-    ) -> (Result<Answer, DownstreamError>, Option<usize>) {
-        let span = ctx
-            .spans()
-            .map(|s| s.attempt(&self.inner.name, method.as_str(), which));
-        let (result, instance) = self
-            .attempt_untraced(
-                ctx,
-                method,
-                path_and_query,
-                body,
-                extra,
-                avoid,
-                span.as_ref(),
-            )
-            .await;
-        if let Some(span) = span {
-            let (status, error) = match &result {
-                Ok(answer) => (Some(answer.status.as_u16()), None),
-                Err(e) => match e.kind {
-                    DownstreamErrorKind::Status(s) => (Some(s), Some(s.to_string())),
-                    DownstreamErrorKind::NotFound => (Some(404), Some("404".to_owned())),
-                    kind => (
-                        None,
-                        Some(DownstreamOutcome::of(Err(kind)).as_str().to_owned()),
-                    ),
-                },
-            };
-            span.finish(status, error);
-        }
-        (result, instance)
-    }
-
-    /// [`Self::attempt`] without its span; `span` names the attempt in its `traceparent`.
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt_untraced(
-        &self,
-        ctx: &RequestContext,
-        method: &Method,
-        path_and_query: &str,
-        body: Option<&Bytes>,
-        extra: ExtraHeaders<'_>,
-        avoid: Option<usize>,
-        span: Option<&AttemptGuard>,
-    ) -> (Result<Answer, DownstreamError>, Option<usize>) {
-        let inner = &*self.inner;
-        let permit = match inner.breaker.as_ref().map(Breaker::try_acquire) {
-            None => None,
-            Some(Ok(permit)) => Some(permit),
-            Some(Err(wait)) => {
-                let retry_after_ms = wait.as_millis() as u64;
-                inner
-                    .metrics
-                    .attempt(DownstreamOutcome::BreakerOpen, Duration::ZERO);
-                return (
-                    Err(self.err(DownstreamErrorKind::CircuitOpen { retry_after_ms })),
-                    None,
-                );
-            }
-        };
-        let _slot = match inner.bulkhead.as_ref().map(Semaphore::try_acquire) {
-            None => None,
-            Some(Ok(slot)) => Some(slot),
-            Some(Err(_)) => {
-                inner
-                    .metrics
-                    .attempt(DownstreamOutcome::BulkheadFull, Duration::ZERO);
-                return (Err(self.err(DownstreamErrorKind::Saturated)), None);
-            }
-        };
-        let i = inner.instances.pick(avoid);
-        let _in_flight = inner.instances.start(i);
-        let deadline = ctx.deadline();
-        let sent = Instant::now();
-        let call_deadline = (sent + inner.timeout).min(deadline);
-        let instance = inner.instances.get(i);
-        let fetch = self.fetch(
-            ctx,
-            method,
-            instance,
-            path_and_query,
-            body,
-            extra,
-            call_deadline,
-            span.map(AttemptGuard::id),
-        );
-        let result = match tokio::time::timeout_at(call_deadline, fetch).await {
-            Ok(r) => r,
-            Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
-            Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),
-        };
-        inner.metrics.attempt(
-            DownstreamOutcome::of(result.as_ref().map(|_| ()).map_err(|e| e.kind)),
-            sent.elapsed(),
-        );
-        let outcome = outcome_of(&result);
-        if let Some(permit) = permit {
-            permit.record(outcome);
-        }
-        inner.instances.observe(i, outcome);
-        (result, Some(i))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch(
-        &self,
-        ctx: &RequestContext,
-        method: &Method,
-        instance: &Instance,
-        path_and_query: &str,
-        body: Option<&Bytes>,
-        extra_headers: ExtraHeaders<'_>,
-        call_deadline: Instant,
-        span: Option<u64>,
-    ) -> Result<Answer, DownstreamError> {
-        let inner = &*self.inner;
-        let base = &instance.base;
-        let mut url = String::with_capacity(base.len() + path_and_query.len());
-        url.push_str(base);
-        url.push_str(path_and_query);
-        let remaining_ms = call_deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1) as u64;
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(url)
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(REQUEST_ID, ctx.request_id())
-            .header(
-                TRACEPARENT,
-                match span {
-                    Some(id) => ctx.trace().header_value_for(id),
-                    None => ctx.trace().header_value(),
-                },
-            )
-            .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
-        if let Some(host) = &instance.host {
-            request = request.header(HOST, host.clone());
-        }
-        if let Some(identity) = ctx.identity() {
-            for (name, value) in identity.downstream_headers() {
-                request = request.header(name, value);
-            }
-        }
-        for (name, value) in extra_headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        if body.is_some() && !extra_headers.iter().any(|(name, _)| name == CONTENT_TYPE) {
-            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        let request = request
-            .body(Full::new(body.cloned().unwrap_or_default()))
-            .map_err(|e| {
-                // Only a malformed base URL from config (validated) or header could get here.
-                tracing::warn!(error = %e, "downstream request could not be built");
-                self.err(DownstreamErrorKind::Connect)
-            })?;
-        let response = inner.client.request(request).await.map_err(|e| {
-            // The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the log, never to
-            // the client.
-            let cause = error_chain(&e);
-            if e.is_connect() {
-                tracing::warn!(downstream = %inner.name, cause = %cause, "connection failed");
-                self.err(DownstreamErrorKind::Connect)
-            } else {
-                tracing::warn!(downstream = %inner.name, cause = %cause, "answer broke off");
-                // Connected, but the answer broke off (reset, closed, not HTTP).
-                self.err(DownstreamErrorKind::Body)
-            }
-        })?;
-        let status = response.status();
-        // A command's 4xx is its answer (a refusal the handler maps for the client), not a failure.
-        let refusal = status.is_client_error() && !method.is_safe();
-        if status == StatusCode::NOT_FOUND && !refusal {
-            return Err(self.err(DownstreamErrorKind::NotFound));
-        }
-        if !status.is_success() && !refusal {
-            return Err(self.err(DownstreamErrorKind::Status(status.as_u16())));
-        }
-        if !inner.content_types.is_empty()
-            && status != StatusCode::NO_CONTENT
-            && !media_type_allowed(response.headers().get(CONTENT_TYPE), &inner.content_types)
-        {
-            tracing::warn!(
-                downstream = %inner.name,
-                content_type = ?response.headers().get(CONTENT_TYPE),
-                "answer of an unexpected content type"
-            );
-            return Err(self.err(DownstreamErrorKind::Decode));
-        }
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > inner.max_bytes as u64) {
-            return Err(self.err(DownstreamErrorKind::TooLarge));
-        }
-        let cache_control = response
-            .headers()
-            .get(axum::http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // The usual small answer arrives as one frame and is returned without a copy.
-        let mut incoming = response.into_body();
-        let mut first: Option<Bytes> = None;
-        let mut rest = BytesMut::new();
-        let mut total = 0usize;
-        while let Some(frame) = incoming.frame().await {
-            let frame = frame.map_err(|e| {
-                tracing::debug!(error = %e, "body read failed");
-                self.err(DownstreamErrorKind::Body)
-            })?;
-            let Ok(chunk) = frame.into_data() else {
-                continue;
-            };
-            total += chunk.len();
-            if total > inner.max_bytes {
-                return Err(self.err(DownstreamErrorKind::TooLarge));
-            }
-            match &first {
-                None if rest.is_empty() => first = Some(chunk),
-                _ => {
-                    if let Some(f) = first.take() {
-                        rest.extend_from_slice(&f);
-                    }
-                    rest.extend_from_slice(&chunk);
-                }
-            }
-        }
-        let body = match first {
-            Some(only) => only,
-            None => rest.freeze(),
-        };
-        tracing::debug!(
-            status = status.as_u16(),
-            bytes = body.len(),
-            "downstream answered"
-        );
-        Ok(Answer {
-            status,
-            body,
-            cache_control,
-        })
-    }
-
     /// Whether at least one instance answers at all (any HTTP status) on `/healthz` within `timeout`.
     pub async fn is_reachable(&self, timeout: Duration) -> bool {
         let probes = self.inner.instances.all().iter().map(|instance| {
             let url = format!("{}/healthz", instance.base);
             async move {
                 matches!(
-                    tokio::time::timeout(timeout, client::get_status(&self.inner.client, &url))
-                        .await,
+                    tokio::time::timeout(
+                        timeout,
+                        client::get_status(self.inner.transport.http_client(), &url),
+                    )
+                    .await,
                     Ok(Some(_))
                 )
             }
@@ -704,45 +318,6 @@ impl Downstream {
     fn err(&self, kind: DownstreamErrorKind) -> DownstreamError {
         DownstreamError::new(self.inner.name.clone(), kind)
     }
-}
-
-/// `error` and its sources, `: `-separated.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-/// What an attempt's result says about the downstream's health: it failed (unreachable, reset, timed out,
-/// 5xx), it answered (2xx, 404 and other 4xx, an oversized body), or nothing (the request's own budget ran
-/// out, or the attempt never left).
-fn outcome_of(result: &Result<Answer, DownstreamError>) -> Outcome {
-    use DownstreamErrorKind as K;
-    match result {
-        Ok(_) => Outcome::Success,
-        Err(e) => match e.kind {
-            K::Connect | K::Timeout | K::Body => Outcome::Failure,
-            K::Status(s) if s >= 500 => Outcome::Failure,
-            K::Status(_) | K::NotFound | K::Decode | K::TooLarge => Outcome::Success,
-            K::Deadline | K::CircuitOpen { .. } | K::Saturated => Outcome::Ignore,
-        },
-    }
-}
-
-/// Whether `value` (a `Content-Type`) names one of `allowed` (lower-case media types), parameters ignored.
-fn media_type_allowed(value: Option<&HeaderValue>, allowed: &[String]) -> bool {
-    let Some(essence) = value
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim())
-    else {
-        return false;
-    };
-    allowed.iter().any(|a| a.eq_ignore_ascii_case(essence))
 }
 
 #[cfg(test)]
@@ -762,6 +337,7 @@ mod tests {
 #[cfg(test)]
 mod future_size_tests {
     use super::*;
+    use tokio::time::Instant;
 
     /// The futures every request composes stay small: large state machines are boxed behind them, so moving a
     /// composed future (into the edge, into `try_join!`) never copies kilobytes.

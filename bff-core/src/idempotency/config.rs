@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::ratelimit::config::StoreKind;
 
 /// `Idempotency-Key` handling of commands.

@@ -50,8 +50,13 @@ pub const MAX_KEY_LEN: usize = 255;
 #[derive(Debug)]
 pub struct Idempotency {
     store: Arc<Store>,
-    config: IdempotencyConfig,
     prefix: String,
+    /// `lock_ms`, converted once.
+    lock: Duration,
+    /// `ttl_s`, converted once.
+    ttl: Duration,
+    /// Largest answer kept for replay.
+    max_response_bytes: usize,
 }
 
 /// Whether a route requires the key.
@@ -69,14 +74,16 @@ pub type ForwardedKey = Option<(HeaderName, HeaderValue)>;
 
 impl Idempotency {
     /// The records configured by `config` (nothing is connected yet).
-    pub fn new(config: &IdempotencyConfig) -> Result<Self, crate::config::ConfigError> {
-        let store = Store::new(config).map_err(|_| crate::config::ConfigError::Invalid {
+    pub fn new(config: &IdempotencyConfig) -> Result<Self, crate::config::error::ConfigError> {
+        let store = Store::new(config).map_err(|_| crate::config::error::ConfigError::Invalid {
             key: "idempotency.redis.url".into(),
             reason: "is not a valid Redis URL".into(),
         })?;
         Ok(Self {
             store: Arc::new(store),
-            config: config.clone(),
+            lock: Duration::from_millis(config.lock_ms),
+            ttl: Duration::from_secs(config.ttl_s),
+            max_response_bytes: config.max_response_bytes,
             prefix: match config.store {
                 crate::ratelimit::config::StoreKind::Redis => config.redis.key_prefix.clone(),
                 crate::ratelimit::config::StoreKind::Memory => String::new(),
@@ -118,7 +125,7 @@ impl Idempotency {
                 );
             }
         };
-        let scope = crate::cache::identity_scope(ctx);
+        let scope = ctx.identity_headers().scope();
         let digest = hex(&sha256(&[scope.as_bytes(), key.as_bytes()]));
         let record_key = format!("{}{digest}", self.prefix);
         let fingerprint = sha256(&[
@@ -129,8 +136,7 @@ impl Idempotency {
         let remaining = ctx
             .deadline()
             .saturating_duration_since(tokio::time::Instant::now());
-        let lock =
-            Duration::from_millis(self.config.lock_ms).max(remaining + Duration::from_secs(1));
+        let lock = self.lock.max(remaining + Duration::from_secs(1));
         let token = match self.store.begin(&record_key, fingerprint, lock).await {
             Ok(Begin::Started(token)) => token,
             Ok(Begin::Found(Record::InFlight { fingerprint: f, .. })) => {
@@ -191,7 +197,7 @@ impl Idempotency {
                 return BffError::Internal.into_response();
             }
         };
-        if bytes.len() > self.config.max_response_bytes {
+        if bytes.len() > self.max_response_bytes {
             tracing::warn!(
                 bytes = bytes.len(),
                 "answer too large to keep for replay; key released"
@@ -212,10 +218,9 @@ impl Idempotency {
                 .map(str::to_owned),
             body: bytes.clone(),
         };
-        let ttl = Duration::from_secs(self.config.ttl_s);
         match self
             .store
-            .complete(&record_key, token, fingerprint, answer, ttl)
+            .complete(&record_key, token, fingerprint, answer, self.ttl)
             .await
         {
             Ok(()) => lock.armed = false,

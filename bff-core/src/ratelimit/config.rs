@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::gcra::Limit;
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// Rate limiting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

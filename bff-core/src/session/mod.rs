@@ -112,13 +112,13 @@ impl Sessions {
         identity: Downstream,
         verifier: Arc<JwtVerifier>,
         tls: bool,
-    ) -> Result<Self, crate::config::ConfigError> {
+    ) -> Result<Self, crate::config::error::ConfigError> {
         let client_id = if config.client_id.is_empty() {
             audience.to_owned()
         } else {
             config.client_id.clone()
         };
-        let store = Store::new(config).map_err(|_| crate::config::ConfigError::Invalid {
+        let store = Store::new(config).map_err(|_| crate::config::error::ConfigError::Invalid {
             key: "auth.session.redis.url".into(),
             reason: "not a valid Redis URL".into(),
         })?;

@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::config::DownstreamTlsConfig;
 use super::reload::{CertSource, ClientCert};
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// The platform's trust roots, read once per process (reading them takes milliseconds).
 fn platform_roots() -> &'static [CertificateDer<'static>] {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// TLS termination at the edge (`[server.tls]`). Present = the listener speaks only TLS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use tokio_rustls::server::TlsStream;
 use super::config::{ClientAuth, ServerTlsConfig};
 use super::peer::ClientCertificate;
 use super::reload::{CertSource, ServerCert};
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// A TLS listener's configuration, ready to accept connections. Cheap to clone.
 #[derive(Clone)]

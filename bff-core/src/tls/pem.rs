@@ -7,7 +7,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 fn invalid(key: &str, path: &Path, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid {

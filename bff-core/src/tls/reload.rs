@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::sign::CertifiedKey;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// A reloadable certificate chain with its private key.
 pub(crate) struct CertSource {

@@ -2,6 +2,8 @@
 //! query parameters and request headers passed only by allow-list, and the response shaped by a field
 //! allow-list. Lets a service move or split without clients noticing.
 
+pub mod config;
+
 use std::collections::HashMap;
 
 use axum::Router;
@@ -10,18 +12,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::config::RouteConfig;
 use crate::context::RequestContext;
 use crate::downstream::{Downstream, encode_query, encode_segment};
 use crate::error::BffError;
 use crate::shape::FieldSet;
-
-/// The `{name}` parameters of a path template.
-pub fn path_params(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-}
+use config::NEVER_FORWARDED;
+pub use config::{
+    RouteConfig, check_template, is_forwardable_header, path_params, templates_overlap,
+};
 
 /// `template` with every `{name}` segment replaced by the percent-encoded parameter (404 when a parameter is
 /// missing, which a validated config rules out).
@@ -43,92 +41,6 @@ pub(crate) fn fill_path(
     }
     Ok(path)
 }
-
-/// Why a configured path template cannot be served, or `Ok`: absolute, canonical (see
-/// [`crate::hygiene::check_path`]), every segment either literal or a whole `{name}` parameter (`name` of
-/// ASCII letters, digits and `_`, unique in the template), no `*` or `:` segments (the router would panic).
-pub fn check_template(template: &str) -> Result<(), &'static str> {
-    if template.len() > 1024 {
-        return Err("is longer than 1024 bytes");
-    }
-    let rest = template.strip_prefix('/').ok_or("must start with `/`")?;
-    let mut names: Vec<&str> = Vec::new();
-    for segment in rest.split('/') {
-        if rest.is_empty() {
-            break;
-        }
-        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let valid = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return Err("a `{name}` parameter must be letters, digits and `_`");
-            }
-            if names.contains(&name) {
-                return Err("a parameter name occurs twice");
-            }
-            names.push(name);
-            continue;
-        }
-        if segment.contains(['{', '}']) {
-            return Err("`{` and `}` may only enclose a whole segment");
-        }
-        if segment.starts_with([':', '*']) {
-            return Err("segments may not start with `:` or `*` (use `{name}`)");
-        }
-    }
-    let literal: String = template
-        .split('/')
-        .map(|s| if s.starts_with('{') { "p" } else { s })
-        .collect::<Vec<_>>()
-        .join("/");
-    crate::hygiene::check_path(&literal).map_err(|_| "is not a canonical path")?;
-    Ok(())
-}
-
-/// Whether two path templates would be the same route to the router: as many segments, and at every position
-/// either the same literal or a parameter in both (whatever their names).
-pub fn templates_overlap(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
-    let param = |s: &str| s.starts_with('{');
-    a.len() == b.len()
-        && a.iter()
-            .zip(&b)
-            .all(|(x, y)| (param(x) && param(y)) || (!param(x) && !param(y) && x == y))
-}
-
-/// Whether a request header may be named in a declarative route's `header_allow` (credential, identity,
-/// hop-by-hop and tracing headers never may).
-pub fn is_forwardable_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    HeaderName::from_bytes(lower.as_bytes()).is_ok()
-        && !NEVER_FORWARDED.contains(&lower.as_str())
-        && !lower.starts_with(crate::auth::IDENTITY_HEADER_PREFIX)
-}
-
-/// Headers never forwarded, whatever the allow-list says.
-const NEVER_FORWARDED: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "cookie",
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-    "forwarded",
-    "x-forwarded-for",
-    "proxy-authenticate",
-    "set-cookie",
-];
 
 struct Forward {
     downstream: Downstream,

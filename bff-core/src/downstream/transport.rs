@@ -1,0 +1,222 @@
+//! Layer 6 of the call stack, the transport: one request of a [`CallRequest`] to one chosen instance, and its
+//! answer read with a size cap. The seam where protocols plug in: today HTTP/1.1 and HTTP/2 (ALPN or prior
+//! knowledge), plain or TLS, over the pooled hyper-util client; gRPC becomes another [`Transport`] variant.
+
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use axum::http::{Request, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use tokio::time::Instant;
+
+use super::client::HttpClient;
+use super::request::{Answer, CallRequest};
+use super::{DownstreamError, DownstreamErrorKind};
+use crate::resilience::DEADLINE_HEADER;
+use crate::resilience::balance::Instance;
+use crate::trace::{REQUEST_ID, TRACEPARENT};
+
+/// How a downstream's calls travel.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// HTTP/1.1 or HTTP/2, plain or TLS, over one connection pool.
+    Http(HttpTransport),
+}
+
+/// The HTTP transport of one downstream: its pool and what it accepts as an answer.
+#[derive(Debug)]
+pub(crate) struct HttpTransport {
+    /// The pooled client.
+    pub(crate) client: HttpClient,
+    /// Response body cap in bytes.
+    pub(crate) max_bytes: usize,
+    /// Accepted media types of a successful answer (lower case); empty = any.
+    pub(crate) content_types: Vec<String>,
+}
+
+impl Transport {
+    /// The HTTP client (health checks and reachability probes use it directly).
+    pub(crate) fn http_client(&self) -> &HttpClient {
+        match self {
+            Self::Http(http) => &http.client,
+        }
+    }
+
+    /// Sends `req` to `instance` of the downstream `name`: the request is built from scratch (request id,
+    /// `traceparent` naming the attempt `span` when traced, the remaining budget until `call_deadline` in
+    /// `x-bff-deadline-ms`, the identity headers rendered for the request, the call's extra headers); the
+    /// answer is checked (status, media type, size) and read.
+    pub(crate) async fn send(
+        &self,
+        name: &str,
+        req: &CallRequest,
+        instance: &Instance,
+        call_deadline: Instant,
+        span: Option<u64>,
+    ) -> Result<Answer, DownstreamError> {
+        match self {
+            Self::Http(http) => http.send(name, req, instance, call_deadline, span).await,
+        }
+    }
+}
+
+impl HttpTransport {
+    async fn send(
+        &self,
+        name: &str,
+        req: &CallRequest,
+        instance: &Instance,
+        call_deadline: Instant,
+        span: Option<u64>,
+    ) -> Result<Answer, DownstreamError> {
+        let err = |kind| DownstreamError::new(name, kind);
+        let base = &instance.base;
+        let path_and_query = &*req.path_and_query;
+        let mut url = String::with_capacity(base.len() + path_and_query.len());
+        url.push_str(base);
+        url.push_str(path_and_query);
+        let remaining_ms = call_deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1) as u64;
+        let ctx = req.ctx();
+        let mut request = Request::builder()
+            .method(req.method.clone())
+            .uri(url)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(REQUEST_ID, ctx.request_id())
+            .header(
+                TRACEPARENT,
+                match span {
+                    Some(id) => req.trace().header_value_for(id),
+                    None => req.trace().header_value(),
+                },
+            )
+            .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
+        if let Some(host) = &instance.host {
+            request = request.header(HOST, host.clone());
+        }
+        for (header, value) in req.identity().headers().iter().chain(&req.extra) {
+            request = request.header(header.clone(), value.clone());
+        }
+        if req.body.is_some() && !req.extra.iter().any(|(name, _)| name == CONTENT_TYPE) {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let request = request
+            .body(Full::new(req.body.clone().unwrap_or_default()))
+            .map_err(|e| {
+                // Only a malformed base URL from config (validated) or header could get here.
+                tracing::warn!(error = %e, "downstream request could not be built");
+                err(DownstreamErrorKind::Connect)
+            })?;
+        let response = self.client.request(request).await.map_err(|e| {
+            // The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the log, never to
+            // the client.
+            let cause = error_chain(&e);
+            if e.is_connect() {
+                tracing::warn!(downstream = %name, cause = %cause, "connection failed");
+                err(DownstreamErrorKind::Connect)
+            } else {
+                tracing::warn!(downstream = %name, cause = %cause, "answer broke off");
+                // Connected, but the answer broke off (reset, closed, not HTTP).
+                err(DownstreamErrorKind::Body)
+            }
+        })?;
+        let status = response.status();
+        // A command's 4xx is its answer (a refusal the handler maps for the client), not a failure.
+        let refusal = status.is_client_error() && !req.method.is_safe();
+        if status == StatusCode::NOT_FOUND && !refusal {
+            return Err(err(DownstreamErrorKind::NotFound));
+        }
+        if !status.is_success() && !refusal {
+            return Err(err(DownstreamErrorKind::Status(status.as_u16())));
+        }
+        if !self.content_types.is_empty()
+            && status != StatusCode::NO_CONTENT
+            && !media_type_allowed(response.headers().get(CONTENT_TYPE), &self.content_types)
+        {
+            tracing::warn!(
+                downstream = %name,
+                content_type = ?response.headers().get(CONTENT_TYPE),
+                "answer of an unexpected content type"
+            );
+            return Err(err(DownstreamErrorKind::Decode));
+        }
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_bytes as u64) {
+            return Err(err(DownstreamErrorKind::TooLarge));
+        }
+        let cache_control = response
+            .headers()
+            .get(CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The usual small answer arrives as one frame and is returned without a copy.
+        let mut incoming = response.into_body();
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        let mut total = 0usize;
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| {
+                tracing::debug!(error = %e, "body read failed");
+                err(DownstreamErrorKind::Body)
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            total += chunk.len();
+            if total > self.max_bytes {
+                return Err(err(DownstreamErrorKind::TooLarge));
+            }
+            match &first {
+                None if rest.is_empty() => first = Some(chunk),
+                _ => {
+                    if let Some(f) = first.take() {
+                        rest.extend_from_slice(&f);
+                    }
+                    rest.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let body = match first {
+            Some(only) => only,
+            None => rest.freeze(),
+        };
+        tracing::debug!(
+            status = status.as_u16(),
+            bytes = body.len(),
+            "downstream answered"
+        );
+        Ok(Answer {
+            status,
+            body,
+            cache_control,
+        })
+    }
+}
+
+/// `error` and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Whether `value` (a `Content-Type`) names one of `allowed` (lower-case media types), parameters ignored.
+fn media_type_allowed(value: Option<&HeaderValue>, allowed: &[String]) -> bool {
+    let Some(essence) = value
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+    else {
+        return false;
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(essence))
+}
