@@ -37,8 +37,9 @@
 //! | `dev-acme-key` | `acme` | `gold` | `catalog:read inventory:read orders:read orders:write` |
 //! | `dev-globex-key` | `globex` | `silver` | `catalog:read` |
 //!
-//! The gateway listens on `127.0.0.1:8083` by default and needs the downstreams `catalog`, `inventory` and
-//! `orders` (probed by `/readyz`). OpenAPI: `/openapi.json`, docs page: `/docs`.
+//! The gateway listens on `127.0.0.1:8083` by default; its defaults configure every domain service (from
+//! `shared_schemas::gateway::defaults`), of which it calls `catalog`, `inventory` and `orders` (probed by
+//! `/readyz`). OpenAPI: `/openapi.json`, docs page: `/docs`.
 
 mod handlers;
 mod ids;
