@@ -165,12 +165,16 @@ impl Gateway {
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
     /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
     /// config) goes to an enclosing [`crate::admin::capture`].
+    ///
+    /// `api` is an [`crate::api::Api`] (routes with declared scopes, which core enforces and writes into the
+    /// document) or a plain [`Router`].
     pub fn into_router(
         self,
-        api: Router,
+        api: impl Into<crate::api::Api>,
         openapi: utoipa::openapi::OpenApi,
         ready_on: &[&str],
     ) -> Result<Router, ConfigError> {
+        let (api, operations) = api.into().into_parts();
         let ready: Vec<Downstream> = ready_on
             .iter()
             .map(|n| self.downstream(n))
@@ -194,10 +198,8 @@ impl Gateway {
                     .map(|(i, p)| (format!("aggregates[{i}].path"), p)),
             );
         for (key, path) in configured {
-            if let Some(own) = openapi
-                .paths
-                .paths
-                .keys()
+            if let Some(own) = (openapi.paths.paths.keys())
+                .chain(operations.iter().map(|o| &o.path))
                 .find(|own| crate::routes::templates_overlap(own, path))
             {
                 return Err(ConfigError::Invalid {
@@ -239,7 +241,7 @@ impl Gateway {
             tracer: self.tracer.clone(),
             sessions: self.sessions.clone(),
         });
-        let openapi = crate::openapi::complete(openapi, &self.config);
+        let openapi = crate::openapi::complete(openapi, &self.config, &operations);
         let session_routes = self
             .sessions
             .as_ref()
@@ -260,6 +262,8 @@ impl Gateway {
         })?
         .fallback(|| async { BffError::NotFound })
         .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+        // The idempotency records, read by the `Write` extractor.
+        .layer(axum::Extension(self.idempotency.clone()))
         // The limits of typed JSON bodies, read by the `JsonBody` extractor.
         .layer(axum::Extension(crate::body::BodyLimits(Arc::new(
             self.config.body.clone(),
