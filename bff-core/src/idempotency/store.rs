@@ -3,12 +3,11 @@
 //! lock). A lock carries a random token, so an instance whose lock expired can never overwrite or drop
 //! another's record.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
-use redis::{Client, Script};
+use redis::Script;
 
 use super::config::IdempotencyConfig;
 
@@ -54,15 +53,7 @@ pub(crate) enum Begin {
 }
 
 /// Why the store gave no answer (logged; the client gets 503).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
-    /// No answer within the timeout.
-    #[error("timed out")]
-    Timeout,
-    /// Connection or command failure.
-    #[error("{0}")]
-    Redis(#[from] redis::RedisError),
-}
+pub(crate) use crate::redis_conn::RedisCallError as StoreError;
 
 /// One of the stores.
 #[derive(Debug)]
@@ -260,9 +251,7 @@ return 0
 /// a newline, and the body (done).
 #[derive(Debug)]
 pub(crate) struct RedisStore {
-    client: Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
-    timeout: Duration,
+    redis: crate::redis_conn::KeptConnection,
     begin: Script,
     complete: Script,
     release: Script,
@@ -271,42 +260,24 @@ pub(crate) struct RedisStore {
 impl RedisStore {
     fn new(config: &IdempotencyConfig) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: Client::open(config.redis.url.as_str())?,
-            connection: Mutex::new(None),
-            timeout: Duration::from_millis(config.redis.timeout_ms),
+            redis: crate::redis_conn::KeptConnection::open(
+                &config.redis.url,
+                Duration::from_millis(config.redis.timeout_ms),
+            )?,
             begin: Script::new(BEGIN),
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
         })
     }
 
-    /// Runs one script invocation within the timeout, reconnecting when there is no live connection.
+    /// Runs one script invocation on the kept connection within the timeout.
     async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let attempt = async {
-            let existing = self.connection.lock().ok().and_then(|c| c.clone());
-            let mut connection = match existing {
-                Some(c) => c,
-                None => {
-                    crate::redis_conn::connect_kept(&self.client, self.timeout, &self.connection)
-                        .await?
-                }
-            };
-            invocation.invoke_async::<T>(&mut connection).await
-        };
-        let result = match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Redis(e)),
-            Err(_) => Err(StoreError::Timeout),
-        };
-        if result.is_err()
-            && let Ok(mut c) = self.connection.lock()
-        {
-            *c = None;
-        }
-        result
+        self.redis
+            .run(|mut c| async move { invocation.invoke_async::<T>(&mut c).await })
+            .await
     }
 
     async fn begin(

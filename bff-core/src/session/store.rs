@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use super::config::{SessionConfig, SessionStoreKind};
@@ -42,16 +41,8 @@ pub(crate) struct PendingLogin {
     pub(crate) return_url: String,
 }
 
-/// The store could not answer (Redis down or slow, or a corrupt record).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
-    /// A Redis error.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// Redis did not answer within the timeout.
-    #[error("redis timeout")]
-    Timeout,
-}
+/// The store could not answer (Redis down or slow).
+pub(crate) use crate::redis_conn::RedisCallError as StoreError;
 
 /// An in-memory entry: the value and when it expires.
 type Entry<T> = (Arc<T>, tokio::time::Instant);
@@ -67,9 +58,7 @@ pub(crate) struct Memory {
 /// The Redis store.
 #[derive(Debug)]
 pub(crate) struct Redis {
-    client: redis::Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
-    timeout: Duration,
+    redis: crate::redis_conn::KeptConnection,
     prefix: String,
 }
 
@@ -96,9 +85,10 @@ impl Store {
                 locks: Mutex::default(),
             })),
             SessionStoreKind::Redis => Self::Redis(Box::new(Redis {
-                client: redis::Client::open(config.redis.url.as_str())?,
-                connection: Mutex::new(None),
-                timeout: Duration::from_millis(config.redis.timeout_ms),
+                redis: crate::redis_conn::KeptConnection::open(
+                    &config.redis.url,
+                    Duration::from_millis(config.redis.timeout_ms),
+                )?,
                 prefix: config.redis.key_prefix.clone(),
             })),
         })
@@ -330,32 +320,13 @@ impl Redis {
         format!("{}{kind}{id}", self.prefix)
     }
 
-    /// Runs `pipe` within the timeout, reconnecting when there is no live connection.
+    /// Runs `pipe` on the kept connection within the timeout.
     async fn query<T: redis::FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let attempt = async {
-            let existing = self.connection.lock().ok().and_then(|c| c.clone());
-            let mut connection = match existing {
-                Some(c) => c,
-                None => {
-                    crate::redis_conn::connect_kept(&self.client, self.timeout, &self.connection)
-                        .await?
-                }
-            };
-            pipe.query_async::<T>(&mut connection).await
-        };
-        let result = match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Redis(e)),
-            Err(_) => Err(StoreError::Timeout),
-        };
-        if result.is_err()
-            && let Ok(mut c) = self.connection.lock()
-        {
-            *c = None;
-        }
-        result
+        self.redis
+            .run(|mut c| async move { pipe.query_async::<T>(&mut c).await })
+            .await
     }
 }
