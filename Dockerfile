@@ -6,32 +6,36 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never
+# The gateway binaries of the image (`new-gateway` adds to this list and a manifest line below).
+ARG GATEWAYS="bff-web bff-mobile bff-partner bff-tv"
 COPY Cargo.toml Cargo.lock ./
 COPY bff-core/Cargo.toml bff-core/
 COPY bff-web/Cargo.toml bff-web/
 COPY bff-mobile/Cargo.toml bff-mobile/
 COPY bff-partner/Cargo.toml bff-partner/
+COPY bff-tv/Cargo.toml bff-tv/
+# new-gateway: manifests above this line
 COPY shared-schemas/Cargo.toml shared-schemas/
 COPY mock-services/Cargo.toml mock-services/
 COPY dev-stack/Cargo.toml dev-stack/
 COPY tests/Cargo.toml tests/
 # Stub targets so cargo can resolve and build the dependency graph alone.
-RUN for crate in bff-core bff-web bff-mobile bff-partner shared-schemas mock-services dev-stack tests; do \
+RUN for crate in bff-core $GATEWAYS shared-schemas mock-services dev-stack tests; do \
         mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
     && mkdir -p bff-core/benches && echo 'fn main() {}' > bff-core/benches/hot_paths.rs \
-    && cargo build --release --locked -p bff-web -p bff-mobile -p bff-partner -p mock-services \
+    && cargo build --release --locked -p mock-services $(for g in $GATEWAYS; do printf -- '-p %s ' "$g"; done) \
     && rm -rf bff-*/src shared-schemas/src mock-services/src dev-stack/src tests/src \
     && rm -rf target/release/.fingerprint/bff-* target/release/.fingerprint/shared-schemas-* \
               target/release/.fingerprint/mock-services-* target/release/.fingerprint/dev-stack-* \
               target/release/.fingerprint/tests-*
 COPY . .
-RUN cargo build --release --locked --bin mock-services --bin bff-web --bin bff-mobile --bin bff-partner
+RUN cargo build --release --locked --bin mock-services $(for g in $GATEWAYS; do printf -- '--bin %s ' "$g"; done) \
+    && mkdir /out && cp target/release/mock-services $(for g in $GATEWAYS; do printf 'target/release/%s ' "$g"; done) /out/
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home bff
-COPY --from=build /src/target/release/mock-services /src/target/release/bff-web \
-     /src/target/release/bff-mobile /src/target/release/bff-partner /usr/local/bin/
+COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
 # Gateways: the admin listener's /healthz through the binary itself (set BFF_ADMIN__LISTEN as for serving).
 # The mocks service overrides this healthcheck in docker-compose.yml.

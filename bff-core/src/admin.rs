@@ -47,6 +47,8 @@ pub struct Admin {
     config: Arc<serde_json::Value>,
     /// The gateway's trace exporter, for the flush at shutdown.
     tracer: Option<Arc<crate::otel::Tracer>>,
+    /// The in-memory session store, handed to the next build on a reload (sessions survive it).
+    session_store: Option<Arc<crate::session::Store>>,
 }
 
 impl Admin {
@@ -62,7 +64,19 @@ impl Admin {
             readiness,
             config: Arc::new(value),
             tracer: None,
+            session_store: None,
         }
+    }
+
+    /// The admin side of a gateway keeping browser sessions in `store` (memory), lent to a rebuild.
+    pub(crate) fn with_session_store(mut self, store: Option<Arc<crate::session::Store>>) -> Self {
+        self.session_store = store;
+        self
+    }
+
+    /// The in-memory session store of the gateway, if any.
+    pub(crate) fn session_store(&self) -> Option<Arc<crate::session::Store>> {
+        self.session_store.clone()
     }
 
     /// The admin side of a gateway exporting traces with `tracer`.
@@ -122,6 +136,8 @@ struct Capture {
     metrics: Option<Arc<Metrics>>,
     /// The draining flag to share instead of a new one.
     draining: Option<Arc<AtomicBool>>,
+    /// The in-memory session store to keep instead of a new (empty) one.
+    session_store: Option<Arc<crate::session::Store>>,
     /// The admin side of the gateway built.
     admin: Option<Admin>,
 }
@@ -134,18 +150,21 @@ thread_local! {
 /// Runs `build` (a gateway crate's `app(config)`) and returns its result with the admin side of the gateway
 /// it built, if any.
 pub fn capture<T>(build: impl FnOnce() -> T) -> (T, Option<Admin>) {
-    capture_into(None, None, build)
+    capture_into(None, None, None, build)
 }
 
-/// Like [`capture`], the gateway counting into `metrics` and sharing the `draining` flag (a reload).
+/// Like [`capture`], the gateway counting into `metrics`, sharing the `draining` flag and keeping the
+/// in-memory `session_store` (a reload).
 pub(crate) fn capture_into<T>(
     metrics: Option<Arc<Metrics>>,
     draining: Option<Arc<AtomicBool>>,
+    session_store: Option<Arc<crate::session::Store>>,
     build: impl FnOnce() -> T,
 ) -> (T, Option<Admin>) {
     let lent = Capture {
         metrics,
         draining,
+        session_store,
         admin: None,
     };
     let outer = CAPTURED.with(|c| c.borrow_mut().replace(lent));
@@ -162,6 +181,11 @@ pub(crate) fn lent_metrics() -> Option<Arc<Metrics>> {
 /// The draining flag lent by the enclosing capture, if any.
 pub(crate) fn lent_draining() -> Option<Arc<AtomicBool>> {
     CAPTURED.with(|c| c.borrow().as_ref().and_then(|c| c.draining.clone()))
+}
+
+/// The in-memory session store lent by the enclosing capture, if any.
+pub(crate) fn lent_session_store() -> Option<Arc<crate::session::Store>> {
+    CAPTURED.with(|c| c.borrow().as_ref().and_then(|c| c.session_store.clone()))
 }
 
 /// Hands `admin` to the enclosing [`capture`], if any.

@@ -13,7 +13,9 @@
 //! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
 //!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
-//!    unauthenticated caller learns nothing about which routes exist; then **rate limiting**, right after
+//!    unauthenticated caller learns nothing about which routes exist; with browser sessions
+//!    ([`crate::session`]) a request without `Authorization` may present the session cookie instead (with
+//!    `X-CSRF: 1`, and an allowed `Origin` when unsafe), and the `Cookie` header is removed here; then **rate limiting**, right after
 //!    authentication because policies key on the verified identity (partner, tier, user) besides client IP
 //!    and route; a failed authentication is charged to the client IP's failed-attempt budget instead (429
 //!    once it is spent). See [`crate::ratelimit`];
@@ -158,7 +160,9 @@ pub(crate) async fn edge(
         // A credential that could not be checked in time is not a failed authentication: it is not
         // charged to the client's failed-attempt budget.
         let auth_timed_out = matches!(identity, Err(BffError::DeadlineExceeded { .. }));
-        let limited = !public && !refused_by_hygiene && !auth_timed_out;
+        // Rate limiting (step 4b): one store decision per non-public request (the session endpoints count as
+        // non-public here: a login flood is limited per client address); public paths are never limited.
+        let limited = (!public || session_path) && !refused_by_hygiene && !auth_timed_out;
         let Verdict {
             denied,
             headers: limit_headers,

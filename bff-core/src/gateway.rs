@@ -165,12 +165,16 @@ impl Gateway {
     /// `/healthz`, `/readyz` (probing `ready_on`), `/openapi.json` and `/docs`, a problem+json fallback, all
     /// wrapped by the edge pipeline (see [`crate::edge`]). The admin side (metrics, readiness, redacted
     /// config) goes to an enclosing [`crate::admin::capture`].
+    ///
+    /// `api` is an [`crate::api::Api`] (routes with declared scopes, which core enforces and writes into the
+    /// document) or a plain [`Router`].
     pub fn into_router(
         self,
-        api: Router,
+        api: impl Into<crate::api::Api>,
         openapi: utoipa::openapi::OpenApi,
         ready_on: &[&str],
     ) -> Result<Router, ConfigError> {
+        let (api, operations) = api.into().into_parts();
         let ready: Vec<Downstream> = ready_on
             .iter()
             .map(|n| self.downstream(n))
@@ -181,7 +185,8 @@ impl Gateway {
         ));
         crate::admin::offer(
             crate::admin::Admin::new(self.metrics.clone(), readiness.clone(), &self.config)
-                .with_tracer(self.tracer.clone()),
+                .with_tracer(self.tracer.clone())
+                .with_session_store(self.sessions.as_ref().and_then(|s| s.memory_store())),
         );
         // A configured path that is one of the gateway's own routes would make the router panic: name it.
         let configured = (self.config.routes.iter().map(|r| &r.path))
@@ -193,10 +198,8 @@ impl Gateway {
                     .map(|(i, p)| (format!("aggregates[{i}].path"), p)),
             );
         for (key, path) in configured {
-            if let Some(own) = openapi
-                .paths
-                .paths
-                .keys()
+            if let Some(own) = (openapi.paths.paths.keys())
+                .chain(operations.iter().map(|o| &o.path))
                 .find(|own| crate::routes::templates_overlap(own, path))
             {
                 return Err(ConfigError::Invalid {
@@ -238,7 +241,7 @@ impl Gateway {
             tracer: self.tracer.clone(),
             sessions: self.sessions.clone(),
         });
-        let openapi = crate::openapi::complete(openapi, &self.config);
+        let openapi = crate::openapi::complete(openapi, &self.config, &operations);
         let session_routes = self
             .sessions
             .as_ref()
@@ -259,6 +262,8 @@ impl Gateway {
         })?
         .fallback(|| async { BffError::NotFound })
         .method_not_allowed_fallback(|| async { BffError::MethodNotAllowed })
+        // The idempotency records, read by the `Write` extractor.
+        .layer(axum::Extension(self.idempotency.clone()))
         // The limits of typed JSON bodies, read by the `JsonBody` extractor.
         .layer(axum::Extension(crate::body::BodyLimits(Arc::new(
             self.config.body.clone(),
@@ -303,8 +308,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    /// A configuration using every section: two downstreams, JWT, a route, an aggregation, a rate-limit
-    /// policy, CORS.
+    /// A configuration using every section: two downstreams, JWT with browser sessions, a route, an
+    /// aggregation, a rate-limit policy, CORS.
     fn base() -> Value {
         let mut config = BffConfig::default();
         for (name, port) in [("users", 1), ("identity", 2)] {
@@ -316,6 +321,9 @@ mod tests {
         let mut value = serde_json::to_value(config).unwrap();
         value["auth"]["mode"] = json!("jwt");
         value["auth"]["jwt"]["audience"] = json!("bff-web");
+        value["auth"]["jwt"]["discovery"] = json!(true);
+        value["auth"]["session"]["enabled"] = json!(true);
+        value["auth"]["session"]["redirect_uri"] = json!("https://app.example.com/bff/callback");
         value["routes"] = json!([{"path": "/api/u/{id}", "downstream": "users",
             "downstream_path": "/users/{id}", "header_allow": ["accept-language"]}]);
         value["aggregates"] = json!([{"path": "/api/agg/{id}", "parts": [

@@ -4,17 +4,15 @@
 //! crate only declares routes, composes downstream calls and shapes views.
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use axum::{Json, extract::State};
-//! use bff_core::{context::RequestContext, downstream::{Downstream, encode_segment}, error::BffError};
+//! use bff_core::prelude::*;
 //! use serde_json::{Value, json};
 //!
 //! /// The gateway's state: one client per downstream service, built by `bff_core::gateway::Gateway`.
 //! struct App { users: Downstream, orders: Downstream, recs: Downstream }
 //!
-//! /// GET /api/home — profile + recent orders + (optional) recommendations.
-//! async fn home(State(app): State<Arc<App>>, ctx: RequestContext) -> Result<Json<Value>, BffError> {
-//!     let user = encode_segment(&ctx.require_scopes(&[])?.subject);
+//! /// GET /api/home — profile + recent orders + (optional) recommendations of the verified caller.
+//! async fn home(State(app): State<Arc<App>>, ctx: RequestContext, who: Caller) -> Reply<Json<Value>> {
+//!     let user = who.user();
 //!     let (profile, orders, recs) = tokio::try_join!(
 //!         ctx.required("profile", app.users.get_json::<Value>(&ctx, format!("/users/{user}"))),
 //!         ctx.required("orders", app.orders.get_json::<Value>(&ctx, format!("/users/{user}/orders?limit=5"))),
@@ -22,13 +20,19 @@
 //!     )?;
 //!     Ok(Json(json!({ "profile": profile, "orders": orders, "recommendations": recs })))
 //! }
-//! # let _ = axum::Router::new().route("/api/home", axum::routing::get(home));
+//!
+//! /// The routes: any authenticated caller (`CALLER`), or e.g. `&["orders:read"]` — enforced and documented.
+//! fn routes(app: Arc<App>) -> Api {
+//!     Api::new().get("/api/home", CALLER, home).with_state(app)
+//! }
 //! ```
 //!
 //! # Layout
 //! - [`config`]: typed config, figment layering (defaults < file < `BFF_*` env), validation naming bad keys.
 //! - [`gateway`]: from config to downstream clients, authenticator and the complete edge-wrapped router.
 //! - [`edge`]: the request pipeline (request id, trace, identity strip, auth, deadline, error normalisation).
+//! - [`prelude`] / [`api`]: the gateway author's API: routes with declared scopes (enforced and documented
+//!   once), problem+json extractors (`Caller`, `Id`, `Path`, `Query`), sparse fieldsets (`Fields`).
 //! - [`context`]: the per-request context handlers receive; [`compose`]: required/optional parts, batching.
 //! - [`downstream`]: the pooled HTTP client and per-service clients carrying the call policy.
 //! - [`resilience`]: bulkheads, retries with a budget, hedging, circuit breakers, instances with balancing and
@@ -55,6 +59,7 @@
 
 pub mod admin;
 mod aggregate;
+pub mod api;
 pub mod auth;
 pub mod body;
 pub mod cache;
@@ -77,6 +82,7 @@ pub mod metrics;
 mod observe;
 mod openapi;
 pub mod otel;
+pub mod prelude;
 pub mod ratelimit;
 mod redis_conn;
 pub mod reload;

@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::Operation;
 use crate::config::{AuthMode, BffConfig};
 
 /// The name of the problem+json schema in `components.schemas`.
@@ -66,6 +67,22 @@ const IDEMPOTENCY_RESPONSES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The responses of [`crate::body::JsonBody`], added to operations that take a request body.
+const BODY_RESPONSES: &[(&str, &str)] = &[
+    (
+        "413",
+        "The body is larger than allowed, after decompression (`payload_too_large`)",
+    ),
+    (
+        "415",
+        "The body is not `application/json` (`unsupported_media_type`)",
+    ),
+    (
+        "422",
+        "The body is well-formed JSON but invalid (`invalid_body`, fields by JSON Pointer in `errors`)",
+    ),
+];
+
 /// The security schemes `auth.mode` accepts: (name in `components.securitySchemes`, scheme).
 fn security_schemes(config: &BffConfig) -> Vec<(&'static str, Value)> {
     let mtls = (
@@ -110,12 +127,17 @@ fn security_schemes(config: &BffConfig) -> Vec<(&'static str, Value)> {
 }
 
 /// `doc` completed for `config` (see the module documentation), as the JSON served at `/openapi.json`.
-pub(crate) fn complete(doc: utoipa::openapi::OpenApi, config: &BffConfig) -> Value {
+pub(crate) fn complete(
+    doc: utoipa::openapi::OpenApi,
+    config: &BffConfig,
+    operations: &[Operation],
+) -> Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
     let Some(root) = doc.as_object_mut() else {
         return doc;
     };
     let schemes = security_schemes(config);
+    add_route_security(root, operations);
     add_config_operations(root, config);
     if config.auth.session.enabled {
         add_session_operations(root);
@@ -129,17 +151,85 @@ pub(crate) fn complete(doc: utoipa::openapi::OpenApi, config: &BffConfig) -> Val
             declared.insert((*name).to_owned(), scheme.clone());
         }
     }
-    for item in object(root, "paths").values_mut() {
+    for (path, item) in object(root, "paths").iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
         for (method, operation) in item.iter_mut() {
             if let (true, Some(operation)) = (is_method(method), operation.as_object_mut()) {
+                add_path_parameters(operation, path);
                 complete_operation(operation, &schemes);
+                if path_parameters(path).next().is_some() {
+                    object(operation, "responses")
+                        .entry("404")
+                        .or_insert_with(|| {
+                            problem_response(
+                                "No resource has this id, or the id is malformed (`not_found`)",
+                            )
+                        });
+                }
+                if method == "get" {
+                    object(operation, "responses")
+                        .entry("304")
+                        .or_insert_with(|| json!({"description": "Not modified: the `If-None-Match` tag names the current answer (empty body)"}));
+                }
             }
         }
     }
     doc
+}
+
+/// The access rules of the gateway's routes ([`crate::api::Api`]) are the only source of its operations'
+/// security requirements: whatever a handler's annotation says is replaced, and a route the document does
+/// not describe is added with its path parameters and a bare `200`.
+fn add_route_security(root: &mut Map<String, Value>, operations: &[Operation]) {
+    let paths = object(root, "paths");
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (method, operation) in item.iter_mut() {
+            if let (true, Some(operation)) = (is_method(method), operation.as_object_mut()) {
+                operation.remove("security");
+            }
+        }
+    }
+    for op in operations {
+        let method = op.method.as_str().to_ascii_lowercase();
+        let operation = object(object(paths, &op.path), &method);
+        if operation.is_empty() {
+            let id: String = format!("{method}{}", op.path)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            operation.insert("operationId".into(), json!(id));
+            operation.insert(
+                "responses".into(),
+                json!({"200": {"description": "Success"}}),
+            );
+        }
+        operation.insert("security".into(), json!([{ "caller": op.scopes }]));
+    }
+}
+
+/// Declares the path parameters of `template` the operation does not declare itself (as strings).
+fn add_path_parameters(operation: &mut Map<String, Value>, template: &str) {
+    let Some(parameters) = operation
+        .entry("parameters")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+    else {
+        return;
+    };
+    for name in path_parameters(template) {
+        let declared = parameters
+            .iter()
+            .any(|p| p["in"] == "path" && p["name"] == name);
+        if !declared {
+            parameters.push(json!({"name": name, "in": "path", "required": true,
+                                   "schema": {"type": "string"}}));
+        }
+    }
+    if parameters.is_empty() {
+        operation.remove("parameters");
+    }
 }
 
 /// Whether a path item key names an operation (rather than `parameters`, `summary`, ...).
@@ -190,9 +280,20 @@ fn complete_operation(operation: &mut Map<String, Value>, schemes: &[(&'static s
                         .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
             })
         });
+    let takes_body = operation.contains_key("requestBody");
     let responses = object(operation, "responses");
-    for response in responses.values_mut() {
+    for (status, response) in responses.iter_mut() {
         problem_media_type(response);
+        // OpenAPI requires a description; an annotation without one gets the status' meaning.
+        if let Some(response) = response.as_object_mut() {
+            response.entry("description").or_insert_with(|| {
+                let reason = status
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| axum::http::StatusCode::from_u16(s).ok()?.canonical_reason());
+                json!(reason.unwrap_or("Response"))
+            });
+        }
     }
     let edge = EDGE_RESPONSES
         .iter()
@@ -202,7 +303,8 @@ fn complete_operation(operation: &mut Map<String, Value>, schemes: &[(&'static s
         .iter()
         .filter(|_| idempotent)
         .map(|(status, description)| (status, description));
-    for (status, description) in edge.chain(idempotency) {
+    let body = BODY_RESPONSES.iter().filter(|_| takes_body);
+    for (status, description) in edge.chain(idempotency).chain(body.map(|(s, d)| (s, d))) {
         responses
             .entry((*status).to_owned())
             .or_insert_with(|| problem_response(description));
@@ -427,11 +529,33 @@ mod tests {
             json!({"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
         value["paths"]["/v1/x"] = json!({"get": {"responses": {"200": {"description": "ok"},
                                                                  "404": {"description": "no", "content": problem}},
-                                                   "security": [{"bearer": ["catalog:read"]}]}});
+                                                   "security": [{"bearer": ["stale:scope"]}]}});
         let doc: utoipa::openapi::OpenApi = serde_json::from_value(value).unwrap();
-        let out = complete(doc, &config);
+        let routes = [
+            Operation {
+                method: axum::http::Method::GET,
+                path: "/v1/x".into(),
+                scopes: &["catalog:read"],
+            },
+            Operation {
+                method: axum::http::Method::DELETE,
+                path: "/v1/y/{id}".into(),
+                scopes: &[],
+            },
+        ];
+        let out = complete(doc, &config, &routes);
+        // The route's declared scopes win over the annotation.
         let op = &out["paths"]["/v1/x"]["get"];
         assert_eq!(op["security"], json!([{"api_key": ["catalog:read"]}]));
+        assert!(op["responses"]["304"].is_object());
+        // A registered route the document does not describe is added, secured, with its path parameter.
+        let added = &out["paths"]["/v1/y/{id}"]["delete"];
+        assert_eq!(added["security"], json!([{"api_key": []}]));
+        assert_eq!(added["parameters"][0]["name"], "id");
+        assert_eq!(added["parameters"][0]["in"], "path");
+        assert!(added["responses"]["404"].is_object());
+        assert!(added["responses"]["403"].is_object());
+        assert!(added["responses"].get("304").is_none());
         let not_found = op["responses"]["404"]["content"].as_object().unwrap();
         assert_eq!(
             not_found.keys().collect::<Vec<_>>(),
@@ -447,7 +571,7 @@ mod tests {
         assert!(out["components"]["schemas"].get(PROBLEM).is_some());
 
         config.auth.mode = AuthMode::None;
-        let out = complete(serde_json::from_value(out).unwrap(), &config);
+        let out = complete(serde_json::from_value(out).unwrap(), &config, &routes);
         let op = &out["paths"]["/v1/x"]["get"];
         assert!(op.get("security").is_none());
         assert!(op["responses"].get("429").is_some());

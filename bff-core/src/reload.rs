@@ -186,10 +186,12 @@ impl Reloader {
             }
         }
         let draining: Arc<AtomicBool> = admin.readiness().draining_flag();
-        let (router, new_admin) =
-            crate::admin::capture_into(Some(admin.metrics().clone()), Some(draining), || {
-                (self.build.app)(config.clone())
-            });
+        let (router, new_admin) = crate::admin::capture_into(
+            Some(admin.metrics().clone()),
+            Some(draining),
+            admin.session_store(),
+            || (self.build.app)(config.clone()),
+        );
         let router = router.map_err(|e| e.to_string())?;
         let new_admin = new_admin.ok_or("the gateway offered no admin side")?;
         Ok((config, router, new_admin))

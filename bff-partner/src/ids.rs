@@ -1,4 +1,4 @@
-//! Validation of the ids a partner sends: path ids and the `ids` list of the batch endpoint.
+//! The `ids` list of the batch endpoint (path ids are `shared_schemas::gateway::DomainId`).
 
 use bff_core::BffError;
 use bff_core::compose::unique_ids;
@@ -6,16 +6,7 @@ use bff_core::compose::unique_ids;
 /// Most ids accepted in one `GET /v1/products?ids=` request (counted before deduplication).
 pub const MAX_BATCH_IDS: usize = 50;
 
-pub use shared_schemas::services::is_valid_id;
-
-/// A path id, or 404 `not_found` when it is malformed (a malformed id names no resource).
-pub(crate) fn path_id(id: String) -> Result<String, BffError> {
-    if is_valid_id(&id) {
-        Ok(id)
-    } else {
-        Err(BffError::NotFound)
-    }
-}
+use shared_schemas::services::is_valid_id;
 
 fn bad_request(detail: &str) -> BffError {
     BffError::BadRequest {
@@ -48,29 +39,6 @@ mod tests {
 
     fn code(r: Result<Vec<String>, BffError>) -> &'static str {
         r.err().map(|e| e.code()).unwrap_or("ok")
-    }
-
-    /// Path ids are 1..=32 ASCII digits; anything else is a 404.
-    #[test]
-    fn path_ids() {
-        assert!(is_valid_id("1"));
-        assert!(is_valid_id(&"9".repeat(32)));
-        for bad in [
-            "",
-            "abc",
-            "12a",
-            "-1",
-            "1.5",
-            " 1",
-            "../1",
-            "%31",
-            "１",
-            &"9".repeat(33),
-        ] {
-            assert!(!is_valid_id(bad), "{bad:?}");
-            assert_eq!(path_id(bad.to_string()), Err(BffError::NotFound));
-        }
-        assert_eq!(path_id("42".into()), Ok("42".into()));
     }
 
     /// The list is deduplicated in order and bounded; malformed lists are 400.

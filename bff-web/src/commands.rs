@@ -1,9 +1,7 @@
 //! The commands web clients send (typed request bodies, unknown fields refused), their gateway-side checks
-//! (JSON Pointers on failure), and the names the web gateway gives the services' refusals.
+//! (JSON Pointers on failure).
 
-use axum::http::StatusCode;
 use bff_core::body::{Validate, Violations};
-use bff_core::downstream::command::Refusal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,63 +80,3 @@ impl Validate for WriteReview {
         );
     }
 }
-
-const fn refusal(
-    service_code: &'static str,
-    status: StatusCode,
-    code: &'static str,
-    detail: &'static str,
-) -> Refusal {
-    Refusal {
-        service_code,
-        status,
-        code,
-        detail,
-    }
-}
-
-/// The services' refusals, as web clients see them.
-pub(crate) const REFUSALS: &[Refusal] = &[
-    refusal(
-        "unknown_product",
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_product",
-        "no such product",
-    ),
-    refusal(
-        "quantity_limit",
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "quantity_limit",
-        "at most 20 units of one product",
-    ),
-    refusal(
-        "cart_full",
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "cart_full",
-        "the cart holds at most 50 products",
-    ),
-    refusal(
-        "out_of_stock",
-        StatusCode::CONFLICT,
-        "out_of_stock",
-        "the product is out of stock",
-    ),
-    refusal(
-        "cart_empty",
-        StatusCode::CONFLICT,
-        "cart_empty",
-        "the cart is empty",
-    ),
-    refusal(
-        "order_limit",
-        StatusCode::CONFLICT,
-        "order_limit",
-        "no more orders can be placed for this account",
-    ),
-    refusal(
-        "already_reviewed",
-        StatusCode::CONFLICT,
-        "already_reviewed",
-        "you have already reviewed this product",
-    ),
-];

@@ -76,5 +76,6 @@ pub fn register_client(idp: &mock_services::Idp, public_url: &str, backchannel_b
         redirect_uris: vec![format!("{public_url}/bff/callback")],
         post_logout_redirect_uris: vec![format!("{public_url}/")],
         backchannel_logout_uri: Some(format!("{backchannel_base}/bff/backchannel-logout")),
+        client_secret: None,
     });
 }

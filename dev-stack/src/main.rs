@@ -1,11 +1,17 @@
-//! `cargo run -p dev-stack`: the seven mock services (ports 7000–7006) and the three gateways (8081–8083) in
+//! `cargo run -p dev-stack`: the seven mock services (ports 7000–7006) and the gateways (8081–8083, bff-tv 8085) in
 //! one process, with in-memory defaults, for development. Gateways read the same `BFF_*` environment variables
 //! as their own binaries; Ctrl-C stops everything gracefully.
+//!
+//! `cargo run -p dev-stack -- new-gateway bff-<name>`: creates a new gateway crate and registers it with the
+//! workspace, this dev stack, the Dockerfile, docker-compose.yml, Prometheus and the compose test
+//! (`scaffold`; see docs/new-gateway.md).
 //!
 //! `cargo run -p dev-stack -- --tls`: the same over TLS everywhere. A development CA, a server certificate for
 //! `localhost` / `127.0.0.1` and a partner client certificate are generated at start into a fresh directory
 //! (nothing is committed); the mocks serve HTTPS, the gateways terminate TLS and call the mocks over HTTPS
 //! trusting the CA, and bff-partner also accepts the client certificate `CN=acme-client` as partner acme.
+
+mod scaffold;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -76,7 +82,7 @@ fn with_tls(mut config: BffConfig, certs: &DevCerts) -> BffConfig {
     config
 }
 
-const GATEWAYS: [GatewaySpec; 3] = [
+const GATEWAYS: &[GatewaySpec] = &[
     GatewaySpec {
         name: "bff-web",
         about: "web",
@@ -95,15 +101,37 @@ const GATEWAYS: [GatewaySpec; 3] = [
         defaults: bff_partner::defaults,
         app: bff_partner::app,
     },
+    GatewaySpec {
+        name: "bff-tv",
+        about: "tv",
+        defaults: bff_tv::defaults,
+        app: bff_tv::app,
+    },
+    // new-gateway: gateways above this line
 ];
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let tls = match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("new-gateway") {
+        return match scaffold::main(&args[1..]) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dev-stack new-gateway: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let tls = match args.first().map(String::as_str) {
         None => false,
         Some("--tls") => true,
         Some(_) => {
-            eprintln!("usage: dev-stack [--tls]");
+            eprintln!(
+                "usage: dev-stack [--tls] | dev-stack new-gateway bff-<name> [--port <port>]"
+            );
             return ExitCode::from(2);
         }
     };

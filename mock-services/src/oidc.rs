@@ -31,6 +31,10 @@ pub struct OidcClient {
     /// Where back-channel logout tokens are POSTed, if anywhere.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// The secret of a confidential client (`client_secret_basic` or `client_secret_post` at the token
+    /// endpoint); `None` = a public client.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// An `authorize` request, as received.
@@ -352,6 +356,7 @@ mod tests {
             redirect_uris: vec!["http://app/cb".into()],
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
+            client_secret: None,
         });
         let verifier = "v".repeat(43);
         let req = request(&verifier);

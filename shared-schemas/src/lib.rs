@@ -4,8 +4,11 @@
 //! # Layout
 //! - [`downstream`]: the rich JSON of the domain services.
 //! - [`services`]: the names and default ports of the domain services.
+//! - [`gateway`]: what every gateway of the domain starts from: default configuration (downstreams, cache
+//!   policy, rate limits), the ids, the batch endpoints, sending a command.
 //! - [`views`]: one module per client (`web`, `mobile`, `partner`), each type a `ToSchema` for OpenAPI.
 
 pub mod downstream;
+pub mod gateway;
 pub mod services;
 pub mod views;

@@ -98,10 +98,12 @@ fn compose_file_matches_binaries_and_config() {
         assert!(mock_ports.contains(port), "mocks publish {port}");
     }
     type Defaults = fn() -> BffConfig;
-    let binaries: [(&str, Defaults); 3] = [
+    let binaries: &[(&str, Defaults)] = &[
         ("bff-web", bff_web::defaults),
         ("bff-mobile", bff_mobile::defaults),
         ("bff-partner", bff_partner::defaults),
+        ("bff-tv", bff_tv::defaults),
+        // new-gateway: gateways above this line
     ];
     // Every service running a gateway binary (a gateway may run as several instances).
     let mut redis_instances: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();

@@ -121,6 +121,13 @@ fn validator_accepts(name: &str, text: &str) {
     );
 }
 
+/// Mocks + the scaffold's example gateway with its defaults.
+async fn tv() -> (mock_services::MockStack, RunningGateway) {
+    let mocks = mocks().await;
+    let gw = start(bff_tv::app, config_for(bff_tv::defaults(), &mocks)).await;
+    (mocks, gw)
+}
+
 async fn document(gw: &RunningGateway) -> (String, Value) {
     let r = get(&format!("{}/openapi.json", gw.url), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -141,6 +148,7 @@ async fn every_gateway_serves_a_valid_document() {
         ("bff-web", web().await),
         ("bff-mobile", mobile().await),
         ("bff-partner", partner().await),
+        ("bff-tv", tv().await),
     ] {
         let (text, doc) = document(&gw).await;
         assert_valid(name, &text, &doc);
@@ -293,10 +301,16 @@ async fn generated_requests_keep_the_documented_contract() {
         token(&mocks_m, "7", "bff-mobile", &scopes).await
     );
     let (_mocks_p, partner) = partner().await;
+    let (mocks_tv, tv) = tv().await;
+    let tv_bearer = format!(
+        "Authorization: Bearer {}",
+        token(&mocks_tv, "7", "bff-tv", &[]).await
+    );
     tokio::task::spawn_blocking(move || {
         schemathesis_accepts("bff-web", &web, &bearer);
         schemathesis_accepts("bff-mobile", &mobile, &mobile_bearer);
         schemathesis_accepts("bff-partner", &partner, "x-api-key: dev-acme-key");
+        schemathesis_accepts("bff-tv", &tv, &tv_bearer);
     })
     .await
     .expect("schemathesis runs");

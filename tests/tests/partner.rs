@@ -433,7 +433,9 @@ async fn foreign_orders_are_not_found() {
     assert_eq!(mocks.handle(Service::Catalog).received_total(), 0);
 }
 
-/// Globex has only `catalog:read`: inventory and orders are 403 `forbidden`, even for its own order.
+/// Globex has only `catalog:read`: inventory and orders are 403 `forbidden`, even for its own order. The
+/// route's scopes are checked before anything of the request is read: a malformed id or fieldset is still a
+/// 403 (no probing past the scope check), and so is a write without a body.
 #[tokio::test]
 async fn missing_scopes_are_forbidden() {
     let (mocks, gw) = partner().await;
@@ -441,11 +443,20 @@ async fn missing_scopes_are_forbidden() {
         "/v1/orders/702",
         "/v1/orders/701",
         "/v1/products/1/availability",
+        "/v1/orders/not-an-id",
+        "/v1/products/1/availability?fields=secret",
     ] {
         get_key(&gw, path, GLOBEX)
             .await
             .assert_problem(403, "forbidden", &mocks);
     }
+    let write = client()
+        .post(format!("{}/v1/orders", gw.url))
+        .header("x-api-key", GLOBEX)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
     assert_eq!(mocks.handle(Service::Orders).received_total(), 0);
     assert_eq!(mocks.handle(Service::Inventory).received_total(), 0);
 }

@@ -152,24 +152,27 @@ impl Downstream {
 }
 
 impl Downstream {
-    /// POSTs an `application/x-www-form-urlencoded` body (an OAuth token request) to `path_and_query`:
-    /// one attempt, like [`Downstream::command`]; 2xx and 4xx come back as a [`Reply`].
+    /// POSTs an `application/x-www-form-urlencoded` body (an OAuth token request) to `path_and_query` with
+    /// `extra` headers (client authentication): one attempt, like [`Downstream::command`]; 2xx and 4xx come
+    /// back as a [`Reply`].
     pub async fn post_form(
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
         form: String,
+        extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, DownstreamError> {
-        let content_type = (
+        let mut headers = vec![(
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
+        )];
+        headers.extend_from_slice(extra);
         let req = super::CallRequest::once(
             ctx,
             Method::POST,
             path_and_query,
             Some(Bytes::from(form)),
-            &[content_type],
+            &headers,
         );
         let answer = Box::pin(self.send(req)).await?;
         Ok(Reply {

@@ -63,6 +63,9 @@ pub struct SessionConfig {
     /// The OAuth `client_id` registered at the identity provider (public client, PKCE); empty =
     /// `auth.jwt.audience`. Access tokens must be issued for `auth.jwt.audience`, ID tokens for this id.
     pub client_id: String,
+    /// The client secret of a confidential client (sent with HTTP Basic authentication to the token
+    /// endpoint, `client_secret_basic`); empty = a public client (PKCE only). Redacted from `/config`.
+    pub client_secret: String,
     /// The absolute URL of this gateway's `/bff/callback` as the browser reaches it (registered at the IdP).
     pub redirect_uri: String,
     /// Where the identity provider sends the browser after logout (registered at the IdP); empty = `/` on the
@@ -104,6 +107,7 @@ impl Default for SessionConfig {
             enabled: false,
             bearer: true,
             client_id: String::new(),
+            client_secret: String::new(),
             redirect_uri: String::new(),
             post_logout_redirect_uri: String::new(),
             scopes: vec!["openid".into(), "profile".into(), "offline_access".into()],

@@ -3,7 +3,8 @@
 //! in the session store. A cookie-authenticated request must carry `X-CSRF: 1` (and, when unsafe, an allowed
 //! `Origin`); its session's access token — refreshed shortly before expiry, once per session at a time
 //! across instances — is then verified exactly like a bearer token. The browser's `Cookie` header is never
-//! forwarded downstream. Endpoints: see [`endpoints`].
+//! forwarded downstream. Endpoints: `/bff/login`, `/bff/callback`, `/bff/user`, `/bff/logout`,
+//! `/bff/backchannel-logout` (see `endpoints.rs` and `docs/sessions.md`).
 
 pub mod config;
 mod endpoints;
@@ -21,7 +22,8 @@ use crate::auth::{Authenticator, Identity, JwtVerifier};
 use crate::downstream::Downstream;
 use crate::error::BffError;
 pub use config::SessionConfig;
-use store::{Session, Store};
+use store::Session;
+pub(crate) use store::Store;
 
 /// Path prefix of the session endpoints.
 pub const PREFIX: &str = "/bff/";
@@ -90,7 +92,7 @@ fn unverified_exp(token: &str) -> u64 {
 pub struct Sessions {
     config: SessionConfig,
     client_id: String,
-    store: Store,
+    store: Arc<Store>,
     provider: oidc::Provider,
     verifier: Arc<JwtVerifier>,
     /// The whole credential check (used with the session's access token).
@@ -118,14 +120,26 @@ impl Sessions {
         } else {
             config.client_id.clone()
         };
-        let store = Store::new(config).map_err(|_| crate::config::error::ConfigError::Invalid {
-            key: "auth.session.redis.url".into(),
-            reason: "not a valid Redis URL".into(),
-        })?;
+        // A reload keeps the running gateway's in-memory sessions (a Redis store is shared anyway).
+        let lent = crate::admin::lent_session_store().filter(|s| s.is_memory());
+        let store = match lent {
+            Some(store) if config.store == config::SessionStoreKind::Memory => store,
+            _ => Arc::new(Store::new(config).map_err(|_| {
+                crate::config::error::ConfigError::Invalid {
+                    key: "auth.session.redis.url".into(),
+                    reason: "not a valid Redis URL".into(),
+                }
+            })?),
+        };
         let secure = config.secure_cookie.unwrap_or(tls);
         let prefix = if secure { "__Host-" } else { "" };
         Ok(Self {
-            provider: oidc::Provider::new(identity, issuer.to_owned(), client_id.clone()),
+            provider: oidc::Provider::new(
+                identity,
+                issuer.to_owned(),
+                client_id.clone(),
+                &config.client_secret,
+            ),
             client_id,
             store,
             auth: Authenticator::Jwt(verifier.clone()),
@@ -136,6 +150,11 @@ impl Sessions {
             origins: config.origins(),
             config: config.clone(),
         })
+    }
+
+    /// The store, when it is this instance's memory (kept across reloads).
+    pub(crate) fn memory_store(&self) -> Option<Arc<Store>> {
+        self.store.is_memory().then(|| self.store.clone())
     }
 
     /// Whether bearer tokens are accepted besides the cookie.

@@ -61,6 +61,8 @@ pub(crate) struct Provider {
     identity: Downstream,
     issuer: String,
     client_id: String,
+    /// `Authorization: Basic …` of a confidential client.
+    basic: Option<axum::http::HeaderValue>,
     endpoints: RwLock<Option<Arc<Endpoints>>>,
 }
 
@@ -75,12 +77,33 @@ pub(crate) fn own_context(kind: &str) -> RequestContext {
 }
 
 impl Provider {
-    /// The provider behind `identity` (discovery must announce `issuer`), for client `client_id`.
-    pub(crate) fn new(identity: Downstream, issuer: String, client_id: String) -> Self {
+    /// The provider behind `identity` (discovery must announce `issuer`), for client `client_id`
+    /// (confidential when `client_secret` is not empty).
+    pub(crate) fn new(
+        identity: Downstream,
+        issuer: String,
+        client_id: String,
+        client_secret: &str,
+    ) -> Self {
+        use base64::Engine as _;
+        // RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic.
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let basic = (!client_secret.is_empty())
+            .then(|| {
+                let pair = format!("{}:{}", enc(&client_id), enc(client_secret));
+                let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+                axum::http::HeaderValue::from_str(&format!("Basic {b64}")).ok()
+            })
+            .flatten()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Self {
             identity,
             issuer,
             client_id,
+            basic,
             endpoints: RwLock::new(None),
         }
     }
@@ -167,9 +190,14 @@ impl Provider {
             path = format!("{path}?{q}");
         }
         let ctx = own_context("oidc-token");
+        let extra: Vec<_> = self
+            .basic
+            .iter()
+            .map(|v| (axum::http::header::AUTHORIZATION, v.clone()))
+            .collect();
         let reply = self
             .identity
-            .post_form(&ctx, &path, form)
+            .post_form(&ctx, &path, form, &extra)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "token request failed");

@@ -104,6 +104,11 @@ impl Store {
         })
     }
 
+    /// Whether this is the in-memory store.
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Self::Memory(_))
+    }
+
     /// Keeps `session` under `key` for `ttl`, and indexes it by user and IdP session.
     pub(crate) async fn put(
         &self,

@@ -1,86 +1,63 @@
 //! `GET /api/products/{id}` (product page) and `GET /api/products` (listing).
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::extract::{Path, Query, State};
 use bff_core::downstream::encode_query;
-use bff_core::{BffError, RequestContext};
+use bff_core::prelude::*;
 use serde::Deserialize;
 use shared_schemas::downstream::{Inventory, Product, ProductPage, RatingSummary, ReviewList};
+use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::web::{ProductDetailView, ProductListView, ProductSummary};
 use utoipa::IntoParams;
-
-use super::catalog;
-use crate::App;
-use crate::ids::numeric_id;
 
 /// Reviews shown on a product page.
 pub(crate) const REVIEWS: usize = 5;
 
 /// Product page: product + rating + reviews + availability + related products.
-#[utoipa::path(
-    get,
-    path = "/api/products/{id}",
-    params(("id" = String, Path, description = "Product id")),
-    responses(
-        (status = 200, description = "Composed product page; `bff-partial` names failed optional parts", body = ProductDetailView),
-        (status = 401, description = "Missing or invalid token", body = bff_core::error::Problem),
-        (status = 404, description = "No such product", body = bff_core::error::Problem),
-        (status = 502, description = "The catalog answered badly", body = bff_core::error::Problem),
-    ),
-    security(("bearer" = []))
-)]
+#[utoipa::path(get, path = "/api/products/{id}", responses(
+    (status = 200, description = "Composed product page; `bff-partial` names failed optional parts", body = ProductDetailView),
+))]
 pub(crate) async fn product(
-    State(app): State<Arc<App>>,
-    ctx: RequestContext,
-    Path(id): Path<String>,
-) -> Result<Json<ProductDetailView>, BffError> {
-    ctx.require_scopes(&[])?;
-    let id = numeric_id(&id)?;
+    Req { s, ctx, .. }: Req,
+    id: DomainId,
+) -> Reply<Json<ProductDetailView>> {
     let product_and_related = async {
         let product: Product = ctx
             .required(
                 "product",
-                app.catalog.get_json(&ctx, format!("/products/{id}")),
+                s.catalog.get_json(&ctx, format!("/products/{id}")),
             )
             .await?;
         let related = ctx
-            .optional(
-                "related",
-                catalog::products(&app.products, &ctx, &product.related_ids),
-            )
-            .await?
-            .map(|by_id| {
-                product
-                    .related_ids
-                    .iter()
-                    .filter_map(|id| by_id.get(id).cloned())
-                    .collect()
-            });
+            .optional("related", s.products.load(&ctx, &product.related_ids))
+            .await?;
+        let related = related.map(|by_id| {
+            let found = product
+                .related_ids
+                .iter()
+                .filter_map(|id| by_id.get(id).cloned());
+            found.collect()
+        });
         Ok::<_, BffError>((product, related))
     };
-    let rating = ctx.optional(
-        "rating",
-        app.reviews
-            .get_json::<RatingSummary>(&ctx, format!("/products/{id}/rating")),
-    );
-    let reviews = ctx.optional(
-        "reviews",
-        app.reviews
-            .get_json::<ReviewList>(&ctx, format!("/products/{id}/reviews?limit={REVIEWS}")),
-    );
-    let availability = ctx.optional(
-        "availability",
-        app.inventory
-            .get_json::<Inventory>(&ctx, format!("/inventory/{id}")),
-    );
-    let ((product, related), rating, reviews, availability) =
-        tokio::try_join!(product_and_related, rating, reviews, availability)?;
+    let rating = s
+        .reviews
+        .get_json::<RatingSummary>(&ctx, format!("/products/{id}/rating"));
+    let reviews = s
+        .reviews
+        .get_json::<ReviewList>(&ctx, format!("/products/{id}/reviews?limit={REVIEWS}"));
+    let availability = s
+        .inventory
+        .get_json::<Inventory>(&ctx, format!("/inventory/{id}"));
+    let ((product, related), rating, reviews, availability) = tokio::try_join!(
+        product_and_related,
+        ctx.optional("rating", rating),
+        ctx.optional("reviews", reviews),
+        ctx.optional("availability", availability),
+    )?;
+    let reviews = reviews.map(|r| r.items);
     Ok(Json(ProductDetailView::new(
         product,
         rating,
-        reviews.map(|r| r.items),
+        reviews,
         availability,
         related,
     )))
@@ -141,29 +118,16 @@ impl ListQuery {
 }
 
 /// Product listing by category and/or name search, paginated.
-#[utoipa::path(
-    get,
-    path = "/api/products",
-    params(ListQuery),
-    responses(
-        (status = 200, description = "One page of product summaries", body = ProductListView),
-        (status = 400, description = "A query parameter is invalid", body = bff_core::error::Problem),
-        (status = 401, description = "Missing or invalid token", body = bff_core::error::Problem),
-    ),
-    security(("bearer" = []))
-)]
+#[utoipa::path(get, path = "/api/products", params(ListQuery), responses(
+    (status = 200, description = "One page of product summaries", body = ProductListView),
+))]
 pub(crate) async fn list(
-    State(app): State<Arc<App>>,
-    ctx: RequestContext,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ProductListView>, BffError> {
-    ctx.require_scopes(&[])?;
-    let Query(query) = query.map_err(|_| {
-        bad("unknown or malformed query parameter (allowed: category, q, page, page_size)")
-    })?;
+    Req { s, ctx, .. }: Req,
+    Query(query): Query<ListQuery>,
+) -> Reply<Json<ProductListView>> {
     let path = query.downstream_query()?;
     let page: ProductPage = ctx
-        .required("listing", app.catalog.get_json(&ctx, &path))
+        .required("listing", s.catalog.get_json(&ctx, &path))
         .await?;
     Ok(Json(ProductListView {
         items: page.items.iter().map(ProductSummary::from).collect(),

@@ -86,6 +86,7 @@ async fn discovery(
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "subject_types_supported": ["public"],
@@ -105,7 +106,7 @@ async fn token(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if form {
-        return super::oidc::grant(&idp, &body);
+        return super::oidc::grant(&idp, &headers, &body);
     }
     let req: MintRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,

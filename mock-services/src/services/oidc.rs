@@ -181,11 +181,44 @@ struct GrantForm {
     refresh_token: String,
     #[serde(default)]
     client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+/// The client a token request authenticates as: `Authorization: Basic` (`client_secret_basic`) or the form's
+/// `client_id` (+ `client_secret`); a confidential client's secret must match.
+fn client_of(idp: &Idp, headers: &HeaderMap, form: &GrantForm) -> Option<String> {
+    use base64::Engine as _;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|pair| {
+            let (id, secret) = pair.split_once(':')?;
+            let decode = |s: &str| {
+                form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
+            Some((decode(id)?, Some(decode(secret)?)))
+        });
+    let (id, secret) =
+        basic.unwrap_or_else(|| (form.client_id.clone(), form.client_secret.clone()));
+    let grants = idp.grants();
+    let client = grants.client(&id)?;
+    match &client.client_secret {
+        None => Some(id),
+        Some(expected) if secret.as_deref() == Some(expected.as_str()) => Some(id),
+        Some(_) => None,
+    }
 }
 
 /// `POST /token` with a form body: the `authorization_code` (PKCE S256, single-use code) and
-/// `refresh_token` (rotating) grants. Public clients: `client_id` in the body.
-pub(super) fn grant(idp: &Idp, body: &[u8]) -> Response {
+/// `refresh_token` (rotating) grants. Public clients: `client_id` in the body; confidential clients:
+/// `client_secret_basic` or `client_secret_post`.
+pub(super) fn grant(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Response {
     let form: GrantForm = match serde_urlencoded::from_bytes(body) {
         Ok(f) => f,
         Err(_) => {
@@ -198,25 +231,23 @@ pub(super) fn grant(idp: &Idp, body: &[u8]) -> Response {
             );
         }
     };
-    if idp.grants().client(&form.client_id).is_none() {
+    let Some(client_id) = client_of(idp, headers, &form) else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             &OAuthError {
                 error: "invalid_client",
-                description: "unknown client_id".into(),
+                description: "unknown client or wrong secret".into(),
             },
         );
-    }
+    };
     let issued = match form.grant_type.as_str() {
         "authorization_code" => idp.grants().redeem_code(
             &form.code,
-            &form.client_id,
+            &client_id,
             &form.redirect_uri,
             &form.code_verifier,
         ),
-        "refresh_token" => idp
-            .grants()
-            .redeem_refresh(&form.refresh_token, &form.client_id),
+        "refresh_token" => idp.grants().redeem_refresh(&form.refresh_token, &client_id),
         _ => Err(OAuthError {
             error: "unsupported_grant_type",
             description: "use authorization_code or refresh_token".into(),

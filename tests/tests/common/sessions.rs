@@ -73,6 +73,11 @@ pub async fn start_web(mocks: &MockStack, tweak: impl FnOnce(&mut BffConfig)) ->
 
 /// Registers client `bff-web` at the IdP for the gateways at `urls` (back-channel logout to `backchannel`).
 pub fn register(mocks: &MockStack, urls: &[&str], backchannel: &str) {
+    register_client(mocks, urls, backchannel, None);
+}
+
+/// Like [`register`], a confidential client when `secret` is given.
+pub fn register_client(mocks: &MockStack, urls: &[&str], backchannel: &str, secret: Option<&str>) {
     idp(mocks)
         .grants()
         .register(mock_services::oidc::OidcClient {
@@ -80,6 +85,7 @@ pub fn register(mocks: &MockStack, urls: &[&str], backchannel: &str) {
             redirect_uris: urls.iter().map(|u| format!("{u}/bff/callback")).collect(),
             post_logout_redirect_uris: urls.iter().map(|u| format!("{u}/")).collect(),
             backchannel_logout_uri: Some(format!("{backchannel}/bff/backchannel-logout")),
+            client_secret: secret.map(str::to_owned),
         });
 }
 

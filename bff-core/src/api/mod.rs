@@ -1,0 +1,182 @@
+//! The gateway author's API: a router whose routes declare the scopes they need once — enforced before the
+//! handler runs and written into the operation's OpenAPI security requirement by core — and the extractors
+//! and responders handlers are written with ([`extract`], [`fields`]). `use bff_core::prelude::*;` brings
+//! all of it into scope.
+//!
+//! ```no_run
+//! use bff_core::prelude::*;
+//!
+//! async fn home(who: Caller) -> String { format!("hello {}", who.subject()) }
+//! async fn order(Path(id): Path<u64>) -> String { format!("order {id}") }
+//!
+//! fn app(config: BffConfig, doc: utoipa::openapi::OpenApi) -> Result<Router, ConfigError> {
+//!     let gateway = Gateway::new(config)?;
+//!     let api = Api::new()
+//!         .get("/api/home", CALLER, home) // any authenticated caller
+//!         .get("/api/orders/{id}", &["orders:read"], order) // 403 without the scope; documented so
+//!         .with_state(());
+//!     gateway.into_router(api, doc, &["users"])
+//! }
+//! ```
+
+pub mod extract;
+pub mod fields;
+pub mod write;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+
+use crate::context::RequestContext;
+use crate::error::BffError;
+
+/// The scopes of a route: every one must be granted to the caller's credential.
+pub type Scopes = &'static [&'static str];
+
+/// Any authenticated caller, no particular scope.
+pub const CALLER: Scopes = &[];
+
+/// One route of an [`Api`]: what core enforces and documents for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// The HTTP method.
+    pub method: Method,
+    /// The route template, e.g. `/api/orders/{id}`.
+    pub path: String,
+    /// The scopes the caller needs (empty: any authenticated caller).
+    pub scopes: Scopes,
+}
+
+/// A gateway's routes with their access rules: the one place a route's scopes are declared.
+///
+/// Each route answers 401 without a verified caller and 403 when the credential lacks a scope, before any
+/// extractor or handler runs; [`crate::Gateway::into_router`] writes the same scopes into the operation's
+/// OpenAPI security requirement (and documents a route the gateway's document does not describe).
+#[derive(Debug)]
+pub struct Api<S = ()> {
+    router: Router<S>,
+    operations: Vec<Operation>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Api<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Api<S> {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            operations: Vec::new(),
+        }
+    }
+
+    /// `GET path` for callers holding `scopes`, answered by `handler`.
+    pub fn get<H: Handler<T, S>, T: 'static>(self, path: &str, scopes: Scopes, handler: H) -> Self {
+        self.on(Method::GET, path, scopes, handler)
+    }
+
+    /// `POST path` for callers holding `scopes`, answered by `handler`.
+    pub fn post<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.on(Method::POST, path, scopes, handler)
+    }
+
+    /// `PUT path` for callers holding `scopes`, answered by `handler`.
+    pub fn put<H: Handler<T, S>, T: 'static>(self, path: &str, scopes: Scopes, handler: H) -> Self {
+        self.on(Method::PUT, path, scopes, handler)
+    }
+
+    /// `PATCH path` for callers holding `scopes`, answered by `handler`.
+    pub fn patch<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.on(Method::PATCH, path, scopes, handler)
+    }
+
+    /// `DELETE path` for callers holding `scopes`, answered by `handler`.
+    pub fn delete<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.on(Method::DELETE, path, scopes, handler)
+    }
+
+    fn on<H: Handler<T, S>, T: 'static>(
+        mut self,
+        method: Method,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        let route: MethodRouter<S> =
+            MethodRouter::new()
+                .on(filter, handler)
+                .route_layer(axum::middleware::from_fn(move |request, next| {
+                    require(scopes, request, next)
+                }));
+        self.router = self.router.route(path, route);
+        self.operations.push(Operation {
+            method,
+            path: path.to_owned(),
+            scopes,
+        });
+        self
+    }
+
+    /// The routes with the handlers' state supplied.
+    pub fn with_state(self, state: S) -> Api<()> {
+        Api {
+            router: self.router.with_state(state),
+            operations: self.operations,
+        }
+    }
+}
+
+impl Api<()> {
+    /// The routes and their access rules.
+    pub(crate) fn into_parts(self) -> (Router, Vec<Operation>) {
+        (self.router, self.operations)
+    }
+}
+
+/// A plain router: routes without declared access rules (the handlers check what they need).
+impl From<Router> for Api<()> {
+    fn from(router: Router) -> Self {
+        Self {
+            router,
+            operations: Vec::new(),
+        }
+    }
+}
+
+/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler.
+async fn require(scopes: Scopes, request: Request, next: Next) -> Response {
+    let allowed = match request.extensions().get::<RequestContext>() {
+        Some(ctx) => ctx.require_scopes(scopes).map(|_| ()),
+        None => {
+            tracing::error!("RequestContext missing: the router was not wrapped by the edge");
+            Err(BffError::Internal)
+        }
+    };
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
