@@ -12,8 +12,12 @@
 //!   6 transport        every attempt: HTTP/1.1 · HTTP/2 · TLS; gRPC plugs in here              (downstream/transport.rs)
 //! ```
 //!
-//! [`Downstream::send`] assembles the stack; the unsafe layers are skipped by the call's [`CallKind`], never
-//! by accident: a command ([`CallKind::Once`]) passes layers 4–6 once.
+//! Read top to bottom, this file is the stack: [`Downstream::send`] (layers 1–2, and which layers a call
+//! skips), `call` (layer 3, the loop of attempts), `attempt` (layers 4–6 of one attempt), each layer marked by
+//! a `// Layer n` comment. The unsafe layers are skipped by the call's [`CallKind`], never by accident: a
+//! command ([`CallKind::Once`]) passes layers 4–6 once. Layers 1–2 live in the cache's steps
+//! (`lookup`, `coalesce`, `store_answer`, `answer_or_stale`) called from here; the cache never calls the
+//! downstream itself (the stack hands `coalesce` the call to lead when no identical one is in flight).
 
 use std::time::Duration;
 
