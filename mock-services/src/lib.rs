@@ -110,6 +110,7 @@
 pub mod certs;
 pub mod data;
 pub mod faults;
+pub mod feed;
 pub mod idp;
 pub mod oidc;
 pub mod recorder;

@@ -54,6 +54,8 @@ pub struct State {
     remembered: HashMap<String, Remembered>,
     /// Keys of `remembered`, oldest first (to bound it).
     remembered_order: std::collections::VecDeque<String>,
+    /// Order status changes made at run time, and their watchers.
+    feed: crate::feed::OrderFeed,
 }
 
 impl Writes {
@@ -186,6 +188,36 @@ impl State {
     /// An order created at run time.
     pub fn order(&self, id: u64) -> Option<Order> {
         self.orders.get(&id).cloned()
+    }
+
+    /// The latest version of order `id`: advanced, created at run time, or generated.
+    pub fn current_order(&self, id: u64) -> Option<Order> {
+        self.feed
+            .latest(id)
+            .cloned()
+            .or_else(|| self.order(id))
+            .or_else(|| crate::data::orders::order_by_id(&id.to_string()))
+    }
+
+    /// The order status feed.
+    pub fn feed(&self) -> &crate::feed::OrderFeed {
+        &self.feed
+    }
+
+    /// Moves order `id` to its next status (kept for the reads and broadcast to its watchers); `None` for
+    /// an unknown order.
+    pub fn advance_order(
+        &mut self,
+        id: u64,
+    ) -> Option<Result<crate::feed::OrderChange, crate::feed::AdvanceRefused>> {
+        let current = self.current_order(id)?;
+        let change = self.feed.advance(id, current);
+        if let Ok(change) = &change
+            && let Some(created) = self.orders.get_mut(&id)
+        {
+            created.clone_from(&change.order);
+        }
+        Some(change)
     }
 
     /// The orders created for `user`, newest first.

@@ -7,6 +7,7 @@ mod catalog;
 mod identity;
 mod inventory;
 mod oidc;
+mod order_events;
 mod orders;
 mod recommendations;
 mod reviews;
@@ -34,7 +35,9 @@ pub fn router(state: &ServiceState) -> Router {
         Service::Identity => identity::routes(state),
         Service::Users => users::routes(),
         Service::Catalog => catalog::routes(),
-        Service::Orders => orders::routes(state.writes()).merge(cart::routes(state.writes())),
+        Service::Orders => orders::routes(state.writes())
+            .merge(cart::routes(state.writes()))
+            .merge(order_events::routes(state)),
         Service::Reviews => reviews::routes(state.writes()),
         Service::Inventory => inventory::routes(),
         Service::Recommendations => recommendations::routes(),
@@ -52,6 +55,9 @@ pub fn router(state: &ServiceState) -> Router {
     let mut app = Router::new().merge(api).merge(admin::routes(state));
     if service == Service::Identity {
         app = app.merge(identity::admin_routes(state));
+    }
+    if service == Service::Orders {
+        app = app.merge(order_events::admin_routes(state));
     }
     app.route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { not_found() })

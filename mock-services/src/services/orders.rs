@@ -17,7 +17,7 @@ use super::cart::check_line;
 use super::{
     BadRequest, Params, body, created, int_param, json_or_404, not_found, once, params, refused,
 };
-use crate::data::orders::{order_by_id, order_count, orders_page};
+use crate::data::orders::{order_count, orders_page};
 use crate::data::{USER_COUNT, parse_id};
 use crate::writes::{MAX_LINES, Writes};
 
@@ -33,8 +33,7 @@ pub(super) fn routes(writes: &Writes) -> Router {
 }
 
 async fn get_order(State(writes): State<Writes>, Path(id): Path<String>) -> Response {
-    let created = parse_id(&id, u32::MAX).and_then(|n| writes.lock().order(u64::from(n)));
-    json_or_404(created.or_else(|| order_by_id(&id)))
+    json_or_404(parse_id(&id, u32::MAX).and_then(|n| writes.lock().current_order(u64::from(n))))
 }
 
 async fn user_orders(
