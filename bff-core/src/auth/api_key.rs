@@ -56,6 +56,7 @@ impl ApiKeys {
                             id: k.partner_id.clone(),
                             tier: k.tier.clone(),
                         }),
+                        expires_at: None,
                     },
                 })
             })

@@ -39,6 +39,7 @@ impl ClientCerts {
                         id: c.partner_id.clone(),
                         tier: c.tier.clone(),
                     }),
+                    expires_at: None,
                 };
                 Some((name, identity))
             })

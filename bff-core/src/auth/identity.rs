@@ -36,6 +36,9 @@ pub struct Identity {
     pub scopes: Vec<String>,
     /// Set when the caller is a partner (API key).
     pub partner: Option<Partner>,
+    /// When the credential stops being valid, in Unix seconds (the JWT `exp`); `None` for credentials that do
+    /// not expire (API keys, client certificates). Long-lived responses (event streams) end at it.
+    pub expires_at: Option<u64>,
 }
 
 impl Identity {

@@ -217,6 +217,7 @@ impl JwtVerifier {
             client,
             scopes,
             partner: None,
+            expires_at: Some(claims.exp),
         };
         if let Some(cache) = &self.verified {
             cache.insert(

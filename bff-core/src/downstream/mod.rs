@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 mod request;
 mod stack;
+mod stream;
 mod transport;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tokio::sync::Semaphore;
 pub use client::{HttpClient, http_client, tls_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
 pub(crate) use request::{Answer, CallKind, CallRequest};
+pub use stream::{LineStream, MAX_LINE_BYTES};
 
 use crate::cache::{DownstreamCache, Store};
 use crate::context::RequestContext;

@@ -69,45 +69,7 @@ impl HttpTransport {
         span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
-        let base = &instance.base;
-        let path_and_query = &*req.path_and_query;
-        let mut url = String::with_capacity(base.len() + path_and_query.len());
-        url.push_str(base);
-        url.push_str(path_and_query);
-        let remaining_ms = call_deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1) as u64;
-        let ctx = req.ctx();
-        let mut request = Request::builder()
-            .method(req.method.clone())
-            .uri(url)
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(REQUEST_ID, ctx.request_id())
-            .header(
-                TRACEPARENT,
-                match span {
-                    Some(id) => req.trace().header_value_for(id),
-                    None => req.trace().header_value(),
-                },
-            )
-            .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
-        if let Some(host) = &instance.host {
-            request = request.header(HOST, host.clone());
-        }
-        for (header, value) in req.identity().headers().iter().chain(&req.extra) {
-            request = request.header(header.clone(), value.clone());
-        }
-        if req.body.is_some() && !req.extra.iter().any(|(name, _)| name == CONTENT_TYPE) {
-            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        let request = request
-            .body(Full::new(req.body.clone().unwrap_or_default()))
-            .map_err(|e| {
-                // Only a malformed base URL from config (validated) or header could get here.
-                tracing::warn!(error = %e, "downstream request could not be built");
-                err(DownstreamErrorKind::Connect)
-            })?;
+        let request = build_request(name, req, instance, call_deadline, span, "application/json")?;
         let response = self.client.request(request).await.map_err(|e| {
             // The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the log, never to
             // the client.
@@ -198,8 +160,60 @@ impl HttpTransport {
     }
 }
 
+/// The request of one attempt, built from scratch: request id, `traceparent` naming the attempt `span` when
+/// traced, the remaining budget until `call_deadline` in `x-bff-deadline-ms`, the identity headers rendered
+/// for the request, the call's extra headers, `Accept: accept`.
+pub(crate) fn build_request(
+    name: &str,
+    req: &CallRequest,
+    instance: &Instance,
+    call_deadline: Instant,
+    span: Option<u64>,
+    accept: &'static str,
+) -> Result<Request<Full<Bytes>>, DownstreamError> {
+    let base = &instance.base;
+    let path_and_query = &*req.path_and_query;
+    let mut url = String::with_capacity(base.len() + path_and_query.len());
+    url.push_str(base);
+    url.push_str(path_and_query);
+    let remaining_ms = call_deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1) as u64;
+    let ctx = req.ctx();
+    let mut request = Request::builder()
+        .method(req.method.clone())
+        .uri(url)
+        .header(ACCEPT, HeaderValue::from_static(accept))
+        .header(REQUEST_ID, ctx.request_id())
+        .header(
+            TRACEPARENT,
+            match span {
+                Some(id) => req.trace().header_value_for(id),
+                None => req.trace().header_value(),
+            },
+        )
+        .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
+    if let Some(host) = &instance.host {
+        request = request.header(HOST, host.clone());
+    }
+    for (header, value) in req.identity().headers().iter().chain(&req.extra) {
+        request = request.header(header.clone(), value.clone());
+    }
+    if req.body.is_some() && !req.extra.iter().any(|(name, _)| name == CONTENT_TYPE) {
+        request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    request
+        .body(Full::new(req.body.clone().unwrap_or_default()))
+        .map_err(|e| {
+            // Only a malformed base URL from config (validated) or header could get here.
+            tracing::warn!(error = %e, "downstream request could not be built");
+            DownstreamError::new(name, DownstreamErrorKind::Connect)
+        })
+}
+
 /// `error` and its sources, `: `-separated.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
