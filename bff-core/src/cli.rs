@@ -229,6 +229,8 @@ async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig)
         crate::server::shutdown_signal().await;
         // The flag is shared by every build of the gateway, so a reload cannot undo it.
         reloader.admin().readiness().start_draining();
+        // Event streams end now with a final event telling clients when to reconnect.
+        crate::streams::drain_all();
         // Readiness fails first; the listener closes only after load balancers had time to notice.
         tokio::time::sleep(drain_delay).await;
     };

@@ -50,6 +50,14 @@ pub fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
         })
 }
 
+/// Whether an answer is an event stream (never collected: it is long-lived and has no tag).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
 /// The conditional-GET middleware: tags a GET's `200` body, answers `304` (empty, with the `ETag`,
 /// `Cache-Control`, `Vary` and other headers of the `200`, without the body's `Content-*`) when
 /// `If-None-Match` names the tag.
@@ -63,6 +71,7 @@ pub(crate) async fn conditional(request: Request, next: Next) -> Response {
     if !is_get
         || response.status() != StatusCode::OK
         || response.headers().contains_key(header::ETAG)
+        || is_event_stream(response.headers())
     {
         return response;
     }

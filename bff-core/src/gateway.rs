@@ -37,6 +37,8 @@ pub struct Gateway {
     tracer: Option<Arc<crate::otel::Tracer>>,
     /// Browser sessions, when `[auth.session]` is enabled.
     sessions: Option<Arc<crate::session::Sessions>>,
+    /// Open event streams per caller, and their drain signal (see [`crate::streams`]).
+    streams: Arc<crate::streams::Streams>,
 }
 
 impl Gateway {
@@ -127,6 +129,7 @@ impl Gateway {
         };
         let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         let tracer = crate::otel::Tracer::new(&config.telemetry.otlp, &metrics);
+        let streams = crate::streams::Streams::new(&config.streams);
         Ok(Self {
             config,
             downstreams,
@@ -135,6 +138,7 @@ impl Gateway {
             idempotency,
             tracer,
             sessions,
+            streams,
         })
     }
 
@@ -151,6 +155,11 @@ impl Gateway {
     /// The `Idempotency-Key` records handlers run their commands through (see [`crate::idempotency`]).
     pub fn idempotency(&self) -> Arc<crate::idempotency::Idempotency> {
         self.idempotency.clone()
+    }
+
+    /// The gateway's event streams: admission per caller and the SSE relay (see [`crate::streams`]).
+    pub fn streams(&self) -> Arc<crate::streams::Streams> {
+        self.streams.clone()
     }
 
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.

@@ -91,6 +91,7 @@ pub mod routes;
 pub mod server;
 pub mod session;
 pub mod shape;
+pub mod streams;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;

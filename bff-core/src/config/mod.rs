@@ -47,6 +47,8 @@ pub struct BffConfig {
     pub body: crate::body::BodyConfig,
     /// `Idempotency-Key` records of commands: store (memory or Redis), time to live, lock time.
     pub idempotency: crate::idempotency::config::IdempotencyConfig,
+    /// `[streams]`: event streams (Server-Sent Events): heartbeats, idle timeout, per-user limit.
+    pub streams: crate::streams::StreamsConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -210,6 +212,7 @@ impl BffConfig {
         }
         self.body.validate()?;
         self.idempotency.validate()?;
+        self.streams.validate()?;
         self.telemetry.otlp.validate("telemetry.otlp")?;
         for (name, d) in &self.downstreams {
             d.validate(name)?;

@@ -1,0 +1,69 @@
+//! `[streams]`: limits of long-lived event streams (Server-Sent Events).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::error::ConfigError;
+
+/// `[streams]`: heartbeats, idle timeout, per-user limit and the reconnect delay of event streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Interval between heartbeat comment lines (`: hb`) in milliseconds, so proxies and clients see a live
+    /// connection (100..=300000; default 15000).
+    pub heartbeat_ms: u64,
+    /// A stream that sent no event for this long ends (heartbeats do not count), in milliseconds
+    /// (1000..=86400000; default 300000).
+    pub idle_timeout_ms: u64,
+    /// Most concurrent streams of one caller (JWT `sub`); one more is refused with 429 `too_many_streams`
+    /// (1..=1000; default 4).
+    pub max_per_user: usize,
+    /// The reconnect delay told to clients in `retry:` at the start of a stream and when the gateway shuts
+    /// down, in milliseconds (0..=600000; default 3000).
+    pub retry_ms: u64,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 15_000,
+            idle_timeout_ms: 300_000,
+            max_per_user: 4,
+            retry_ms: 3_000,
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// Checks the section, naming the bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&str, bool, &str); 4] = [
+            (
+                "streams.heartbeat_ms",
+                (100..=300_000).contains(&self.heartbeat_ms),
+                "must be 100..=300000",
+            ),
+            (
+                "streams.idle_timeout_ms",
+                (1_000..=86_400_000).contains(&self.idle_timeout_ms),
+                "must be 1000..=86400000",
+            ),
+            (
+                "streams.max_per_user",
+                (1..=1_000).contains(&self.max_per_user),
+                "must be 1..=1000",
+            ),
+            (
+                "streams.retry_ms",
+                self.retry_ms <= 600_000,
+                "must be 0..=600000",
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, reason)) => Err(ConfigError::Invalid {
+                key: key.into(),
+                reason: reason.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
