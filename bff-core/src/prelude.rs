@@ -22,6 +22,7 @@ pub use crate::config::ConfigError;
 pub use crate::downstream::Downstream;
 pub use crate::downstream::command::created;
 pub use crate::idempotency::KeyRule;
+pub use crate::streams::{SseEvent, Streams, last_event_id};
 pub use crate::{BffConfig, BffError, Gateway, RequestContext};
 
 /// What a handler answers: `T` (by default any response), or a problem.

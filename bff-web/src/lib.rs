@@ -8,6 +8,7 @@
 //! | `GET /api/products/{id}` | catalog, reviews, inventory, catalog (batch of related) | product | `rating`, `reviews`, `availability`, `related` |
 //! | `GET /api/products?category=&q=&page=&page_size=` | catalog | listing | — |
 //! | `GET /api/orders/{id}` (scope `orders:read`) | orders, catalog (batch) | order | `products` |
+//! | `GET /api/orders/{id}/events` (scope `orders:read`, `text/event-stream`) | orders (GET, then the NDJSON stream) | order | — |
 //! | `GET /api/cart` | orders, catalog (batch) | cart | `products` |
 //! | `POST /api/cart/items` | orders (command), catalog (batch) | cart | `products` |
 //! | `DELETE /api/cart/items/{product_id}` | orders (command), catalog (batch) | cart | `products` |
@@ -24,7 +25,7 @@ pub mod commands;
 mod handlers;
 
 use bff_core::prelude::*;
-use handlers::{cart, checkout, home, orders, products, reviews};
+use handlers::{cart, checkout, home, order_events, orders, products, reviews};
 use shared_schemas::gateway::{Services, user_writes};
 use utoipa::OpenApi;
 
@@ -59,6 +60,7 @@ pub fn defaults() -> BffConfig {
         products::product,
         products::list,
         orders::order,
+        order_events::events,
         cart::get,
         cart::add,
         cart::remove,
@@ -77,6 +79,11 @@ pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
         .get("/api/products/{id}", CALLER, products::product)
         .post("/api/products/{id}/reviews", CALLER, reviews::create)
         .get("/api/orders/{id}", &["orders:read"], orders::order)
+        .get(
+            "/api/orders/{id}/events",
+            &["orders:read"],
+            order_events::events,
+        )
         .post("/api/orders", CALLER, checkout::place)
         .get("/api/cart", CALLER, cart::get)
         .post("/api/cart/items", CALLER, cart::add)

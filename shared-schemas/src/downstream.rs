@@ -192,6 +192,16 @@ pub struct Order {
     pub internal_notes: String,
 }
 
+/// One line of the orders service's `GET /orders/{id}/events` stream (NDJSON): the order after a status change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderChange {
+    /// Position in the order's history (0 = as it was before any change); the stream resumes after it with
+    /// `?after=<seq>`.
+    pub seq: u64,
+    /// The order after the change.
+    pub order: Order,
+}
+
 /// `GET /users/{id}/orders?limit=&cursor=` on the orders service: newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderPage {

@@ -63,6 +63,8 @@ pub struct Services {
     pub products: Batcher,
     /// Stock lookups by product id, batched across concurrent requests ([`STOCK_BATCH`]).
     pub stock: Batcher,
+    /// The gateway's event streams (per-caller admission, SSE relay).
+    pub streams: Arc<bff_core::streams::Streams>,
 }
 
 impl Services {
@@ -79,6 +81,7 @@ impl Services {
             orders: gateway.downstream("orders")?,
             reviews: gateway.downstream("reviews")?,
             recommendations: gateway.downstream("recommendations")?,
+            streams: gateway.streams(),
         }))
     }
 }

@@ -3,6 +3,7 @@
 pub(crate) mod cart;
 pub(crate) mod checkout;
 pub(crate) mod home;
+pub(crate) mod order_events;
 pub(crate) mod orders;
 pub(crate) mod products;
 pub(crate) mod reviews;

@@ -318,6 +318,15 @@ pub struct ProductListView {
     pub total: u64,
 }
 
+/// The `data` of a `status` event of `GET /api/orders/{id}/events` on bff-web.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderStatusEvent {
+    /// Order id.
+    pub order_id: String,
+    /// The order's status: `placed`, `paid`, `shipped`, `delivered` or `cancelled`.
+    pub status: String,
+}
+
 /// `GET /api/orders/{id}` on bff-web.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderDetailView {
