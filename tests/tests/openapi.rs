@@ -265,6 +265,11 @@ fn schemathesis_accepts(name: &str, gw: &RunningGateway, credential: &str) {
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--phases", "coverage,fuzzing", "--max-examples", "25", "--workers", "1"])
         .args(["--seed", "20261201", "--no-color"])
+        // The one event stream (bff-web): its 200 is an unbounded `text/event-stream` that ends only at the
+        // idle timeout, and Schemathesis reads whole bodies, so a generated id that names an order of the
+        // caller would hang the run. Its contract is checked by tests/tests/streams.rs instead; only this
+        // operation is excluded, by exact path.
+        .args(["--exclude-path", "/api/orders/{id}/events"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output();
     let _ = std::fs::remove_dir_all(&work);
