@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bff_core::BffConfig;
 use common::{RunningGateway, assert_no_leak, client, config_for, mint, mocks, start, token};
-use mock_services::{MockStack, Service};
+use mock_services::{FaultKind, FaultRule, MockStack, Service};
 use serde_json::Value;
 
 const AUD: &str = "bff-web";
@@ -164,6 +164,41 @@ async fn events_follow_the_order_and_leak_nothing() {
             .handle(Service::Orders)
             .route_count("GET /orders/{id}/events"),
         1
+    );
+    let orders = mocks.handle(Service::Orders);
+    assert_eq!(
+        orders.last_uri().as_deref(),
+        Some(&*format!("/orders/{order}/events"))
+    );
+    assert_eq!(orders.last_header("x-bff-user-id").as_deref(), Some(USER));
+}
+
+/// A downstream stream that fails to open is a problem+json (nothing internal in it) and frees the caller's
+/// slot; once the fault is gone the stream opens.
+#[tokio::test]
+async fn failing_downstream_stream_is_a_problem_and_frees_the_slot() {
+    let (mocks, gw) = web_with(|c| c.streams.max_per_user = 1).await;
+    let order = open_order(&mocks).await;
+    let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
+    let orders = mocks.handle(Service::Orders);
+    orders.set_faults(vec![
+        FaultRule::new(FaultKind::Error { status: 503 })
+            .with_prefix(format!("/orders/{order}/events")),
+    ]);
+    let response = connect(&gw, &order, &bearer, None).await;
+    let status = response.status().as_u16();
+    assert!((502..=504).contains(&status), "{status}");
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_no_leak(&response.text().await.expect("body"), &mocks);
+    orders.clear_faults();
+    let mut sse = open(&gw, &order, &bearer, None).await;
+    assert!(
+        sse.until("id: 0\n", Duration::from_secs(5)).await,
+        "{}",
+        sse.text
     );
 }
 

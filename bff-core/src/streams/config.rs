@@ -67,3 +67,78 @@ impl StreamsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults are valid; each bound names its key.
+    #[test]
+    fn bounds_name_their_key() {
+        assert!(StreamsConfig::default().validate().is_ok());
+        let bad = [
+            StreamsConfig {
+                heartbeat_ms: 50,
+                ..Default::default()
+            },
+            StreamsConfig {
+                idle_timeout_ms: 10,
+                ..Default::default()
+            },
+            StreamsConfig {
+                max_per_user: 0,
+                ..Default::default()
+            },
+            StreamsConfig {
+                retry_ms: 600_001,
+                ..Default::default()
+            },
+        ];
+        let keys: Vec<String> = bad
+            .iter()
+            .map(|c| match c.validate() {
+                Err(ConfigError::Invalid { key, .. }) => key,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "streams.heartbeat_ms",
+                "streams.idle_timeout_ms",
+                "streams.max_per_user",
+                "streams.retry_ms"
+            ]
+        );
+    }
+
+    /// `[streams]` loads from TOML and the environment; an unknown key is refused.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design.
+    fn loads_from_toml_and_env() {
+        use crate::config::BffConfig;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gw.toml", "[streams]\nmax_per_user = 2\nretry_ms = 0\n")?;
+            jail.set_env("BFF_STREAMS__HEARTBEAT_MS", "500");
+            let c = BffConfig::load(&BffConfig::default(), Some(std::path::Path::new("gw.toml")))
+                .expect("valid");
+            assert_eq!(
+                (
+                    c.streams.max_per_user,
+                    c.streams.retry_ms,
+                    c.streams.heartbeat_ms
+                ),
+                (2, 0, 500)
+            );
+            jail.create_file("bad.toml", "[streams]\nper_user = 2\n")?;
+            assert!(
+                BffConfig::load(
+                    &BffConfig::default(),
+                    Some(std::path::Path::new("bad.toml"))
+                )
+                .is_err()
+            );
+            Ok(())
+        });
+    }
+}
