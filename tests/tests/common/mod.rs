@@ -332,3 +332,41 @@ pub async fn get_with(client: &reqwest::Client, url: &str, headers: &[(&str, &st
 pub async fn get_auth(url: &str, token: &str) -> Reply {
     get(url, &[("authorization", &format!("Bearer {token}"))]).await
 }
+
+/// Runs Schemathesis (PyPI) against the OpenAPI document at `url` with the contract checks (no 5xx,
+/// documented statuses and media types, bodies matching their schemas), coverage and fuzzing phases, a
+/// fixed `seed` and the caller's extra `args` (a credential header, path filters). Panics on a finding;
+/// returns the report. Outside CI a missing `schemathesis` skips (`None`) with a notice; in CI it fails.
+/// Blocking: call it from a blocking thread in async tests.
+pub fn schemathesis(label: &str, url: &str, seed: &str, args: &[&str]) -> Option<String> {
+    // Schemathesis keeps a cache in its working directory: a fresh one per run, removed afterwards.
+    let work =
+        std::env::temp_dir().join(format!("bff-schemathesis-{}-{label}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let out = std::process::Command::new("schemathesis")
+        .current_dir(&work)
+        .args(["run", url])
+        .args(args)
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args(["--phases", "coverage,fuzzing", "--max-examples", "25", "--workers", "1"])
+        .args(["--seed", seed, "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output();
+    let _ = std::fs::remove_dir_all(&work);
+    let out = match out {
+        Ok(out) => out,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("schemathesis not available ({e}); skipped outside CI");
+            return None;
+        }
+        Err(e) => panic!("schemathesis is required in CI: {e}"),
+    };
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{label}: schemathesis found contract violations:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("passed"), "{label}: {report}");
+    Some(report)
+}
