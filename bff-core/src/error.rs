@@ -269,11 +269,15 @@ impl BffError {
     pub fn from_part(part: &'static str, error: &DownstreamError) -> Self {
         match error.kind {
             DownstreamErrorKind::NotFound => Self::NotFound,
-            DownstreamErrorKind::Connect => Self::Unavailable { part },
+            DownstreamErrorKind::Connect | DownstreamErrorKind::Unavailable => {
+                Self::Unavailable { part }
+            }
+            DownstreamErrorKind::Forbidden => Self::Forbidden,
             DownstreamErrorKind::Timeout | DownstreamErrorKind::Deadline => {
                 Self::DeadlineExceeded { part: Some(part) }
             }
             DownstreamErrorKind::Status(_)
+            | DownstreamErrorKind::GrpcStatus(_)
             | DownstreamErrorKind::Body
             | DownstreamErrorKind::Decode
             | DownstreamErrorKind::TooLarge => Self::BadGateway { part },
@@ -372,6 +376,9 @@ mod tests {
         assert_eq!(status(DownstreamErrorKind::TooLarge), 502);
         assert_eq!(status(DownstreamErrorKind::NotFound), 404);
         assert_eq!(status(DownstreamErrorKind::Saturated), 503);
+        assert_eq!(status(DownstreamErrorKind::Unavailable), 503);
+        assert_eq!(status(DownstreamErrorKind::Forbidden), 403);
+        assert_eq!(status(DownstreamErrorKind::GrpcStatus(13)), 502);
         let open = BffError::from_part(
             "profile",
             &e(DownstreamErrorKind::CircuitOpen {

@@ -55,7 +55,7 @@ impl Gateway {
         let mut clients: BTreeMap<PoolKey, HttpClient> = BTreeMap::new();
         let mut downstreams: BTreeMap<String, Downstream> = BTreeMap::new();
         for (name, c) in &config.downstreams {
-            let key = (c.connect_timeout_ms, c.tls.clone(), c.http2);
+            let key = (c.connect_timeout_ms, c.tls.clone(), c.effective_http2());
             let client = match clients.get(&key) {
                 Some(client) => client.clone(),
                 None => {
@@ -63,7 +63,7 @@ impl Gateway {
                         Duration::from_millis(c.connect_timeout_ms),
                         &format!("downstreams.{name}.tls"),
                         &c.tls,
-                        c.http2,
+                        c.effective_http2(),
                     )?;
                     clients.insert(key, client.clone());
                     client
@@ -87,7 +87,7 @@ impl Gateway {
                 let identity = config.downstreams.get(&jwt.jwks_downstream).map(|c| {
                     (
                         c,
-                        clients.get(&(c.connect_timeout_ms, c.tls.clone(), c.http2)),
+                        clients.get(&(c.connect_timeout_ms, c.tls.clone(), c.effective_http2())),
                     )
                 });
                 let source = match identity {

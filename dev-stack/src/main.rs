@@ -264,6 +264,9 @@ async fn main() -> ExitCode {
     println!("\nbff dev stack is up.\n\nmock services:");
     for handle in mocks.handles() {
         println!("  {:<16} {}", handle.service().name(), handle.url());
+        if let Some(grpc) = handle.grpc_url() {
+            println!("  {:<16} {grpc} (gRPC)", "");
+        }
     }
     println!("gateways:");
     for (name, url) in &urls {

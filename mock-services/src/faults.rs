@@ -184,7 +184,7 @@ impl Faults {
     }
 
     /// Rolls the rules for `path`: the total latency to apply and the deciding non-latency fault.
-    fn roll(&self, path: &str) -> (Duration, Option<FaultKind>) {
+    pub(crate) fn roll(&self, path: &str) -> (Duration, Option<FaultKind>) {
         let rules = self.0.read().unwrap_or_else(|e| e.into_inner());
         let mut delay = Duration::ZERO;
         for rule in rules.iter().filter(|r| r.matches(path)) {

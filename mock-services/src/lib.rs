@@ -16,6 +16,7 @@
 //! - [`certs`]: certificates generated at run time (CA, server, client, self-signed) for TLS tests and the
 //!   dev stack.
 //! - `admin` (private): the admin API; [`tls`]: HTTPS (and mTLS) serving with [`MockTls`].
+//! - [`grpc`]: the tonic servers of inventory, recommendations and orders, on the REST port + 100.
 //!
 //! # Endpoints
 //! | service | port | endpoints |
@@ -27,6 +28,11 @@
 //! | reviews | 7004 | `GET /products/{id}/reviews?limit=`, `GET /products/{id}/rating`, `POST /products/{id}/reviews` |
 //! | inventory | 7005 | `GET /inventory/{product_id}`, `GET /inventory?ids=a,b,c` |
 //! | recommendations | 7006 | `GET /users/{id}/recommendations?limit=` |
+//!
+//! gRPC (plain HTTP/2, `shared-schemas/proto/`), on the REST port + 100: inventory 7105
+//! (`shop.inventory.Inventory/GetStock`, `BatchGetStock`), recommendations 7106
+//! (`shop.recommendations.Recommendations/ListRecommendations`), orders 7103 (`shop.orders.Orders/GetOrder`,
+//! server-streaming `WatchOrder`); same data, faults and recording (see [`grpc`]).
 //!
 //! Unknown ids (and unknown paths) answer `404 {"error":"not_found"}`; invalid query parameters answer
 //! `400 {"error":"bad_request","detail":...}`. `limit`/`page_size`/`page` outside their range are a 400
@@ -111,6 +117,7 @@ pub mod certs;
 pub mod data;
 pub mod faults;
 pub mod feed;
+pub mod grpc;
 pub mod idp;
 pub mod oidc;
 pub mod recorder;

@@ -220,6 +220,9 @@ async fn main() -> ExitCode {
     };
     for handle in stack.handles() {
         println!("{:<16} {}", handle.service().name(), handle.url());
+        if let Some(grpc) = handle.grpc_url() {
+            println!("{:<16} {grpc} (gRPC)", "");
+        }
         for rule in handle.faults() {
             let json = serde_json::to_string(&rule).unwrap_or_default();
             tracing::info!(service = handle.service().name(), fault = %json, "fault rule active");

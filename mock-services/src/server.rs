@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::faults::FaultRule;
+use crate::grpc::{PORT_OFFSET, grpc_router};
 use crate::idp::Idp;
 use crate::recorder::Received;
 use crate::tls::{MockTls, TlsListener};
@@ -24,6 +25,7 @@ pub async fn spawn(
     addr: SocketAddr,
     config: ServiceConfig,
 ) -> io::Result<MockHandle> {
+    let ephemeral = addr.port() == 0;
     for rule in &config.faults {
         rule.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -36,6 +38,28 @@ pub async fn spawn(
         .transpose()?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let grpc = match grpc_router(&state) {
+        None => None,
+        Some(app) => {
+            // The REST port + 100, or an ephemeral port beside an ephemeral REST port.
+            let port = if ephemeral {
+                0
+            } else {
+                addr.port().checked_add(PORT_OFFSET).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "no room for the gRPC port")
+                })?
+            };
+            let grpc_listener = TcpListener::bind(SocketAddr::new(addr.ip(), port)).await?;
+            let grpc_addr = grpc_listener.local_addr()?;
+            let mut shutdown = state.shutdown_signal();
+            let task = tokio::spawn(async move {
+                axum::serve(grpc_listener, app)
+                    .with_graceful_shutdown(async move { shutdown.wait().await })
+                    .await
+            });
+            Some((grpc_addr, task))
+        }
+    };
     let app = router(&state);
     let mut shutdown = state.shutdown_signal();
     let task = match tls {
@@ -54,7 +78,12 @@ pub async fn spawn(
         }
     };
     tracing::debug!(service = service.name(), %addr, tls = config.tls.is_some(), "mock service listening");
-    Ok(MockHandle { addr, state, task })
+    Ok(MockHandle {
+        addr,
+        state,
+        task,
+        grpc,
+    })
 }
 
 /// A running service. Dropping it leaves the server running; [`MockHandle::shutdown`] stops it.
@@ -63,6 +92,8 @@ pub struct MockHandle {
     addr: SocketAddr,
     state: ServiceState,
     task: JoinHandle<io::Result<()>>,
+    /// The gRPC listener's address and task (inventory, recommendations, orders).
+    grpc: Option<(SocketAddr, JoinHandle<io::Result<()>>)>,
 }
 
 impl MockHandle {
@@ -79,6 +110,16 @@ impl MockHandle {
     /// Base URL, e.g. `http://127.0.0.1:7001` (`https://` when serving TLS; no trailing slash).
     pub fn url(&self) -> String {
         format!("{}://{}", self.state.scheme(), self.addr)
+    }
+
+    /// The gRPC address (the REST port + 100, or ephemeral), for a service with a gRPC face.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The gRPC base URL, e.g. `http://127.0.0.1:7105`, for a service with a gRPC face.
+    pub fn grpc_url(&self) -> Option<String> {
+        self.grpc_addr().map(|addr| format!("http://{addr}"))
     }
 
     /// The shared state (faults, recorder, IdP).
@@ -158,13 +199,16 @@ impl MockHandle {
     /// Stops the server: ends hanging responses, waits up to 5 s for in-flight requests, then aborts.
     pub async fn shutdown(self) {
         self.state.signal_shutdown();
-        let mut task = self.task;
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-        }
+        let tasks = std::iter::once(self.task).chain(self.grpc.map(|(_, task)| task));
+        futures::future::join_all(tasks.map(|mut task| async move {
+            if tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }))
+        .await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! the services' clients ([`Services`], with the batch endpoints [`PRODUCT_BATCH`], [`STOCK_BATCH`]) and
 //! [`send`] for one command with the domain's refusals ([`REFUSALS`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -14,14 +15,15 @@ use bff_core::cache::{BatchSpec, Batcher};
 use bff_core::compose::unique_ids;
 use bff_core::config::{AuthMode, ConfigError, DownstreamConfig};
 use bff_core::downstream::command::{Refusal, command_error};
-use bff_core::downstream::{Downstream, DownstreamError};
+use bff_core::downstream::{Downstream, DownstreamError, Protocol};
 use bff_core::idempotency::ForwardedKey;
 use bff_core::ratelimit::{KeyPart, PolicyConfig};
 use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::downstream::{Recommendations, ServiceError};
+use crate::downstream::{Inventory, Recommendations, ServiceError};
+use crate::grpc;
 use crate::services::{DEV_ISSUER, MAX_BATCH_IDS, SHARED_CACHE, default_urls};
 
 /// An id of the domain in a client's path: 1..=32 ASCII digits (see [`crate::services::is_valid_id`]);
@@ -86,17 +88,88 @@ impl Services {
     }
 }
 
+/// The reads of inventory and recommendations over the protocol each is configured with
+/// (`[downstreams.<name>] protocol`): REST JSON, or gRPC (`crate::grpc`) converted to the same DTOs, so a
+/// screen composes the same view either way.
 impl Services {
+    /// The stock of product `id` (a [`DomainId`]'s digits): `GET /inventory/{id}`, or `GetStock`.
+    pub async fn stock_of(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<Inventory, DownstreamError> {
+        match self.inventory.protocol() {
+            Protocol::Http => {
+                self.inventory
+                    .get_json(ctx, format!("/inventory/{id}"))
+                    .await
+            }
+            Protocol::Grpc => {
+                let request = grpc::inventory::GetStockRequest {
+                    product_id: id.to_owned(),
+                };
+                let stock: grpc::inventory::Stock =
+                    self.inventory.unary(ctx, grpc::GET_STOCK, &request).await?;
+                Ok(stock.into())
+            }
+        }
+    }
+
+    /// The stock of the products `ids`, by product id (unknown ids absent): batched across concurrent
+    /// requests over REST ([`STOCK_BATCH`]), one `BatchGetStock` per [`MAX_BATCH_IDS`] ids over gRPC.
+    pub async fn stock_by_id(
+        &self,
+        ctx: &RequestContext,
+        ids: &[String],
+    ) -> Result<HashMap<String, Inventory>, DownstreamError> {
+        if self.inventory.protocol() == Protocol::Http {
+            return self.stock.load(ctx, ids).await;
+        }
+        let ids = unique_ids(ids.iter().map(String::as_str));
+        let calls = ids.chunks(MAX_BATCH_IDS).map(|chunk| {
+            let request = grpc::inventory::BatchGetStockRequest {
+                product_ids: chunk.to_vec(),
+            };
+            async move {
+                self.inventory
+                    .unary::<_, grpc::inventory::StockBatch>(ctx, grpc::BATCH_GET_STOCK, &request)
+                    .await
+            }
+        });
+        let batches = futures::future::try_join_all(calls).await?;
+        Ok(batches
+            .into_iter()
+            .flat_map(|b| b.items)
+            .map(|stock| (stock.product_id.clone(), Inventory::from(stock)))
+            .collect())
+    }
+
     /// The recommendations of `user` (path-encoded), at most `limit`, with their product ids (unique, in
-    /// the recommended order) for the batch lookups that enrich them.
+    /// the recommended order) for the batch lookups that enrich them: `GET
+    /// /users/{user}/recommendations?limit=`, or `ListRecommendations`.
     pub async fn recommended(
         &self,
         ctx: &RequestContext,
         user: &str,
         limit: usize,
     ) -> Result<(Recommendations, Vec<String>), DownstreamError> {
-        let path = format!("/users/{user}/recommendations?limit={limit}");
-        let recs: Recommendations = self.recommendations.get_json(ctx, path).await?;
+        let recs: Recommendations = match self.recommendations.protocol() {
+            Protocol::Http => {
+                let path = format!("/users/{user}/recommendations?limit={limit}");
+                self.recommendations.get_json(ctx, path).await?
+            }
+            Protocol::Grpc => {
+                let request = grpc::recommendations::ListRecommendationsRequest {
+                    user_id: user.to_owned(),
+                    limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                };
+                let list: grpc::recommendations::RecommendationList = self
+                    .recommendations
+                    .unary(ctx, grpc::LIST_RECOMMENDATIONS, &request)
+                    .await?;
+                list.into()
+            }
+        };
         let mut ids = unique_ids(recs.items.iter().map(|r| r.product_id.as_str()));
         ids.truncate(limit);
         Ok((recs, ids))

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`downstream`]: the rich JSON of the domain services.
+//! - [`grpc`]: the gRPC messages of `proto/` (generated, checked in), their methods and DTO conversions.
 //! - [`services`]: the names and default ports of the domain services.
 //! - [`gateway`]: what every gateway of the domain starts from: default configuration (downstreams, cache
 //!   policy, rate limits), the ids, the batch endpoints, sending a command.
@@ -10,5 +11,6 @@
 
 pub mod downstream;
 pub mod gateway;
+pub mod grpc;
 pub mod services;
 pub mod views;

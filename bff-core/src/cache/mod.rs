@@ -477,6 +477,8 @@ fn mark_stale(ctx: &RequestContext, private: bool) {
 /// Whether a failure may be answered with a stale entry: the downstream failed or was not called (breaker,
 /// bulkhead, deadline), as opposed to answering "no such thing" or "bad request".
 fn serves_stale(kind: DownstreamErrorKind) -> bool {
-    !matches!(kind, DownstreamErrorKind::NotFound)
-        && !matches!(kind, DownstreamErrorKind::Status(s) if s < 500)
+    !matches!(
+        kind,
+        DownstreamErrorKind::NotFound | DownstreamErrorKind::Forbidden
+    ) && !matches!(kind, DownstreamErrorKind::Status(s) if s < 500)
 }

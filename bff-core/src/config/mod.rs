@@ -15,7 +15,7 @@ pub(crate) mod error;
 
 pub use crate::aggregate::config::{AggregateConfig, AggregatePartConfig, MergeMode};
 pub use crate::auth::config::{ApiKeyConfig, AuthConfig, AuthMode, ClientCertConfig, JwtConfig};
-pub use crate::downstream::config::DownstreamConfig;
+pub use crate::downstream::config::{DownstreamConfig, Protocol};
 pub use crate::routes::config::RouteConfig;
 pub use error::ConfigError;
 

@@ -1,21 +1,37 @@
-//! The `[downstreams.<name>]` section: base URL, timeouts, size cap, media types, and the nested resilience,
-//! cache and TLS sections; its checks.
+//! The `[downstreams.<name>]` section: protocol, base URL, timeouts, size cap, media types, and the nested
+//! resilience, cache and TLS sections; its checks.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::error::ConfigError;
 
+/// How a downstream's calls travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 or HTTP/2 (see `http2`), JSON bodies.
+    #[default]
+    Http,
+    /// gRPC (protobuf messages over HTTP/2: `h2c` on `http://`, ALPN `h2` on `https://`); handlers call it
+    /// with [`crate::downstream::Downstream::unary`].
+    Grpc,
+}
+
 /// One downstream service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DownstreamConfig {
+    /// `http` (default) or `grpc`. A gRPC downstream is always called over HTTP/2; its calls are never cached
+    /// (their answers' client-facing cache policy is still recorded) and `json_content_types` does not apply.
+    pub protocol: Protocol,
     /// Base URL (`http://` or `https://`), e.g. `http://127.0.0.1:7001`; paths are appended to it.
     pub url: String,
     /// Timeout of one call (connect + answer + body), in milliseconds; the request budget may cut it shorter.
     pub timeout_ms: u64,
     /// Timeout of establishing a connection, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// Largest accepted response body, in bytes; a larger answer is a bad answer (502).
+    /// Largest accepted response body (for gRPC: response message), in bytes; a larger answer is a bad
+    /// answer (502).
     pub max_response_bytes: usize,
     /// Bulkhead, retries, circuit breaker, instances and their health (`[downstreams.<name>.resilience]`).
     pub resilience: crate::resilience::ResilienceConfig,
@@ -34,6 +50,7 @@ pub struct DownstreamConfig {
 impl Default for DownstreamConfig {
     fn default() -> Self {
         Self {
+            protocol: Protocol::Http,
             url: String::new(),
             timeout_ms: 2_000,
             connect_timeout_ms: 500,
@@ -56,6 +73,14 @@ impl DownstreamConfig {
         }
     }
 
+    /// The HTTP version actually used: a gRPC downstream is always HTTP/2.
+    pub fn effective_http2(&self) -> crate::tls::Http2Mode {
+        match self.protocol {
+            Protocol::Http => self.http2,
+            Protocol::Grpc => crate::tls::Http2Mode::Always,
+        }
+    }
+
     /// Checks the section `downstreams.<name>`; the error names the first bad key.
     pub(crate) fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("downstreams.{name}.{k}");
@@ -67,6 +92,12 @@ impl DownstreamConfig {
                     "must be an absolute http(s) URL",
                 ));
             }
+        }
+        if self.protocol == Protocol::Grpc && self.http2 == crate::tls::Http2Mode::Never {
+            return Err(ConfigError::invalid(
+                key("http2"),
+                "must not be `never` with protocol = \"grpc\" (gRPC runs over HTTP/2)",
+            ));
         }
         if self.timeout_ms == 0 {
             return Err(ConfigError::invalid(key("timeout_ms"), "must be positive"));

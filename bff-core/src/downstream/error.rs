@@ -16,9 +16,17 @@ pub enum DownstreamErrorKind {
     NotFound,
     /// The downstream answered another non-2xx status.
     Status(u16),
+    /// The gRPC downstream answered `UNAVAILABLE` (or its proxy 429/502/503/504): retried when idempotent;
+    /// 503 to the client.
+    Unavailable,
+    /// The gRPC downstream answered `PERMISSION_DENIED`: 403 to the client.
+    Forbidden,
+    /// The gRPC downstream answered another status than `OK`, `NOT_FOUND`, `UNAVAILABLE`,
+    /// `DEADLINE_EXCEEDED` (a [`DownstreamErrorKind::Timeout`]) and `PERMISSION_DENIED`: 502 to the client.
+    GrpcStatus(u32),
     /// The answer could not be read (connection reset or closed after connecting, cut mid-body).
     Body,
-    /// The body is not the JSON expected.
+    /// The body is not the JSON (or the protobuf message) expected.
     Decode,
     /// The body exceeds the configured size cap.
     TooLarge,
@@ -58,6 +66,9 @@ impl fmt::Display for DownstreamError {
             DownstreamErrorKind::Deadline => "request deadline exceeded".to_string(),
             DownstreamErrorKind::NotFound => "not found".to_string(),
             DownstreamErrorKind::Status(s) => format!("answered status {s}"),
+            DownstreamErrorKind::Unavailable => "answered UNAVAILABLE".to_string(),
+            DownstreamErrorKind::Forbidden => "answered PERMISSION_DENIED".to_string(),
+            DownstreamErrorKind::GrpcStatus(code) => format!("answered gRPC status {code}"),
             DownstreamErrorKind::Body => "answer could not be read".to_string(),
             DownstreamErrorKind::Decode => "body is not the expected JSON".to_string(),
             DownstreamErrorKind::TooLarge => "body exceeds the size cap".to_string(),

@@ -8,12 +8,14 @@
 //!
 //! Every call is one `CallRequest` (`request.rs`) sent down one call stack (`stack.rs`: cache → coalesce →
 //! retry/hedge → breaker/bulkhead → balance → transport); the transport (`transport.rs`) is the seam where
-//! protocols plug in. `config.rs` holds the `[downstreams.<name>]` section and its checks.
+//! protocols plug in: HTTP, or gRPC (`grpc.rs`, called with [`Downstream::unary`]). `config.rs` holds the
+//! `[downstreams.<name>]` section and its checks.
 
 pub(crate) mod client;
 pub mod command;
 pub mod config;
 mod error;
+pub mod grpc;
 mod request;
 mod stack;
 mod stream;
@@ -42,7 +44,9 @@ use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
 use crate::resilience::balance::{Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy};
 use crate::resilience::retry::{RetryBudget, RetryPolicy};
-pub use config::DownstreamConfig;
+pub use config::{DownstreamConfig, Protocol};
+pub use grpc::GrpcMethod;
+use grpc::GrpcTransport;
 use transport::{HttpTransport, Transport};
 
 /// One named downstream service. Cheap to clone (shared).
@@ -55,6 +59,8 @@ pub struct Downstream {
 struct Inner {
     /// Configured name, used in logs and errors (never sent to clients).
     name: String,
+    /// How calls travel (HTTP or gRPC).
+    protocol: Protocol,
     /// Layer 6 of the call stack: how calls travel (the pooled HTTP client, answer size cap, media types).
     transport: Transport,
     /// Per-call (per-attempt) timeout.
@@ -163,15 +169,22 @@ impl Downstream {
         Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
-                transport: Transport::Http(HttpTransport {
-                    client,
-                    max_bytes: config.max_response_bytes,
-                    content_types: config
-                        .json_content_types
-                        .iter()
-                        .map(|t| t.to_ascii_lowercase())
-                        .collect(),
-                }),
+                protocol: config.protocol,
+                transport: match config.protocol {
+                    Protocol::Http => Transport::Http(HttpTransport {
+                        client,
+                        max_bytes: config.max_response_bytes,
+                        content_types: config
+                            .json_content_types
+                            .iter()
+                            .map(|t| t.to_ascii_lowercase())
+                            .collect(),
+                    }),
+                    Protocol::Grpc => Transport::Grpc(GrpcTransport {
+                        client,
+                        max_bytes: config.max_response_bytes,
+                    }),
+                },
                 timeout: Duration::from_millis(config.timeout_ms),
                 instances,
                 breaker,
@@ -192,6 +205,39 @@ impl Downstream {
     /// The configured name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// How this downstream is called: [`Protocol::Http`] (the `get_*` / `post_json` / `command` methods) or
+    /// [`Protocol::Grpc`] ([`Downstream::unary`]).
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    /// Calls the unary gRPC `method` with `request` and decodes its answer, through the whole call stack
+    /// (retries on `UNAVAILABLE` within the budget and hedging when `method` is idempotent, breaker,
+    /// bulkhead, balancing; never cached), bounded by min(per-call timeout, request deadline), sent as
+    /// `grpc-timeout`. Failures map like HTTP ones (see [`grpc`]); on an HTTP downstream, every call fails
+    /// as unreachable (a configuration mismatch, logged).
+    pub async fn unary<Q, R>(
+        &self,
+        ctx: &RequestContext,
+        method: GrpcMethod,
+        request: &Q,
+    ) -> Result<R, DownstreamError>
+    where
+        Q: prost::Message,
+        R: prost::Message + Default,
+    {
+        if self.inner.protocol != Protocol::Grpc {
+            tracing::error!(downstream = %self.inner.name, method = method.path, "gRPC call to a downstream not configured with protocol = \"grpc\"");
+            return Err(self.err(DownstreamErrorKind::Connect));
+        }
+        let req = CallRequest::rpc(ctx, method.path, grpc::frame(request), method.idempotent);
+        let answer = Box::pin(self.send(req)).await?;
+        R::decode(answer.body).map_err(|e| {
+            tracing::warn!(downstream = %self.inner.name, method = method.path, error = %e, "malformed protobuf message");
+            self.err(DownstreamErrorKind::Decode)
+        })
     }
 
     /// GETs `path_and_query` (already encoded; build it with [`encode_segment`]) and decodes the JSON body.

@@ -40,6 +40,9 @@ pub(crate) struct CallRequest {
     pub(crate) body: Option<Bytes>,
     /// Which layers apply.
     pub(crate) kind: CallKind,
+    /// A gRPC call (a POST of one framed message, see `grpc.rs`): never cached or coalesced; retried and
+    /// hedged when its method is idempotent.
+    pub(crate) rpc: bool,
 }
 
 impl CallRequest {
@@ -57,6 +60,7 @@ impl CallRequest {
             extra: extra.to_vec(),
             body: None,
             kind,
+            rpc: false,
         }
     }
 
@@ -75,6 +79,26 @@ impl CallRequest {
             extra: extra.to_vec(),
             body,
             kind: CallKind::Once,
+            rpc: false,
+        }
+    }
+
+    /// A unary gRPC call of `path` (`/package.Service/Method`) with the framed message `body`: a
+    /// [`CallKind::Read`] (retried, hedged, its client-facing cache policy recorded, never cached) when
+    /// `idempotent`, else [`CallKind::Once`].
+    pub(crate) fn rpc(ctx: &RequestContext, path: &str, body: Bytes, idempotent: bool) -> Self {
+        Self {
+            ctx: ctx.clone(),
+            method: Method::POST,
+            path_and_query: Arc::from(path),
+            extra: Vec::new(),
+            body: Some(body),
+            kind: if idempotent {
+                CallKind::Read
+            } else {
+                CallKind::Once
+            },
+            rpc: true,
         }
     }
 
@@ -106,10 +130,11 @@ impl CallRequest {
         self.ctx.identity_headers()
     }
 
-    /// Whether the call may be repeated (retried, hedged) without changing anything: a GET or HEAD that is
-    /// not sent [`CallKind::Once`].
+    /// Whether the call may be repeated (retried, hedged) without changing anything: a GET or HEAD, or a
+    /// gRPC call of an idempotent method, that is not sent [`CallKind::Once`].
     pub(crate) fn idempotent(&self) -> bool {
-        self.kind != CallKind::Once && (self.method == Method::GET || self.method == Method::HEAD)
+        self.kind != CallKind::Once
+            && (self.rpc || self.method == Method::GET || self.method == Method::HEAD)
     }
 }
 

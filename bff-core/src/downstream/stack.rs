@@ -9,7 +9,7 @@
 //!   3 retry / hedge    idempotent calls only: retries within the budget, a hedged 2nd attempt  (resilience/retry.rs)
 //!   4 breaker/bulkhead every attempt: circuit breaker permit, bulkhead slot                    (resilience/breaker.rs)
 //!   5 balance          every attempt: one instance (p2c / round-robin, ejected skipped)        (resilience/balance.rs)
-//!   6 transport        every attempt: HTTP/1.1 · HTTP/2 · TLS; gRPC plugs in here              (downstream/transport.rs)
+//!   6 transport        every attempt: HTTP/1.1 · HTTP/2 · TLS, or gRPC over HTTP/2            (downstream/transport.rs, grpc.rs)
 //! ```
 //!
 //! Read top to bottom, this file is the stack: [`Downstream::send`] (layers 1–2, and which layers a call
@@ -32,7 +32,7 @@ use crate::cache::{BACKGROUND_BUDGET, DownstreamCache, FlightResult, Keys, Looku
 use crate::metrics::DownstreamOutcome;
 use crate::otel::Attempt;
 use crate::resilience::breaker::{Breaker, Outcome};
-use crate::resilience::retry::is_retryable;
+use crate::resilience::retry::is_retryable_failure;
 
 /// The result of one attempt, and the instance it went to (avoided by the next retry).
 type Tried = (Result<Answer, DownstreamError>, Option<usize>);
@@ -42,10 +42,10 @@ impl Downstream {
     /// records its client-facing cache policy on the request context.
     pub(crate) async fn send(&self, req: CallRequest) -> Result<Answer, DownstreamError> {
         let cache = &self.inner.cache;
-        if req.kind != CallKind::Read || cache.bypassed() {
+        if req.kind != CallKind::Read || cache.bypassed() || req.rpc {
             // Layers 1 and 2 skipped: an uncached read or an unsafe call goes straight to layer 3, and so
-            // does a read of a downstream with cache and coalescing off (no key, no flight; its answer only
-            // records its client policy).
+            // does a read of a downstream with cache and coalescing off, or a gRPC read (no key, no flight;
+            // its answer only records its client policy).
             let answer = self.call(&req).await?;
             if req.kind == CallKind::Read {
                 let per_caller = !cache.config.shared && req.ctx().identity().is_some();
@@ -159,7 +159,7 @@ impl Downstream {
                     Err(e) => e,
                 };
                 if !idempotent
-                    || !is_retryable(&req.method, error.kind)
+                    || !is_retryable_failure(error.kind)
                     || retries >= inner.retry.max_retries
                 {
                     return Err(error);
@@ -321,9 +321,17 @@ fn outcome_of(result: &Result<Answer, DownstreamError>) -> Outcome {
     match result {
         Ok(_) => Outcome::Success,
         Err(e) => match e.kind {
-            K::Connect | K::Timeout | K::Body => Outcome::Failure,
+            K::Connect | K::Timeout | K::Body | K::Unavailable => Outcome::Failure,
             K::Status(s) if s >= 500 => Outcome::Failure,
-            K::Status(_) | K::NotFound | K::Decode | K::TooLarge => Outcome::Success,
+            K::GrpcStatus(code) if crate::downstream::grpc::is_server_fault(code) => {
+                Outcome::Failure
+            }
+            K::Status(_)
+            | K::NotFound
+            | K::Forbidden
+            | K::GrpcStatus(_)
+            | K::Decode
+            | K::TooLarge => Outcome::Success,
             K::Deadline | K::CircuitOpen { .. } | K::Saturated => Outcome::Ignore,
         },
     }

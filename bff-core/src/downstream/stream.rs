@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::request::{CallKind, CallRequest};
-use super::transport::{Transport, build_request, error_chain};
+use super::transport::{build_request, error_chain};
 use super::{Downstream, DownstreamError, DownstreamErrorKind};
 use crate::context::RequestContext;
 use crate::resilience::breaker::{Breaker, Outcome};
@@ -90,7 +90,6 @@ impl Downstream {
         let instance = inner.instances.get(i);
         let deadline = req.deadline();
         let open_deadline = (Instant::now() + inner.timeout).min(deadline);
-        let Transport::Http(http) = &inner.transport;
         let request = build_request(
             &inner.name,
             &req,
@@ -99,8 +98,11 @@ impl Downstream {
             None,
             "application/x-ndjson",
         )?;
-        let opened = match tokio::time::timeout_at(open_deadline, http.client.request(request))
-            .await
+        let opened = match tokio::time::timeout_at(
+            open_deadline,
+            inner.transport.http_client().request(request),
+        )
+        .await
         {
             Err(_) if open_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
             Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),

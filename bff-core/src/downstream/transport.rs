@@ -1,6 +1,6 @@
 //! Layer 6 of the call stack, the transport: one request of a [`CallRequest`] to one chosen instance, and its
-//! answer read with a size cap. The seam where protocols plug in: today HTTP/1.1 and HTTP/2 (ALPN or prior
-//! knowledge), plain or TLS, over the pooled hyper-util client; gRPC becomes another [`Transport`] variant.
+//! answer read with a size cap. The seam where protocols plug in: HTTP/1.1 and HTTP/2 (ALPN or prior
+//! knowledge), plain or TLS, over the pooled hyper-util client; gRPC over the same client (`grpc.rs`).
 
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use axum::http::{Request, StatusCode};
@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
 use super::client::HttpClient;
+use super::grpc::GrpcTransport;
 use super::request::{Answer, CallRequest};
 use super::{DownstreamError, DownstreamErrorKind};
 use crate::resilience::DEADLINE_HEADER;
@@ -20,6 +21,8 @@ use crate::trace::{REQUEST_ID, TRACEPARENT};
 pub(crate) enum Transport {
     /// HTTP/1.1 or HTTP/2, plain or TLS, over one connection pool.
     Http(HttpTransport),
+    /// gRPC: one protobuf message each way over an HTTP/2 connection pool.
+    Grpc(GrpcTransport),
 }
 
 /// The HTTP transport of one downstream: its pool and what it accepts as an answer.
@@ -38,6 +41,7 @@ impl Transport {
     pub(crate) fn http_client(&self) -> &HttpClient {
         match self {
             Self::Http(http) => &http.client,
+            Self::Grpc(grpc) => &grpc.client,
         }
     }
 
@@ -55,6 +59,7 @@ impl Transport {
     ) -> Result<Answer, DownstreamError> {
         match self {
             Self::Http(http) => http.send(name, req, instance, call_deadline, span).await,
+            Self::Grpc(grpc) => grpc.send(name, req, instance, call_deadline, span).await,
         }
     }
 }

@@ -62,7 +62,9 @@ impl DownstreamOutcome {
         match result {
             Ok(()) => Self::Ok,
             Err(K::NotFound) => Self::NotFound,
-            Err(K::Status(_)) => Self::ErrorStatus,
+            Err(K::Status(_) | K::Unavailable | K::Forbidden | K::GrpcStatus(_)) => {
+                Self::ErrorStatus
+            }
             Err(K::Timeout) => Self::Timeout,
             Err(K::Deadline) => Self::Deadline,
             Err(K::Connect) => Self::Connect,

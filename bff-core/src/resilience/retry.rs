@@ -18,13 +18,19 @@ use crate::resilience::RetryConfig;
 /// tool for slow tails); never an open breaker or a full bulkhead.
 pub fn is_retryable(method: &Method, kind: DownstreamErrorKind) -> bool {
     let idempotent = *method == Method::GET || *method == Method::HEAD;
-    idempotent
-        && matches!(
-            kind,
-            DownstreamErrorKind::Connect
-                | DownstreamErrorKind::Body
-                | DownstreamErrorKind::Status(502..=504)
-        )
+    idempotent && is_retryable_failure(kind)
+}
+
+/// Whether a failed attempt of an idempotent call (a GET, an idempotent gRPC method) may be retried: no
+/// connection, a reset or broken answer, 502/503/504, gRPC `UNAVAILABLE`.
+pub fn is_retryable_failure(kind: DownstreamErrorKind) -> bool {
+    matches!(
+        kind,
+        DownstreamErrorKind::Connect
+            | DownstreamErrorKind::Body
+            | DownstreamErrorKind::Unavailable
+            | DownstreamErrorKind::Status(502..=504)
+    )
 }
 
 /// The retry and hedging policy of one downstream.

@@ -19,10 +19,8 @@ pub(crate) async fn product(Req { s, ctx, who }: Req, id: DomainId, f: Fields<Pr
         if !who.has_scopes(&[SCOPE_INVENTORY_READ]) {
             return Ok(None);
         }
-        let stock = s
-            .inventory
-            .get_json::<Inventory>(&ctx, format!("/inventory/{id}"));
-        ctx.optional("availability", stock).await
+        ctx.optional("availability", s.stock_of(&ctx, id.as_str()))
+            .await
     };
     let product = ctx.required(
         "product",
@@ -55,7 +53,7 @@ pub(crate) async fn list(
         if !who.has_scopes(&[SCOPE_INVENTORY_READ]) {
             return Ok(None);
         }
-        ctx.optional("availability", s.stock.load::<Inventory>(&ctx, &ids))
+        ctx.optional("availability", s.stock_by_id(&ctx, &ids))
             .await
     };
     let products = ctx.required("products", s.products.load::<Product>(&ctx, &ids));
@@ -71,9 +69,8 @@ pub(crate) async fn availability(
     id: DomainId,
     f: Fields<StockV1>,
 ) -> Reply {
-    let path = format!("/inventory/{id}");
     let stock: Inventory = ctx
-        .required("availability", s.inventory.get_json(&ctx, &path))
+        .required("availability", s.stock_of(&ctx, id.as_str()))
         .await?;
     Ok(f.json(&StockV1::from(stock)))
 }

@@ -45,7 +45,7 @@ pub(crate) async fn home(Req { s, ctx, who }: Req) -> Reply<Json<HomeView>> {
     let recommendations = ctx.optional("recommendations", async {
         let (_, ids) = s.recommended(&ctx, user, RECOMMENDATIONS).await?;
         let (products, stock) =
-            tokio::try_join!(s.products.load(&ctx, &ids), s.stock.load(&ctx, &ids))?;
+            tokio::try_join!(s.products.load(&ctx, &ids), s.stock_by_id(&ctx, &ids))?;
         let view = |id: &String| {
             products
                 .get(id)

@@ -3,7 +3,7 @@
 use bff_core::downstream::encode_query;
 use bff_core::prelude::*;
 use serde::Deserialize;
-use shared_schemas::downstream::{Inventory, Product, ProductPage, RatingSummary, ReviewList};
+use shared_schemas::downstream::{Product, ProductPage, RatingSummary, ReviewList};
 use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::web::{ProductDetailView, ProductListView, ProductSummary};
 use utoipa::IntoParams;
@@ -44,9 +44,7 @@ pub(crate) async fn product(
     let reviews = s
         .reviews
         .get_json::<ReviewList>(&ctx, format!("/products/{id}/reviews?limit={REVIEWS}"));
-    let availability = s
-        .inventory
-        .get_json::<Inventory>(&ctx, format!("/inventory/{id}"));
+    let availability = s.stock_of(&ctx, id.as_str());
     let ((product, related), rating, reviews, availability) = tokio::try_join!(
         product_and_related,
         ctx.optional("rating", rating),

@@ -7,7 +7,7 @@ mod catalog;
 mod identity;
 mod inventory;
 mod oidc;
-mod order_events;
+pub(crate) mod order_events;
 mod orders;
 mod recommendations;
 mod reviews;

@@ -37,7 +37,8 @@ pub(crate) fn admin_routes(state: &ServiceState) -> Router {
         .with_state(state.clone())
 }
 
-fn order_id(raw: &str) -> Option<u64> {
+/// An order id of a path or message, `None` when malformed.
+pub(crate) fn order_id(raw: &str) -> Option<u64> {
     parse_id(raw, u32::MAX).map(u64::from)
 }
 
@@ -72,18 +73,8 @@ async fn events(
     let Some(id) = order_id(&id) else {
         return Ok(not_found());
     };
-    let (first, receiver) = {
-        let writes = state.writes().lock();
-        let Some(current) = writes.current_order(id) else {
-            return Ok(not_found());
-        };
-        writes.feed().watch(id, current, after)
-    };
-    let watch = Watch {
-        id: id.to_string(),
-        first: first.into_iter(),
-        receiver,
-        shutdown: state.shutdown_signal(),
+    let Some(watch) = Watch::start(&state, id, after) else {
+        return Ok(not_found());
     };
     let stream = futures::stream::unfold(watch, |mut w| async move {
         let change = w.next().await?;
@@ -99,8 +90,9 @@ async fn events(
         .into_response())
 }
 
-/// One watcher's position: the changes still to send first, then the broadcast.
-struct Watch {
+/// One watcher's position: the changes still to send first, then the broadcast (shared by the NDJSON stream
+/// and the gRPC `WatchOrder`).
+pub(crate) struct Watch {
     id: String,
     first: std::vec::IntoIter<OrderChange>,
     receiver: broadcast::Receiver<OrderChange>,
@@ -108,8 +100,24 @@ struct Watch {
 }
 
 impl Watch {
+    /// Watches order `id` (the changes after `after` first, see [`crate::feed::OrderFeed::watch`]); `None`
+    /// for an unknown order.
+    pub(crate) fn start(state: &ServiceState, id: u64, after: Option<u64>) -> Option<Self> {
+        let (first, receiver) = {
+            let writes = state.writes().lock();
+            let current = writes.current_order(id)?;
+            writes.feed().watch(id, current, after)
+        };
+        Some(Self {
+            id: id.to_string(),
+            first: first.into_iter(),
+            receiver,
+            shutdown: state.shutdown_signal(),
+        })
+    }
+
     /// The next change of the watched order; `None` ends the stream.
-    async fn next(&mut self) -> Option<OrderChange> {
+    pub(crate) async fn next(&mut self) -> Option<OrderChange> {
         if let Some(change) = self.first.next() {
             return Some(change);
         }

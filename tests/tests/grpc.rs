@@ -1,0 +1,288 @@
+//! gRPC downstreams over real HTTP/2: the mocks' tonic servers (REST port + 100) behind real gateways. The same
+//! screens over gRPC and over REST answer the same bodies; every failure of a gRPC part (status, service
+//! down, hang, reset, oversized or malformed message, wrong media type) leaves as the problem of its mapping,
+//! leaking no status message, host or port; retries on `UNAVAILABLE` only, the breaker, the deadline sent
+//! as `grpc-timeout`, the identity and trace as metadata.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use bff_core::BffConfig;
+use bff_core::config::Protocol;
+use common::*;
+use mock_services::data::inventory;
+use mock_services::{FaultKind, FaultRule, MockStack, Service};
+
+const ACME: &str = "dev-acme-key";
+const GET_STOCK: &str = "POST /shop.inventory.Inventory/GetStock";
+
+/// Points the downstream of `service` at the mock's gRPC port, `protocol = "grpc"`.
+fn use_grpc(config: &mut BffConfig, mocks: &MockStack, service: Service) {
+    let d = config
+        .downstreams
+        .get_mut(service.name())
+        .expect("downstream configured");
+    d.protocol = Protocol::Grpc;
+    d.url = mocks
+        .handle(service)
+        .grpc_url()
+        .expect("the service serves gRPC");
+}
+
+/// `text` names no gRPC port of the mocks either (the REST ports are checked by `assert_no_leak`).
+fn assert_no_grpc_leak(text: &str, mocks: &MockStack) {
+    for handle in mocks.handles() {
+        if let Some(addr) = handle.grpc_addr() {
+            assert!(
+                !text.contains(&addr.port().to_string()),
+                "leaks a gRPC port: {text}"
+            );
+        }
+    }
+    for needle in ["grpc", "tonic", "injected", "status:"] {
+        assert!(
+            !text.to_lowercase().contains(needle),
+            "leaks `{needle}`: {text}"
+        );
+    }
+}
+
+/// bff-partner with inventory over gRPC, breaker off (each case below is judged alone), `tune` applied.
+async fn partner_grpc(mocks: &MockStack, tune: impl FnOnce(&mut BffConfig)) -> RunningGateway {
+    let mut config = config_for(bff_partner::defaults(), mocks);
+    use_grpc(&mut config, mocks, Service::Inventory);
+    let d = config.downstreams.get_mut("inventory").expect("inventory");
+    d.resilience.breaker.enabled = false;
+    tune(&mut config);
+    start(bff_partner::app, config).await
+}
+
+/// The web screens composing inventory and recommendations answer the same bodies over gRPC as over REST; the
+/// gRPC calls carry the deadline, identity and trace as metadata, over HTTP/2.
+#[tokio::test]
+async fn web_screens_are_the_same_over_grpc_and_rest() {
+    let mocks = mocks().await;
+    let rest = start(bff_web::app, config_for(bff_web::defaults(), &mocks)).await;
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    use_grpc(&mut config, &mocks, Service::Inventory);
+    use_grpc(&mut config, &mocks, Service::Recommendations);
+    let grpc = start(bff_web::app, config).await;
+    let token = token(&mocks, "7", "bff-web", &[]).await;
+    let out_of_stock = (1..=5000)
+        .find(|n| inventory::inventory(*n).available == 0)
+        .expect("one product out of stock")
+        .to_string();
+    let inventory = mocks.handle(Service::Inventory);
+    let recommendations = mocks.handle(Service::Recommendations);
+    for path in [
+        "/api/home".to_owned(),
+        "/api/products/1".to_owned(),
+        format!("/api/products/{out_of_stock}"),
+    ] {
+        let over_rest = get_auth(&format!("{}{path}", rest.url), &token).await;
+        let over_grpc = get_auth(&format!("{}{path}", grpc.url), &token).await;
+        assert_eq!(over_rest.status, 200, "{path}: {}", over_rest.body);
+        assert_eq!(over_grpc.status, 200, "{path}: {}", over_grpc.body);
+        assert_eq!(over_grpc.header("bff-partial"), None, "{path}");
+        assert_eq!(over_rest.json(), over_grpc.json(), "{path}");
+    }
+    assert!(inventory.route_count(GET_STOCK) >= 2);
+    assert!(inventory.route_count("POST /shop.inventory.Inventory/BatchGetStock") >= 1);
+    assert!(
+        recommendations
+            .route_count("POST /shop.recommendations.Recommendations/ListRecommendations")
+            >= 1
+    );
+    // The last inventory call was the gRPC GetStock of the product page.
+    let last = inventory.received().last.expect("a call");
+    assert_eq!(last.uri, "/shop.inventory.Inventory/GetStock");
+    assert_eq!(last.version, "HTTP/2.0");
+    assert_eq!(
+        inventory.last_header("content-type").as_deref(),
+        Some("application/grpc")
+    );
+    assert_eq!(inventory.last_header("te").as_deref(), Some("trailers"));
+    assert_eq!(inventory.last_header("x-bff-user-id").as_deref(), Some("7"));
+    assert!(inventory.last_header("x-request-id").is_some());
+    assert!(inventory.last_header("traceparent").is_some());
+    let timeout = inventory.last_header("grpc-timeout").expect("grpc-timeout");
+    let ms: u64 = timeout
+        .strip_suffix('m')
+        .and_then(|v| v.parse().ok())
+        .expect("milliseconds");
+    assert!((1..=2_000).contains(&ms), "{timeout}");
+    rest.shutdown().await;
+    grpc.shutdown().await;
+    mocks.shutdown().await;
+}
+
+/// Each gRPC status of a required part maps to its problem (NOT_FOUND 404, PERMISSION_DENIED 403, UNAVAILABLE
+/// 503, DEADLINE_EXCEEDED 504, others 502); so do a reset stream, a malformed or oversized message and a wrong
+/// media type. No status message, host, port or library name reaches the client. Only UNAVAILABLE is retried.
+#[tokio::test]
+async fn grpc_failures_map_to_problems_without_leaking() {
+    let mocks = mocks().await;
+    let gw = partner_grpc(&mocks, |c| {
+        let d = c.downstreams.get_mut("inventory").expect("inventory");
+        d.max_response_bytes = 64 * 1024;
+    })
+    .await;
+    let inventory = mocks.handle(Service::Inventory);
+    let url = format!("{}/v1/products/1/availability", gw.url);
+    let ok = get(&url, &[("x-api-key", ACME)]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(
+        inventory.last_header("x-bff-partner-id").as_deref(),
+        Some("acme"),
+        "the partner identity travels as metadata"
+    );
+    let cases: Vec<(FaultKind, u16, &str, bool)> = vec![
+        (FaultKind::Error { status: 404 }, 404, "not_found", false),
+        (FaultKind::Error { status: 403 }, 403, "forbidden", false),
+        (
+            FaultKind::Error { status: 503 },
+            503,
+            "downstream_unavailable",
+            true,
+        ),
+        (
+            FaultKind::Error { status: 504 },
+            504,
+            "deadline_exceeded",
+            false,
+        ),
+        (FaultKind::Error { status: 500 }, 502, "bad_gateway", false),
+        (FaultKind::Error { status: 400 }, 502, "bad_gateway", false),
+        (FaultKind::MalformedJson, 502, "bad_gateway", false),
+        (
+            FaultKind::Oversized { bytes: 1 << 20 },
+            502,
+            "bad_gateway",
+            false,
+        ),
+        (
+            FaultKind::WrongContentType {
+                content_type: "application/json".into(),
+            },
+            502,
+            "bad_gateway",
+            false,
+        ),
+        (FaultKind::Reset, 502, "bad_gateway", true),
+    ];
+    for (fault, status, code, retried) in cases {
+        inventory.set_faults(vec![FaultRule::new(fault.clone()).with_prefix("/shop.")]);
+        inventory.reset_received();
+        let reply = get(&url, &[("x-api-key", ACME)]).await;
+        reply.assert_problem(status, code, &mocks);
+        assert_no_grpc_leak(&reply.body, &mocks);
+        let calls = inventory.route_count(GET_STOCK);
+        if retried {
+            assert!(calls > 1, "{fault:?} is retried: {calls} calls");
+        } else {
+            assert_eq!(calls, 1, "{fault:?} is not retried");
+        }
+    }
+    inventory.clear_faults();
+    gw.shutdown().await;
+    mocks.shutdown().await;
+}
+
+/// A gRPC service that is down is a 503; one that hangs is a 504 within the request's deadline, which it
+/// was told in `grpc-timeout`.
+#[tokio::test]
+async fn grpc_down_is_503_and_hang_is_504_within_the_deadline() {
+    let mocks = mocks().await;
+    // Down: a port nobody listens on.
+    let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let closed_url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let gw = partner_grpc(&mocks, |c| {
+        c.downstreams.get_mut("inventory").expect("inventory").url = closed_url;
+    })
+    .await;
+    let down = get(
+        &format!("{}/v1/products/1/availability", gw.url),
+        &[("x-api-key", ACME)],
+    )
+    .await;
+    down.assert_problem(503, "downstream_unavailable", &mocks);
+    gw.shutdown().await;
+    // Hangs: the request's budget (800 ms) ends the call.
+    let gw = partner_grpc(&mocks, |c| {
+        c.server.request_timeout_ms = 800;
+    })
+    .await;
+    let inventory = mocks.handle(Service::Inventory);
+    inventory.set_faults(vec![FaultRule::new(FaultKind::Hang).with_prefix("/shop.")]);
+    let started = Instant::now();
+    let hung = get(
+        &format!("{}/v1/products/1/availability", gw.url),
+        &[("x-api-key", ACME)],
+    )
+    .await;
+    hung.assert_problem(504, "deadline_exceeded", &mocks);
+    // A hang guard, not a timing claim: the answer came from the deadline, not from the 24 h hang.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let timeout = inventory.last_header("grpc-timeout").expect("grpc-timeout");
+    let ms: u64 = timeout
+        .strip_suffix('m')
+        .and_then(|v| v.parse().ok())
+        .expect("milliseconds");
+    assert!(
+        (1..=800).contains(&ms),
+        "the deadline is announced: {timeout}"
+    );
+    inventory.clear_faults();
+    gw.shutdown().await;
+    mocks.shutdown().await;
+}
+
+/// Server faults of a gRPC downstream open its breaker: then the service is not called at all (503
+/// `circuit_open`).
+#[tokio::test]
+async fn grpc_failures_open_the_breaker() {
+    let mocks = mocks().await;
+    let gw = partner_grpc(&mocks, |c| {
+        let d = c.downstreams.get_mut("inventory").expect("inventory");
+        d.resilience.breaker.enabled = true;
+        d.resilience.breaker.consecutive_failures = 3;
+        d.resilience.breaker.open_ms = 60_000;
+        d.resilience.retry.max_retries = 0;
+    })
+    .await;
+    let inventory = mocks.handle(Service::Inventory);
+    inventory.set_faults(vec![
+        FaultRule::new(FaultKind::Error { status: 500 }).with_prefix("/shop."),
+    ]);
+    let url = format!("{}/v1/products/1/availability", gw.url);
+    for _ in 0..3 {
+        get(&url, &[("x-api-key", ACME)])
+            .await
+            .assert_problem(502, "bad_gateway", &mocks);
+    }
+    let before = inventory.route_count(GET_STOCK);
+    get(&url, &[("x-api-key", ACME)])
+        .await
+        .assert_problem(503, "circuit_open", &mocks);
+    assert_eq!(inventory.route_count(GET_STOCK), before, "not called");
+    inventory.clear_faults();
+    gw.shutdown().await;
+    mocks.shutdown().await;
+}
+
+/// `protocol = "grpc"` is checked: gRPC needs HTTP/2, so `http2 = "never"` is refused, naming the key.
+#[tokio::test]
+async fn grpc_with_http2_never_is_refused() {
+    let mut config = bff_partner::defaults();
+    let d = config.downstreams.get_mut("inventory").expect("inventory");
+    d.protocol = Protocol::Grpc;
+    d.http2 = bff_core::tls::Http2Mode::Never;
+    let err = bff_core::Gateway::new(config).expect_err("refused");
+    assert!(
+        err.to_string().contains("downstreams.inventory.http2"),
+        "{err}"
+    );
+}
