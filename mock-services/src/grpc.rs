@@ -327,7 +327,11 @@ fn reset_after_first(response: Response, streaming: bool) -> Response {
             Ok(bytes) => Ok(bytes.slice(..bytes.len() / 2)),
             Err(e) => Err(std::io::Error::other(e.to_string())),
         });
-    let reset = stream::once(async {
+    let reset = stream::once(async move {
+        // A streaming answer's first message is delivered before the reset.
+        if streaming {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
             "injected reset",

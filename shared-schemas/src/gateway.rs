@@ -22,7 +22,10 @@ use bff_core::{BffConfig, BffError, Gateway, RequestContext};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::downstream::{Inventory, Recommendations, ServiceError};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::downstream::{Inventory, Order, OrderChange, Recommendations, ServiceError};
 use crate::grpc;
 use crate::services::{DEV_ISSUER, MAX_BATCH_IDS, SHARED_CACHE, default_urls};
 
@@ -142,6 +145,65 @@ impl Services {
             .flat_map(|b| b.items)
             .map(|stock| (stock.product_id.clone(), Inventory::from(stock)))
             .collect())
+    }
+
+    /// Order `id` (a [`DomainId`]'s digits): `GET /orders/{id}`, or `GetOrder`.
+    pub async fn order(&self, ctx: &RequestContext, id: &str) -> Result<Order, DownstreamError> {
+        match self.orders.protocol() {
+            Protocol::Http => self.orders.get_json(ctx, format!("/orders/{id}")).await,
+            Protocol::Grpc => {
+                let request = grpc::orders::GetOrderRequest {
+                    order_id: id.to_owned(),
+                };
+                let order: grpc::orders::Order =
+                    self.orders.unary(ctx, grpc::GET_ORDER, &request).await?;
+                Ok(order.into())
+            }
+        }
+    }
+
+    /// The status changes of order `id` (after the change `after`, else from its current state): the NDJSON
+    /// stream `GET /orders/{id}/events?after=`, or the gRPC server stream `WatchOrder`. The stream ends when
+    /// the service ends it, breaks off or sends something that is not a change.
+    pub async fn watch_order(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        after: Option<u64>,
+    ) -> Result<BoxStream<'static, OrderChange>, DownstreamError> {
+        match self.orders.protocol() {
+            Protocol::Http => {
+                let after = after.map_or(String::new(), |seq| format!("?after={seq}"));
+                let lines = self
+                    .orders
+                    .open_lines(ctx, &format!("/orders/{id}/events{after}"))
+                    .await?;
+                let changes = futures::stream::unfold(lines, |mut lines| async move {
+                    let line = lines.next_line().await?.ok()?;
+                    let change: OrderChange = serde_json::from_slice(&line).ok()?;
+                    Some((change, lines))
+                });
+                Ok(changes.boxed())
+            }
+            Protocol::Grpc => {
+                let request = grpc::orders::WatchOrderRequest {
+                    order_id: id.to_owned(),
+                    after,
+                };
+                let messages = self
+                    .orders
+                    .open_messages(ctx, grpc::WATCH_ORDER, &request)
+                    .await?;
+                let changes = futures::stream::unfold(messages, |mut messages| async move {
+                    let change = messages
+                        .next_message::<grpc::orders::OrderChange>()
+                        .await?
+                        .ok()?;
+                    Some((OrderChange::from(change), messages))
+                });
+                Ok(changes.boxed())
+            }
+        }
     }
 
     /// The recommendations of `user` (path-encoded), at most `limit`, with their product ids (unique, in

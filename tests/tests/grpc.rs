@@ -286,3 +286,141 @@ async fn grpc_with_http2_never_is_refused() {
         "{err}"
     );
 }
+
+/// The owner of the orders watched below (orders `10xx`).
+const USER: &str = "10";
+
+/// An order of [`USER`] that can advance (not final), read from the orders mock's REST face.
+async fn open_order(mocks: &MockStack) -> String {
+    let page: serde_json::Value = client()
+        .get(format!(
+            "{}/users/{USER}/orders?limit=50",
+            mocks.url(Service::Orders)
+        ))
+        .send()
+        .await
+        .expect("orders")
+        .json()
+        .await
+        .expect("json");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| ["placed", "paid", "shipped"].contains(&o["status"].as_str().unwrap_or("")))
+        .and_then(|o| o["id"].as_str())
+        .expect("an order that can advance")
+        .to_owned()
+}
+
+/// `POST /admin/orders/{order}/advance` at the orders mock; the change it answers.
+async fn advance(mocks: &MockStack, order: &str) -> serde_json::Value {
+    client()
+        .post(format!(
+            "{}/admin/orders/{order}/advance",
+            mocks.url(Service::Orders)
+        ))
+        .send()
+        .await
+        .expect("advance")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Reads `response` until `text` holds `needle` (true), or the stream ends / `within` passes (false).
+async fn read_until(
+    response: &mut reqwest::Response,
+    text: &mut String,
+    needle: &str,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while !text.contains(needle) {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// bff-web's `GET /api/orders/{id}/events` fed by the gRPC `WatchOrder` stream: the current status (after
+/// `Last-Event-ID`), then each change `advance` makes; a stream reset mid-way ends the client's stream
+/// after the events already relayed, leaking nothing.
+#[tokio::test]
+async fn order_events_over_grpc_watch_order() {
+    let mocks = mocks().await;
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    use_grpc(&mut config, &mocks, Service::Orders);
+    let gw = start(bff_web::app, config).await;
+    let order = open_order(&mocks).await;
+    let bearer = token(&mocks, USER, "bff-web", &["orders:read"]).await;
+    let first = advance(&mocks, &order).await;
+    assert_eq!(first["seq"], 1);
+    let connect = |last: &'static str| {
+        client()
+            .get(format!("{}/api/orders/{order}/events", gw.url))
+            .bearer_auth(&bearer)
+            .header("last-event-id", last)
+            .timeout(Duration::from_secs(30))
+            .send()
+    };
+    let mut response = connect("0").await.expect("connect");
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    assert!(
+        read_until(
+            &mut response,
+            &mut text,
+            "id: 1\nevent: status\n",
+            Duration::from_secs(10)
+        )
+        .await,
+        "{text}"
+    );
+    assert!(!text.contains("id: 0\n"), "resumed after 0: {text}");
+    let second = advance(&mocks, &order).await;
+    let status = second["order"]["status"].as_str().expect("status");
+    let expected = format!(
+        "id: 2\nevent: status\ndata: {{\"order_id\":\"{order}\",\"status\":\"{status}\"}}\n\n"
+    );
+    assert!(
+        read_until(&mut response, &mut text, &expected, Duration::from_secs(10)).await,
+        "{text}"
+    );
+    assert_no_leak(&text, &mocks);
+    let orders = mocks.handle(Service::Orders);
+    assert_eq!(
+        orders.route_count("POST /shop.orders.Orders/GetOrder"),
+        1,
+        "ownership checked over gRPC"
+    );
+    assert_eq!(orders.route_count("POST /shop.orders.Orders/WatchOrder"), 1);
+    assert_eq!(orders.route_count("GET /orders/{id}/events"), 0);
+    assert_eq!(orders.last_header("x-bff-user-id").as_deref(), Some(USER));
+    drop(response);
+    // Reset after the first change: the client gets that change, then its stream ends.
+    orders.set_faults(vec![
+        FaultRule::new(FaultKind::Reset).with_prefix("/shop.orders.Orders/WatchOrder"),
+    ]);
+    let mut response = connect("1").await.expect("connect");
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    assert!(
+        read_until(&mut response, &mut text, "id: 2\n", Duration::from_secs(10)).await,
+        "{text}"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends after the reset: {text}");
+    assert_no_leak(&text, &mocks);
+    assert_no_grpc_leak(&text, &mocks);
+    orders.clear_faults();
+    gw.shutdown().await;
+    mocks.shutdown().await;
+}

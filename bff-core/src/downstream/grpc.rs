@@ -252,6 +252,72 @@ impl GrpcTransport {
     }
 }
 
+/// The headers of a gRPC request beside those of `build_request`: the media type and `te: trailers`.
+pub(crate) fn stream_headers(headers: &mut HeaderMap) {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+}
+
+/// Whether the head of an opened gRPC stream lets its messages follow: HTTP 200, a gRPC media type, and no
+/// status yet (a trailers-only answer is the call's failure).
+pub(crate) fn check_opened(
+    response: &axum::http::Response<hyper::body::Incoming>,
+) -> Result<(), DownstreamErrorKind> {
+    if response.status() != StatusCode::OK {
+        return Err(http_status_kind(response.status()));
+    }
+    if let Some(status) = grpc_status(response.headers()) {
+        return Err(if status == code::OK {
+            DownstreamErrorKind::Decode
+        } else {
+            failed("stream", status, response.headers())
+        });
+    }
+    let grpc_media = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if grpc_media {
+        Ok(())
+    } else {
+        Err(DownstreamErrorKind::Decode)
+    }
+}
+
+/// Takes one complete message off the front of `buf`: `None` until it is complete; an error for one over
+/// `max_bytes` (judged by its prefix) or a compressed one.
+pub(crate) fn split_message(
+    buf: &mut BytesMut,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, DownstreamErrorKind> {
+    if buf.len() < PREFIX {
+        return Ok(None);
+    }
+    let declared = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if declared > max_bytes {
+        return Err(DownstreamErrorKind::TooLarge);
+    }
+    if buf[0] != 0 {
+        return Err(DownstreamErrorKind::Decode);
+    }
+    if buf.len() < PREFIX + declared {
+        return Ok(None);
+    }
+    buf.advance(PREFIX);
+    Ok(Some(buf.split_to(declared).freeze()))
+}
+
+/// How a stream's trailers end it: `None` for `OK` (the stream is over), else the failure of its status
+/// (a missing status is a broken answer).
+pub(crate) fn stream_end(name: &str, trailers: &HeaderMap) -> Option<DownstreamErrorKind> {
+    match grpc_status(trailers) {
+        Some(code::OK) => None,
+        Some(status) => Some(failed(name, status, trailers)),
+        None => Some(DownstreamErrorKind::Body),
+    }
+}
+
 /// Logs a failed call's status and message (never sent to a client) and returns its failure.
 fn failed(name: &str, status: u32, headers: &HeaderMap) -> DownstreamErrorKind {
     let message = headers.get(GRPC_MESSAGE).map(|v| {

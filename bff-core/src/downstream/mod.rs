@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 pub use client::{HttpClient, http_client, tls_client};
 pub use error::{DownstreamError, DownstreamErrorKind};
 pub(crate) use request::{Answer, CallKind, CallRequest};
-pub use stream::{LineStream, MAX_LINE_BYTES};
+pub use stream::{LineStream, MAX_LINE_BYTES, MessageStream};
 
 use crate::cache::{DownstreamCache, Store};
 use crate::context::RequestContext;
@@ -61,6 +61,8 @@ struct Inner {
     name: String,
     /// How calls travel (HTTP or gRPC).
     protocol: Protocol,
+    /// Largest accepted response body or gRPC message (also of each message of a stream).
+    max_message_bytes: usize,
     /// Layer 6 of the call stack: how calls travel (the pooled HTTP client, answer size cap, media types).
     transport: Transport,
     /// Per-call (per-attempt) timeout.
@@ -170,6 +172,7 @@ impl Downstream {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
                 protocol: config.protocol,
+                max_message_bytes: config.max_response_bytes,
                 transport: match config.protocol {
                     Protocol::Http => Transport::Http(HttpTransport {
                         client,

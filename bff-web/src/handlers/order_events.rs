@@ -1,10 +1,11 @@
 //! `GET /api/orders/{id}/events`: Server-Sent Events of one of the caller's orders' status changes (scope
-//! `orders:read`), relayed from the orders service's NDJSON stream `GET /orders/{id}/events`.
+//! `orders:read`), relayed from the orders service's NDJSON stream `GET /orders/{id}/events`, or from its
+//! gRPC server stream `WatchOrder` when `[downstreams.orders] protocol = "grpc"`.
 
 use axum::http::HeaderMap;
 use bff_core::prelude::*;
 use futures::StreamExt;
-use shared_schemas::downstream::{Order, OrderChange};
+use shared_schemas::downstream::Order;
 use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::web::OrderStatusEvent;
 
@@ -20,30 +21,16 @@ use shared_schemas::views::web::OrderStatusEvent;
     (status = 429, description = "`too_many_streams`: the caller has `streams.max_per_user` streams open", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn events(Req { s, ctx, who }: Req, id: DomainId, headers: HeaderMap) -> Reply {
-    let order: Order = ctx
-        .required("order", s.orders.get_json(&ctx, format!("/orders/{id}")))
-        .await?;
+    let order: Order = ctx.required("order", s.order(&ctx, id.as_str())).await?;
     if order.user_id != who.subject() {
         return Err(BffError::NotFound);
     }
     let permit = s.streams.admit(who.identity())?;
-    let after = last_event_id(&headers)
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(String::new(), |seq| format!("?after={seq}"));
-    let lines = ctx
-        .required(
-            "order",
-            s.orders
-                .open_lines(&ctx, &format!("/orders/{id}/events{after}")),
-        )
+    let after = last_event_id(&headers).and_then(|v| v.parse::<u64>().ok());
+    let changes = ctx
+        .required("order", s.watch_order(&ctx, id.as_str(), after))
         .await?;
-    let events = futures::stream::unfold(lines, |mut lines| async move {
-        let line = lines.next_line().await?.ok()?;
-        Some((line, lines))
-    })
-    .filter_map(|line| async move {
-        // A line that is not an order change is skipped; nothing of it reaches the client.
-        let change: OrderChange = serde_json::from_slice(&line).ok()?;
+    let events = changes.filter_map(|change| async move {
         let data = serde_json::to_string(&OrderStatusEvent {
             order_id: change.order.id,
             status: change.order.status,
