@@ -424,3 +424,98 @@ async fn order_events_over_grpc_watch_order() {
     gw.shutdown().await;
     mocks.shutdown().await;
 }
+
+/// bff-mobile's product page and bff-partner's product and product list answer the same over gRPC as over
+/// REST.
+#[tokio::test]
+async fn mobile_and_partner_screens_are_the_same_over_grpc() {
+    let mocks = mocks().await;
+    let mobile_rest = start(bff_mobile::app, config_for(bff_mobile::defaults(), &mocks)).await;
+    let mut config = config_for(bff_mobile::defaults(), &mocks);
+    use_grpc(&mut config, &mocks, Service::Inventory);
+    use_grpc(&mut config, &mocks, Service::Recommendations);
+    let mobile_grpc = start(bff_mobile::app, config).await;
+    let token = token(&mocks, "7", "bff-mobile", &[]).await;
+    for path in ["/api/products/1", "/api/products/3", "/api/home"] {
+        let a = get_auth(&format!("{}{path}", mobile_rest.url), &token).await;
+        let b = get_auth(&format!("{}{path}", mobile_grpc.url), &token).await;
+        assert_eq!(
+            (a.status, b.status),
+            (200, 200),
+            "{path}: {} / {}",
+            a.body,
+            b.body
+        );
+        assert_eq!(b.header("bff-partial"), None, "{path}");
+        assert_eq!(a.json(), b.json(), "{path}");
+    }
+    let partner_rest = start(
+        bff_partner::app,
+        config_for(bff_partner::defaults(), &mocks),
+    )
+    .await;
+    let partner_grpc = partner_grpc(&mocks, |_| {}).await;
+    for path in [
+        "/v1/products/1",
+        "/v1/products?ids=1,2,3,99999",
+        "/v1/products/2/availability",
+    ] {
+        let a = get(
+            &format!("{}{path}", partner_rest.url),
+            &[("x-api-key", ACME)],
+        )
+        .await;
+        let b = get(
+            &format!("{}{path}", partner_grpc.url),
+            &[("x-api-key", ACME)],
+        )
+        .await;
+        assert_eq!(
+            (a.status, b.status),
+            (200, 200),
+            "{path}: {} / {}",
+            a.body,
+            b.body
+        );
+        assert_eq!(b.header("bff-partial"), None, "{path}");
+        assert_eq!(a.json(), b.json(), "{path}");
+    }
+    mocks.shutdown().await;
+}
+
+/// A gRPC downstream's instances are balanced like an HTTP one's: round robin over two inventory mocks.
+#[tokio::test]
+async fn grpc_calls_are_balanced_over_instances() {
+    let mocks = mocks().await;
+    let second = mock_services::spawn(
+        Service::Inventory,
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        mock_services::ServiceConfig::default(),
+    )
+    .await
+    .expect("second inventory");
+    let second_url = second.grpc_url().expect("gRPC");
+    let gw = partner_grpc(&mocks, |c| {
+        let r = &mut c
+            .downstreams
+            .get_mut("inventory")
+            .expect("inventory")
+            .resilience;
+        r.instances = vec![second_url];
+        r.balance = bff_core::resilience::BalanceMode::RoundRobin;
+    })
+    .await;
+    for _ in 0..4 {
+        let reply = get(
+            &format!("{}/v1/products/1/availability", gw.url),
+            &[("x-api-key", ACME)],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(mocks.handle(Service::Inventory).route_count(GET_STOCK), 2);
+    assert_eq!(second.route_count(GET_STOCK), 2);
+    gw.shutdown().await;
+    second.shutdown().await;
+    mocks.shutdown().await;
+}

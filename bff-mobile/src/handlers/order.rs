@@ -15,9 +15,7 @@ use shared_schemas::views::mobile::OrderView;
     (status = 404, description = "No such order of the caller", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId, f: Fields<OrderView>) -> Reply {
-    let order: Order = ctx
-        .required("order", s.orders.get_json(&ctx, format!("/orders/{id}")))
-        .await?;
+    let order: Order = ctx.required("order", s.order(&ctx, id.as_str())).await?;
     if order.user_id != who.subject() {
         return Err(BffError::NotFound);
     }

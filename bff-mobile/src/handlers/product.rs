@@ -1,7 +1,7 @@
 //! `GET /api/products/{id}`: one product, lean, with its rating and whether it is in stock.
 
 use bff_core::prelude::*;
-use shared_schemas::downstream::{Inventory, Product, RatingSummary};
+use shared_schemas::downstream::{Product, RatingSummary};
 use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::mobile::ProductView;
 
@@ -28,11 +28,7 @@ pub(crate) async fn product(
             s.reviews
                 .get_json::<RatingSummary>(&ctx, format!("/products/{id}/rating"))
         ),
-        ctx.optional(
-            "inventory",
-            s.inventory
-                .get_json::<Inventory>(&ctx, format!("/inventory/{id}"))
-        ),
+        ctx.optional("inventory", s.stock_of(&ctx, id.as_str())),
     )?;
     Ok(f.json(&ProductView::new(product, rating, inventory)))
 }

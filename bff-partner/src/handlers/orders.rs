@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bff_core::prelude::*;
-use shared_schemas::downstream::{Order, Product};
+use shared_schemas::downstream::Product;
 use shared_schemas::gateway::{DomainId, Req};
 use shared_schemas::views::partner::OrderV1;
 
@@ -17,12 +17,7 @@ use shared_schemas::views::partner::OrderV1;
 pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId, f: Fields<OrderV1>) -> Reply {
     // Only partner credentials can own orders; any other caller sees none.
     let partner = who.partner_id().ok_or(BffError::NotFound)?;
-    let order = ctx
-        .required(
-            "order",
-            s.orders.get_json::<Order>(&ctx, format!("/orders/{id}")),
-        )
-        .await?;
+    let order = ctx.required("order", s.order(&ctx, id.as_str())).await?;
     if order.partner_id.as_deref() != Some(partner) {
         return Err(BffError::NotFound);
     }
