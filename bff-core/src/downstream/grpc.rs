@@ -370,6 +370,40 @@ mod tests {
         assert_eq!(timeout_value(100_000_000), "100000S");
     }
 
+    /// A stream's messages are taken off the buffer one by one as they complete; an oversized one is refused
+    /// by its prefix alone; the trailers end the stream with `OK`, a status, or a broken answer.
+    #[test]
+    fn stream_messages_and_end() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(&"one".to_owned()));
+        let second = frame(&"two".to_owned());
+        buf.extend_from_slice(&second[..4]);
+        let first = split_message(&mut buf, 1024)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(
+            <String as prost::Message>::decode(first).expect("decode"),
+            "one"
+        );
+        assert_eq!(split_message(&mut buf, 1024), Ok(None), "incomplete");
+        buf.extend_from_slice(&second[4..]);
+        assert!(split_message(&mut buf, 1024).expect("ok").is_some());
+        let mut big = BytesMut::from(&[0u8, 0, 1, 0, 0][..]);
+        assert_eq!(
+            split_message(&mut big, 1024),
+            Err(DownstreamErrorKind::TooLarge)
+        );
+        let mut trailers = HeaderMap::new();
+        assert_eq!(stream_end("x", &trailers), Some(DownstreamErrorKind::Body));
+        trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+        assert_eq!(stream_end("x", &trailers), None);
+        trailers.insert(GRPC_STATUS, HeaderValue::from_static("14"));
+        assert_eq!(
+            stream_end("x", &trailers),
+            Some(DownstreamErrorKind::Unavailable)
+        );
+    }
+
     /// A message round-trips through its frame; a short or compressed one is refused.
     #[test]
     fn framing() {

@@ -34,7 +34,10 @@ fn main() {
         .build_client(false)
         .out_dir(out.join("server"));
     for package in PACKAGES {
-        servers = servers.extern_path(format!(".shop.{package}"), format!("crate::grpc::{package}"));
+        servers = servers.extern_path(
+            format!(".shop.{package}"),
+            format!("crate::grpc::{package}"),
+        );
     }
     servers
         .compile_protos(&protos, &includes)
