@@ -170,10 +170,10 @@ impl GrpcTransport {
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1) as u64;
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-        headers.insert(GRPC_TIMEOUT, timeout_value(remaining_ms));
+        stream_headers(request.headers_mut());
+        request
+            .headers_mut()
+            .insert(GRPC_TIMEOUT, timeout_value(remaining_ms));
         let response = self.client.request(request).await.map_err(|e| {
             let cause = error_chain(&e);
             if e.is_connect() {
@@ -252,7 +252,7 @@ impl GrpcTransport {
     }
 }
 
-/// The headers of a gRPC request beside those of `build_request`: the media type and `te: trailers`.
+/// The headers every gRPC request adds to those of `build_request`: the media type and `te: trailers`.
 pub(crate) fn stream_headers(headers: &mut HeaderMap) {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));
