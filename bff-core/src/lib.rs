@@ -78,6 +78,7 @@ pub mod gateway;
 pub mod health;
 pub mod hygiene;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
 mod observe;
 mod openapi;

@@ -60,6 +60,8 @@ pub struct Operation {
 pub struct Api<S = ()> {
     router: Router<S>,
     operations: Vec<Operation>,
+    /// WebSocket routes: authenticated by a ticket instead of a bearer credential (see [`crate::live`]).
+    ticket_paths: Vec<String>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for Api<S> {
@@ -74,6 +76,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         Self {
             router: Router::new(),
             operations: Vec::new(),
+            ticket_paths: Vec::new(),
         }
     }
 
@@ -117,6 +120,19 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         self.on(Method::DELETE, path, scopes, handler)
     }
 
+    /// `GET path` upgraded to a WebSocket, for callers holding `scopes`, answered by `handler` (which calls
+    /// [`crate::live::Live::upgrade`]): the edge authenticates this exact path by its single-use `?ticket=`
+    /// (and the request's `Origin`) instead of a bearer credential, see [`crate::live`].
+    pub fn live<H: Handler<T, S>, T: 'static>(
+        mut self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.ticket_paths.push(path.to_owned());
+        self.on(Method::GET, path, scopes, handler)
+    }
+
     fn on<H: Handler<T, S>, T: 'static>(
         mut self,
         method: Method,
@@ -145,14 +161,15 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         Api {
             router: self.router.with_state(state),
             operations: self.operations,
+            ticket_paths: self.ticket_paths,
         }
     }
 }
 
 impl Api<()> {
-    /// The routes and their access rules.
-    pub(crate) fn into_parts(self) -> (Router, Vec<Operation>) {
-        (self.router, self.operations)
+    /// The routes, their access rules and the ticket-authenticated (WebSocket) paths.
+    pub(crate) fn into_parts(self) -> (Router, Vec<Operation>, Vec<String>) {
+        (self.router, self.operations, self.ticket_paths)
     }
 }
 
@@ -162,6 +179,7 @@ impl From<Router> for Api<()> {
         Self {
             router,
             operations: Vec::new(),
+            ticket_paths: Vec::new(),
         }
     }
 }
