@@ -1,4 +1,4 @@
-//! WebSocket connections to clients, generic over what they carry (see [docs/websocket.md]). A client
+//! WebSocket connections to clients, generic over what they carry (see `docs/websocket.md`). A client
 //! first asks the gateway's ticket endpoint for a ticket with its bearer token ([`Live::ticket`]), then
 //! opens the WebSocket route with `?ticket=`: a browser cannot set `Authorization` on a WebSocket, and a
 //! long-lived token never appears in a URL. The edge authenticates such a route by its ticket instead of a
@@ -8,8 +8,6 @@
 //! connection needs (`socket.rs`): the per-user limit (429 `too_many_connections` at the upgrade), the
 //! message size limit (1009), pings and the silence timeout, the slow consumer closed (1013) instead of
 //! buffered, the end at the token's `exp` (1008) and on shutdown (1001). Settings: [`LiveConfig`] (`[live]`).
-//!
-//! [docs/websocket.md]: https://github.com/bff/bff/blob/main/docs/websocket.md
 
 pub mod config;
 mod socket;

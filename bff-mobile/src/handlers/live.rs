@@ -52,8 +52,16 @@ pub(crate) async fn live(Req { s, ctx, .. }: Req, upgrade: WebSocketUpgrade) -> 
         .upgrade(upgrade, &ctx, move |session| feed(services, session))
 }
 
-/// An order's status changes, until unwatched.
-type OrderFeed = BoxStream<'static, LiveMessage>;
+/// An order's status changes, then its end (the downstream stream ended), unless unwatched first.
+type OrderFeed = BoxStream<'static, FeedItem>;
+
+/// One item of an order's feed.
+enum FeedItem {
+    /// A status to send.
+    Status(LiveMessage),
+    /// The order's downstream stream ended: the order is no longer watched.
+    Ended(String),
+}
 
 /// What one connection watches.
 #[derive(Default)]
@@ -77,9 +85,15 @@ async fn feed(s: Arc<Services>, mut session: Session) {
                 let Some(text) = text else { return };
                 handle(&s, &session, &mut watching, &mut feeds, &text).await;
             }
-            Some(message) = feeds.next(), if !feeds.is_empty() => {
-                session.outbox.send_json(&message);
-            }
+            Some(item) = feeds.next(), if !feeds.is_empty() => match item {
+                FeedItem::Status(message) => {
+                    session.outbox.send_json(&message);
+                }
+                FeedItem::Ended(id) => {
+                    watching.orders.remove(&id);
+                    send_watching(&session, &watching);
+                }
+            },
             _ = poll.tick(), if !watching.products.is_empty() => {
                 poll_stock(&s, &session, &mut watching).await;
             }
@@ -151,7 +165,12 @@ async fn handle(
             watching.products.insert(id, None);
         }
     }
-    out.send_json(&LiveMessage::Watching {
+    send_watching(session, watching);
+}
+
+/// The `watching` summary.
+fn send_watching(session: &Session, watching: &Watching) {
+    session.outbox.send_json(&LiveMessage::Watching {
         orders: watching.orders.keys().cloned().collect(),
         products: watching.products.keys().cloned().collect(),
     });
@@ -189,11 +208,14 @@ async fn open_order(
     .filter_map(|line| async move {
         // A line that is not an order change is skipped; nothing of it reaches the client.
         let change: OrderChange = serde_json::from_slice(&line).ok()?;
-        Some(LiveMessage::OrderStatus {
+        Some(FeedItem::Status(LiveMessage::OrderStatus {
             order_id: change.order.id,
             status: change.order.status,
-        })
-    });
+        }))
+    })
+    .chain(futures::stream::once(std::future::ready(FeedItem::Ended(
+        id.to_owned(),
+    ))));
     Ok(feed.boxed())
 }
 
