@@ -264,9 +264,9 @@ impl Gateway {
             tracer: self.tracer.clone(),
             sessions: self.sessions.clone(),
             live: self.live.clone(),
-            ticket_paths,
+            ticket_paths: ticket_paths.clone(),
         });
-        let openapi = crate::openapi::complete(openapi, &self.config, &operations);
+        let openapi = crate::openapi::complete(openapi, &self.config, &operations, &ticket_paths);
         let session_routes = self
             .sessions
             .as_ref()

@@ -131,6 +131,7 @@ pub(crate) fn complete(
     doc: utoipa::openapi::OpenApi,
     config: &BffConfig,
     operations: &[Operation],
+    ticket_paths: &[String],
 ) -> Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
     let Some(root) = doc.as_object_mut() else {
@@ -151,13 +152,27 @@ pub(crate) fn complete(
             declared.insert((*name).to_owned(), scheme.clone());
         }
     }
+    if !ticket_paths.is_empty() && !schemes.is_empty() {
+        object(components, "securitySchemes").insert("ticket".into(), json!({
+            "type": "apiKey", "in": "query", "name": "ticket",
+            "description": "A single-use ticket from the gateway's ticket endpoint (WebSocket routes; see docs/websocket.md)"}));
+    }
     for (path, item) in object(root, "paths").iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
+        let ticket_path = ticket_paths.contains(path);
         for (method, operation) in item.iter_mut() {
             if let (true, Some(operation)) = (is_method(method), operation.as_object_mut()) {
                 add_path_parameters(operation, path);
+                if ticket_path && method == "get" {
+                    // A WebSocket route: its ticket instead of the gateway's credential, same scopes.
+                    complete_operation(operation, &[("ticket", Value::Null)]);
+                    if schemes.is_empty() {
+                        operation.remove("security");
+                    }
+                    continue;
+                }
                 complete_operation(operation, &schemes);
                 if path_parameters(path).next().is_some() {
                     object(operation, "responses")
@@ -543,7 +558,7 @@ mod tests {
                 scopes: &[],
             },
         ];
-        let out = complete(doc, &config, &routes);
+        let out = complete(doc, &config, &routes, &[]);
         // The route's declared scopes win over the annotation.
         let op = &out["paths"]["/v1/x"]["get"];
         assert_eq!(op["security"], json!([{"api_key": ["catalog:read"]}]));
@@ -571,7 +586,7 @@ mod tests {
         assert!(out["components"]["schemas"].get(PROBLEM).is_some());
 
         config.auth.mode = AuthMode::None;
-        let out = complete(serde_json::from_value(out).unwrap(), &config, &routes);
+        let out = complete(serde_json::from_value(out).unwrap(), &config, &routes, &[]);
         let op = &out["paths"]["/v1/x"]["get"];
         assert!(op.get("security").is_none());
         assert!(op["responses"].get("429").is_some());

@@ -316,3 +316,29 @@ async fn token_expiry_closes_1008() {
     let (code, reason, _) = close_of(&mut ws).await.expect("a close frame");
     assert_eq!((code, reason.as_str()), (1008, "token_expired"));
 }
+
+/// The document describes the WebSocket route as a GET answering 101, secured by the `ticket` query
+/// parameter (not the bearer token), and the ticket endpoint as a bearer-secured POST.
+#[tokio::test]
+async fn openapi_documents_the_ticket_route() {
+    let (_mocks, gw) = mobile_with(|_| {}).await;
+    let doc: Value = client()
+        .get(format!("{}/openapi.json", gw.url))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("json");
+    let live = &doc["paths"]["/api/live"]["get"];
+    assert!(live["responses"]["101"].is_object(), "{live}");
+    assert!(live["responses"]["429"].is_object(), "{live}");
+    assert_eq!(live["security"], json!([{"ticket": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["ticket"]["in"],
+        "query"
+    );
+    let ticket = &doc["paths"]["/api/live/ticket"]["post"];
+    assert_eq!(ticket["security"], json!([{"bearer": []}]));
+    assert!(ticket["responses"]["200"].is_object());
+}

@@ -36,8 +36,8 @@ pub(crate) async fn ticket(Req { s, who, .. }: Req) -> Reply {
 }
 
 /// Live updates: a WebSocket opened with a ticket from `POST /api/live/ticket`.
+/// The ticket (query parameter `ticket`) is documented as the route's security scheme by core.
 #[utoipa::path(get, path = "/api/live",
-    params(("ticket" = String, Query, description = "A ticket from `POST /api/live/ticket` (single use)")),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol. Client messages: `{\"watch\": \
             {\"orders\": [...], \"products\": [...]}}`, `{\"unwatch\": {...}}`; gateway messages: LiveMessage \
