@@ -201,6 +201,33 @@ async fn oversized_message_closes_1009() {
     assert_eq!((code, reason.as_str()), (1009, "message_too_big"));
 }
 
+/// A binary message closes the connection with 1003 (the protocol is JSON text); beyond 32 products a watch
+/// is `too_many_watches` and the connection stays open.
+#[tokio::test]
+async fn binary_closes_1003_and_watches_are_bounded() {
+    let (mocks, gw) = mobile_with(|_| {}).await;
+    let bearer = token(&mocks, USER, AUD, &[]).await;
+    let mut ws = open(&gw, &bearer).await;
+    let products: Vec<String> = (1..=33).map(|i| i.to_string()).collect();
+    ws.send(Message::text(
+        json!({"watch": {"products": products}}).to_string(),
+    ))
+    .await
+    .expect("send");
+    let refused = until(&mut ws, |m| m["type"] == "error").await;
+    assert_eq!(
+        refused,
+        json!({"type": "error", "code": "too_many_watches", "id": "33"})
+    );
+    let watching = until(&mut ws, |m| m["type"] == "watching").await;
+    assert_eq!(watching["products"].as_array().map(Vec::len), Some(32));
+    ws.send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("send");
+    let (code, reason, _) = close_of(&mut ws).await.expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1003, "text_only"));
+}
+
 /// Beyond `live.max_per_user` open connections, the upgrade is 429 `too_many_connections`; closing one
 /// makes room.
 #[tokio::test]
