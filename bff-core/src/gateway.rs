@@ -136,6 +136,7 @@ impl Gateway {
             &config.live,
             &config.cors.allowed_origins,
             Duration::from_millis(config.server.request_timeout_ms),
+            metrics.clone(),
         );
         Ok(Self {
             config,

@@ -199,6 +199,28 @@ async fn oversized_message_closes_1009() {
         .expect("send");
     let (code, reason, _) = close_of(&mut ws).await.expect("a close frame");
     assert_eq!((code, reason.as_str()), (1009, "message_too_big"));
+    // The client answers the close frame; the closure is counted on the admin listener by its reason.
+    while let Ok(Some(_)) = tokio::time::timeout(WITHIN, ws.next()).await {}
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = client()
+            .get(format!("{}/metrics", gw.admin_url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("bff_live_closed_total{reason=\"message_too_big\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.contains("bff_live_closed_total{reason=\"message_too_big\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bff_live_opened_total 1"), "{metrics}");
 }
 
 /// A binary message closes the connection with 1003 (the protocol is JSON text); beyond 32 products a watch

@@ -29,6 +29,7 @@ pub use socket::{End, Outbox, Session};
 use crate::auth::Identity;
 use crate::context::RequestContext;
 use crate::error::BffError;
+use crate::metrics::Metrics;
 
 /// Read and write buffer of one connection: small, so thousands of idle connections stay cheap (a larger
 /// message grows the buffer up to `live.max_message_bytes`).
@@ -50,6 +51,7 @@ pub struct Live {
     tickets: ticket::Tickets,
     open: Mutex<HashMap<String, usize>>,
     drain: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 /// One admitted connection of a caller: counted until dropped (when the gateway decides the connection
@@ -74,8 +76,14 @@ impl Drop for LivePermit {
 
 impl Live {
     /// The connections of a gateway configured by `config`: origins from `live.allowed_origins`, else
-    /// `cors_origins`; downstream calls of a connection get `call_budget` each.
-    pub fn new(config: &LiveConfig, cors_origins: &[String], call_budget: Duration) -> Arc<Self> {
+    /// `cors_origins`; downstream calls of a connection get `call_budget` each; connections are counted in
+    /// `metrics` (`bff_live_opened_total`, `bff_live_closed_total{reason}`).
+    pub fn new(
+        config: &LiveConfig,
+        cors_origins: &[String],
+        call_budget: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let origins = match config.allowed_origins.is_empty() {
             true => cors_origins.to_vec(),
             false => config.allowed_origins.clone(),
@@ -90,6 +98,7 @@ impl Live {
             ),
             open: Mutex::new(HashMap::new()),
             drain: watch::channel(false).0,
+            metrics,
         })
     }
 
@@ -194,8 +203,19 @@ impl Live {
             .max_message_size(max)
             .max_frame_size(max)
             .on_upgrade(move |socket| async move {
+                let live = permit.live.clone();
+                live.metrics
+                    .counter("bff_live_opened_total", "WebSocket connections opened", &[])
+                    .inc();
                 let end = socket::run(socket, settings, identity, ctx, drains, permit, app).await;
                 tracing::debug!(?end, "WebSocket connection ended");
+                live.metrics
+                    .counter(
+                        "bff_live_closed_total",
+                        "WebSocket connections closed, by reason",
+                        &[("reason", end.label())],
+                    )
+                    .inc();
             });
         Ok(response.into_response())
     }
@@ -217,7 +237,12 @@ mod tests {
 
     fn live(origins: &[&str]) -> Arc<Live> {
         let cors: Vec<String> = origins.iter().map(|o| (*o).to_owned()).collect();
-        Live::new(&LiveConfig::default(), &cors, Duration::from_secs(1))
+        Live::new(
+            &LiveConfig::default(),
+            &cors,
+            Duration::from_secs(1),
+            Arc::default(),
+        )
     }
 
     /// An unlisted origin is refused before the ticket is spent; no origin (a native app) is allowed; the
@@ -257,6 +282,7 @@ mod tests {
             },
             &[],
             Duration::from_secs(1),
+            Arc::default(),
         );
         let permit = live.admit(&identity()).expect("first");
         assert!(matches!(
@@ -334,5 +360,21 @@ mod tests {
             other => panic!("expected a close frame, got {other:?}"),
         }
         assert_eq!(live.open_of("7"), 0);
+        // The client answers the close frame; the gateway then counts the connection as closed.
+        let _ =
+            tokio::time::timeout(hang_guard, async { while ws.next().await.is_some() {} }).await;
+        let mut metrics = String::new();
+        for _ in 0..500 {
+            metrics = live.metrics.render();
+            if metrics.contains("bff_live_closed_total{reason=\"shutdown\"} 1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(metrics.contains("bff_live_opened_total 1"), "{metrics}");
+        assert!(
+            metrics.contains("bff_live_closed_total{reason=\"shutdown\"} 1"),
+            "{metrics}"
+        );
     }
 }

@@ -101,6 +101,11 @@ pub enum End {
 }
 
 impl End {
+    /// The reason as a metric label (`reason` of `bff_live_closed_total`).
+    pub fn label(self) -> &'static str {
+        self.close_frame().map_or("client", |(_, reason)| reason)
+    }
+
     /// The close code and reason sent, if any.
     pub fn close_frame(self) -> Option<(u16, &'static str)> {
         Some(match self {
