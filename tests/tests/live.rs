@@ -358,7 +358,7 @@ async fn token_expiry_closes_1008() {
     .await;
     let bearer = mint(
         &mocks,
-        json!({"sub": USER, "aud": AUD, "scopes": [], "ttl_s": 2}),
+        json!({"sub": USER, "aud": AUD, "scopes": [], "ttl_s": 3}),
     )
     .await;
     let mut ws = open(&gw, &bearer).await;
