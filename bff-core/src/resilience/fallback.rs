@@ -153,7 +153,20 @@ impl<T: Clone> Fallback<T> {
 impl RequestContext {
     /// Runs a required part under the request deadline; when it fails, answers with `fallback` (marked in
     /// `bff-degraded`), and only without a fallback value fails the request like [`RequestContext::required`].
-    pub async fn required_or<T: Clone>(
+    pub async fn required_or<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+        fallback: Fallback<T>,
+    ) -> Result<T, BffError> {
+        let run = self.run_required_or(part, fut, fallback);
+        match self.pass() {
+            None => run.await,
+            Some(pass) => Box::pin(pass.required(part, run)).await,
+        }
+    }
+
+    async fn run_required_or<T: Clone>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
@@ -180,7 +193,20 @@ impl RequestContext {
 
     /// Runs an optional part under the request deadline; when it fails, answers with `fallback` (marked in
     /// `bff-degraded`), and only without a fallback value is `None` and named in `bff-partial`.
-    pub async fn optional_or<T: Clone>(
+    pub async fn optional_or<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+        fallback: Fallback<T>,
+    ) -> Result<Option<T>, BffError> {
+        let run = self.run_optional_or(part, fut, fallback);
+        match self.pass() {
+            None => run.await,
+            Some(pass) => Box::pin(pass.optional(part, run)).await,
+        }
+    }
+
+    async fn run_optional_or<T: Clone>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
