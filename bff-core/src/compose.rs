@@ -21,6 +21,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use futures::future::Either;
+
 use crate::context::{RequestContext, in_part};
 use crate::downstream::DownstreamError;
 use crate::error::BffError;
@@ -34,15 +36,17 @@ impl RequestContext {
     ///
     /// `T: Clone + Send + Sync + 'static` lets a streamed screen (see [`crate::streams::screen`]) keep the
     /// part's answer for its later renderings; an ordinary request never clones it.
-    pub async fn required<T: Clone + Send + Sync + 'static>(
+    pub fn required<T: Clone + Send + Sync + 'static>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
-    ) -> Result<T, BffError> {
+    ) -> impl Future<Output = Result<T, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
         let run = self.run_required(part, fut);
         match self.pass() {
-            None => run.await,
-            Some(pass) => Box::pin(pass.required(part, run)).await,
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.required(part, run))),
         }
     }
 
@@ -65,15 +69,17 @@ impl RequestContext {
 
     /// Runs an optional part under the request deadline; on failure it is `None` and marked partial.
     /// Never fails, so it can sit in a `try_join!` next to required parts.
-    pub async fn optional<T: Clone + Send + Sync + 'static>(
+    pub fn optional<T: Clone + Send + Sync + 'static>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
-    ) -> Result<Option<T>, BffError> {
+    ) -> impl Future<Output = Result<Option<T>, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
         let run = self.run_optional(part, fut);
         match self.pass() {
-            None => run.await,
-            Some(pass) => Box::pin(pass.optional(part, run)).await,
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.optional(part, run))),
         }
     }
 
