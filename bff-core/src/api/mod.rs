@@ -194,8 +194,8 @@ impl From<Router> for Api<()> {
     }
 }
 
-/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler (through
-/// [`crate::streams::screen::serve`] for a `streamed` route).
+/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler (streamed, see
+/// [`crate::streams::screen`], when a `streamed` route is asked for `text/event-stream`).
 async fn require(scopes: Scopes, streamed: bool, request: Request, next: Next) -> Response {
     let allowed = match request.extensions().get::<RequestContext>() {
         Some(ctx) => ctx.require_scopes(scopes).map(|_| ()),
@@ -205,7 +205,9 @@ async fn require(scopes: Scopes, streamed: bool, request: Request, next: Next) -
         }
     };
     match allowed {
-        Ok(()) if streamed => crate::streams::screen::serve(request, next).await,
+        Ok(()) if streamed && crate::streams::screen::asks_for_stream(&request) => {
+            crate::streams::screen::streamed(request, next).await
+        }
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

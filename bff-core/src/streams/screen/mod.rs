@@ -57,12 +57,24 @@ pub(crate) fn wants_events(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether `request` asks for its screen as a stream: a `GET` whose `Accept` names `text/event-stream`.
+pub(crate) fn asks_for_stream(request: &Request) -> bool {
+    request.method() == Method::GET && wants_events(request.headers())
+}
+
 /// The route layer of every screen: an ordinary request goes to the handler; a `GET` asking for
 /// `text/event-stream` is streamed (see the module documentation).
 pub(crate) async fn serve(request: Request, next: Next) -> Response {
-    if request.method() != Method::GET || !wants_events(request.headers()) {
-        return next.run(request).await;
+    if asks_for_stream(&request) {
+        streamed(request, next).await
+    } else {
+        next.run(request).await
     }
+}
+
+/// The screen `next` answers for `request`, streamed (boxed: an ordinary request's future does not carry
+/// the size of this one).
+pub(crate) async fn streamed(request: Request, next: Next) -> Response {
     Box::pin(stream(request, next)).await
 }
 
@@ -323,7 +335,135 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::downstream::{DownstreamError, DownstreamErrorKind};
+    use crate::error::BffError;
+    use crate::trace::TraceContext;
+    use axum::Json;
     use axum::http::HeaderValue;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    /// A screen whose required part `c` is only asked for once the optional part `b` answered, and fails.
+    async fn late_failure(ctx: RequestContext) -> Result<Json<Value>, BffError> {
+        let a = ctx.required("a", async { Ok::<_, DownstreamError>(1u32) });
+        let b = ctx.optional("b", async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, DownstreamError>(2u32)
+        });
+        let (a, b) = tokio::try_join!(a, b)?;
+        if b.is_some() {
+            let failed = DownstreamError::new("x", DownstreamErrorKind::Status(500));
+            ctx.required("c", async { Err::<u32, _>(failed) }).await?;
+        }
+        Ok(Json(json!({"a": a, "b": b})))
+    }
+
+    /// The events of `GET /s` on a router whose screen is `late_failure`, streamed.
+    async fn streamed_text() -> String {
+        let app = axum::Router::new()
+            .route("/s", axum::routing::get(late_failure))
+            .route_layer(axum::middleware::from_fn(serve));
+        let ctx = RequestContext::new(
+            "rid".into(),
+            TraceContext::from_headers(&HeaderMap::new()),
+            None,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        );
+        let mut request = Request::get("/s")
+            .header(header::ACCEPT, "text/event-stream")
+            .body(Body::empty())
+            .expect("request");
+        request.extensions_mut().insert(ctx);
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await;
+        String::from_utf8_lossy(&body.expect("body")).into_owned()
+    }
+
+    /// A screen that calls a downstream outside its parts is served unstreamed (its plain JSON view), and
+    /// the downstream is called once: a render pass calls nothing.
+    #[tokio::test]
+    async fn a_call_outside_the_parts_is_served_unstreamed() {
+        use crate::downstream::{Downstream, DownstreamConfig, http_client};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let service = axum::Router::new().route(
+            "/x",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Json(json!({"n": 7})) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, service).await });
+        let d = Downstream::new(
+            "x",
+            &DownstreamConfig::at(&url),
+            http_client(Duration::from_secs(1)),
+        );
+        let handler = move |ctx: RequestContext| async move {
+            let outside: Value = d
+                .get_json(&ctx, "/x")
+                .await
+                .map_err(|_| BffError::Internal)?;
+            let b = ctx
+                .optional("b", async { Ok::<_, DownstreamError>(2u32) })
+                .await?;
+            Ok::<_, BffError>(Json(json!({"outside": outside, "b": b})))
+        };
+        let app = axum::Router::new()
+            .route("/s", axum::routing::get(handler))
+            .route_layer(axum::middleware::from_fn(serve));
+        let ctx = RequestContext::new(
+            "rid".into(),
+            TraceContext::from_headers(&HeaderMap::new()),
+            None,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        );
+        let mut request = Request::get("/s")
+            .header(header::ACCEPT, "text/event-stream")
+            .body(Body::empty())
+            .expect("request");
+        request.extensions_mut().insert(ctx);
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            Some(&b"application/json"[..])
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await;
+        let view: Value = serde_json::from_slice(&body.expect("body")).expect("JSON");
+        assert_eq!(view, json!({"outside": {"n": 7}, "b": 2}));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    /// A failure the handler meets after the first event is sent as `error` (the problem document), then
+    /// `end`; the optional part whose rendering failed has no event.
+    #[tokio::test]
+    async fn a_failure_after_the_first_event_is_an_error_event() {
+        let text = streamed_text().await;
+        let events: Vec<(&str, Value)> = text
+            .split("\n\n")
+            .filter_map(|block| {
+                let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((name, serde_json::from_str(data).ok()?))
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["required", "error", "end"], "{text}");
+        assert_eq!(events[0].1, json!({"a": 1, "b": null}));
+        assert_eq!(events[1].1["status"], 502, "{text}");
+        assert_eq!(events[1].1["code"], "bad_gateway", "{text}");
+        assert_eq!(events[2].1, json!({"partial": []}));
+    }
 
     #[test]
     fn accept_names_event_stream() {
