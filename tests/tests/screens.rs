@@ -332,6 +332,11 @@ async fn config_aggregate_streams() {
     assert_eq!(s.events[1].data, json!({"part": "product"}));
     assert_eq!(s.events[2].data["stock"]["product_id"], "12");
     assert_eq!(s.events[3].data, json!({"partial": ["product"]}));
+    // Documented as a streamed screen too.
+    let doc = get(&format!("{}/openapi.json", gw.url), &[]).await.json();
+    let ok = &doc["paths"]["/api/agg/{id}"]["get"]["responses"]["200"]["content"];
+    assert!(ok["application/json"].is_object(), "{ok}");
+    assert!(ok[EVENT_STREAM].is_object(), "{ok}");
 }
 
 /// A request without `Accept: text/event-stream` is unchanged: the same JSON body and ETag before and after
