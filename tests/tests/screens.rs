@@ -122,11 +122,16 @@ fn parse(text: &str) -> Vec<Event> {
 
 /// GET `url` with `Accept: text/event-stream` and a bearer `token`, read to the end.
 async fn stream(url: &str, token: &str) -> Streamed {
+    stream_with(url, ("authorization", &format!("Bearer {token}"))).await
+}
+
+/// GET `url` with `Accept: text/event-stream` and the credential header `credential`, read to the end.
+async fn stream_with(url: &str, credential: (&str, &str)) -> Streamed {
     let read = async {
         let response = client()
             .get(url)
             .header("accept", EVENT_STREAM)
-            .bearer_auth(token)
+            .header(credential.0, credential.1)
             .send()
             .await
             .expect("request");
@@ -374,6 +379,30 @@ async fn ordinary_requests_are_unchanged() {
         Value::Null,
         "{events}"
     );
+}
+
+/// bff-partner's screens stream too, for an API-key caller.
+#[tokio::test]
+async fn partner_screens_stream() {
+    let mocks = mocks().await;
+    let gw = start(
+        bff_partner::app,
+        config_for(bff_partner::defaults(), &mocks),
+    )
+    .await;
+    for path in ["/v1/products/42", "/v1/products/42/availability"] {
+        let url = format!("{}{path}", gw.url);
+        let key = ("x-api-key", "dev-acme-key");
+        let s = stream_with(&url, key).await;
+        assert_eq!(s.status, 200, "{path}: {}", s.text);
+        assert_eq!(s.content_type, EVENT_STREAM, "{path}: {}", s.text);
+        assert_eq!(s.events[0].name, "required", "{path}");
+        assert_eq!(s.events.last().map(|e| e.name.as_str()), Some("end"));
+        let plain = get(&url, &[key]).await;
+        assert_eq!(plain.status, 200, "{path}: {}", plain.body);
+        assert_eq!(without_nulls(&s.folded()), without_nulls(&plain.json()));
+        assert_no_leak(&s.text, &mocks);
+    }
 }
 
 /// Every screen of bff-web and bff-mobile streams, and its folded stream is its JSON view.
