@@ -140,6 +140,7 @@ pub(crate) fn complete(
     let schemes = security_schemes(config);
     add_route_security(root, operations);
     add_config_operations(root, config);
+    add_screen_streams(root, operations, config);
     if config.auth.session.enabled {
         add_session_operations(root);
     }
@@ -415,6 +416,42 @@ fn add_config_operations(root: &mut Map<String, Value>, config: &BffConfig) {
     }
 }
 
+/// What a streamed screen sends, as the description of its `text/event-stream` alternative.
+const SCREEN_STREAM: &str = "With `Accept: text/event-stream`, the same screen streamed: \
+`required` (the view without its optional parts) as soon as the required parts have answered, then per \
+optional part an event named after it (a JSON Merge Patch of the view) or `partial` (`{\"part\": name}`) \
+when it failed, then `end` (`{\"partial\": [...]}`); see docs/streams.md";
+
+/// The screens (the `GET` routes of [`crate::api::Api`] that do not stream themselves, and `[[aggregates]]`)
+/// get `text/event-stream` as an alternative of their JSON `200` (see [`crate::streams::screen`]).
+fn add_screen_streams(root: &mut Map<String, Value>, operations: &[Operation], config: &BffConfig) {
+    let screens = operations
+        .iter()
+        .filter(|op| op.streamed && op.method == axum::http::Method::GET)
+        .map(|op| op.path.as_str())
+        .chain(config.aggregates.iter().map(|a| a.path.as_str()));
+    let paths = object(root, "paths");
+    for path in screens {
+        let Some(ok) = paths
+            .get_mut(path)
+            .and_then(|item| item.pointer_mut("/get/responses/200"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let Some(content) = ok.get_mut("content").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !content.contains_key("application/json") {
+            continue;
+        }
+        content.insert(
+            "text/event-stream".into(),
+            json!({"schema": {"type": "string", "description": SCREEN_STREAM}}),
+        );
+    }
+}
+
 /// The session endpoints of [`crate::session`] (no security requirement: they authenticate themselves).
 fn add_session_operations(root: &mut Map<String, Value>) {
     let query = |name: &str, description: &str| {
@@ -551,11 +588,13 @@ mod tests {
                 method: axum::http::Method::GET,
                 path: "/v1/x".into(),
                 scopes: &["catalog:read"],
+                streamed: true,
             },
             Operation {
                 method: axum::http::Method::DELETE,
                 path: "/v1/y/{id}".into(),
                 scopes: &[],
+                streamed: false,
             },
         ];
         let out = complete(doc, &config, &routes, &[]);

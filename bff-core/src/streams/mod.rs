@@ -8,6 +8,7 @@
 
 pub mod config;
 mod relay;
+pub mod screen;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};

@@ -31,7 +31,7 @@ pub(crate) async fn events(Req { s, ctx, who }: Req, id: DomainId, headers: Head
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(String::new(), |seq| format!("?after={seq}"));
     let lines = ctx
-        .required(
+        .required_stream(
             "order",
             s.orders
                 .open_lines(&ctx, &format!("/orders/{id}/events{after}")),
