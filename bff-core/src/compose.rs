@@ -21,6 +21,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use futures::future::Either;
+
 use crate::context::{RequestContext, in_part};
 use crate::downstream::DownstreamError;
 use crate::error::BffError;
@@ -31,7 +33,57 @@ pub const PARTIAL_HEADER: &str = "bff-partial";
 
 impl RequestContext {
     /// Runs a required part under the request deadline; its failure becomes the request's error.
-    pub async fn required<T>(
+    ///
+    /// `T: Clone + Send + Sync + 'static` lets a streamed screen (see [`crate::streams::screen`]) keep the
+    /// part's answer for its later renderings; an ordinary request never clones it.
+    pub fn required<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+    ) -> impl Future<Output = Result<T, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
+        let run = self.run_required(part, fut);
+        match self.pass() {
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.required(part, run))),
+        }
+    }
+
+    /// Runs a required part whose answer is a connection rather than data (e.g. a downstream's
+    /// [`crate::downstream::LineStream`]), like [`RequestContext::required`] without its bounds: it is never
+    /// part of a streamed screen (a render pass refuses it, and the screen is then served unstreamed).
+    pub async fn required_stream<T>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+    ) -> Result<T, BffError> {
+        if self
+            .pass()
+            .is_some_and(crate::streams::screen::Pass::renders)
+        {
+            return Err(BffError::Internal);
+        }
+        self.run_required(part, fut).await
+    }
+
+    /// Runs an optional part under the request deadline; on failure it is `None` and marked partial.
+    /// Never fails, so it can sit in a `try_join!` next to required parts.
+    pub fn optional<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+    ) -> impl Future<Output = Result<Option<T>, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
+        let run = self.run_optional(part, fut);
+        match self.pass() {
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.optional(part, run))),
+        }
+    }
+
+    async fn run_required<T>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
@@ -54,9 +106,7 @@ impl RequestContext {
         }
     }
 
-    /// Runs an optional part under the request deadline; on failure it is `None` and marked partial.
-    /// Never fails, so it can sit in a `try_join!` next to required parts.
-    pub async fn optional<T>(
+    async fn run_optional<T>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,

@@ -12,6 +12,7 @@ use crate::auth::{Identity, IdentityHeaders};
 use crate::cache::CachePolicy;
 use crate::error::BffError;
 use crate::otel::{PartGuard, PartSpan, RequestSpans};
+use crate::streams::screen::Pass;
 use crate::trace::TraceContext;
 
 tokio::task_local! {
@@ -62,6 +63,8 @@ pub(crate) fn current_request_id() -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     inner: Arc<Inner>,
+    /// The pass of a streamed screen this context runs (`None` for every ordinary request).
+    pass: Option<Arc<Pass>>,
 }
 
 #[derive(Debug)]
@@ -136,6 +139,7 @@ impl RequestContext {
                 parts: Mutex::new(Vec::new()),
                 spans: None,
             }),
+            pass: None,
         }
     }
 
@@ -150,6 +154,19 @@ impl RequestContext {
             self.inner.identity_headers.clone(),
             deadline,
         )
+    }
+
+    /// The same request run as the pass `pass` of a streamed screen (see [`crate::streams::screen`]).
+    pub(crate) fn in_pass(&self, pass: Pass) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            pass: Some(Arc::new(pass)),
+        }
+    }
+
+    /// The pass of a streamed screen this context runs, if any.
+    pub(crate) fn pass(&self) -> Option<&Pass> {
+        self.pass.as_deref()
     }
 
     /// The context of a request that matched the route template `route`.

@@ -13,7 +13,8 @@
 //! 5. **load shedding** — beyond the global or per-route limit of requests in flight, a fast 503 `overloaded`
 //!    with `Retry-After`, before authentication spends any CPU and without queueing;
 //! 6. **authentication** — non-public paths need a valid credential (401 otherwise), before routing, so an
-//!    unauthenticated caller learns nothing about which routes exist; with browser sessions
+//!    unauthenticated caller learns nothing about which routes exist; a WebSocket route ([`crate::live`])
+//!    is authenticated by its `Origin` (403) and single-use `?ticket=` (401) instead; with browser sessions
 //!    ([`crate::session`]) a request without `Authorization` may present the session cookie instead (with
 //!    `X-CSRF: 1`, and an allowed `Origin` when unsafe), and the `Cookie` header is removed here; then **rate limiting**, right after
 //!    authentication because policies key on the verified identity (partner, tier, user) besides client IP
@@ -80,6 +81,10 @@ pub(crate) struct EdgeState {
     pub(crate) tracer: Option<Arc<crate::otel::Tracer>>,
     /// Browser sessions, when `[auth.session]` is enabled.
     pub(crate) sessions: Option<Arc<crate::session::Sessions>>,
+    /// WebSocket tickets and origins.
+    pub(crate) live: Arc<crate::live::Live>,
+    /// The WebSocket routes, authenticated by ticket instead of a bearer credential.
+    pub(crate) ticket_paths: Vec<String>,
 }
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
@@ -131,6 +136,8 @@ pub(crate) async fn edge(
         let session_path =
             state.sessions.is_some() && request.uri().path().starts_with(crate::session::PREFIX);
         let public = PUBLIC_PATHS.contains(&request.uri().path()) || session_path;
+        // WebSocket routes: `Origin` and a single-use ticket instead of a bearer credential.
+        let ticket_path = (state.ticket_paths.iter()).any(|p| p == request.uri().path());
         let session_cookie = take_session_cookie(&state, &mut request, session_path);
         let admitted = match shed(&state, &request, &route) {
             Ok(admitted) => admitted,
@@ -140,6 +147,9 @@ pub(crate) async fn edge(
         let identity = match hygiene {
             Err(e) => Err(e),
             Ok(()) if public => Ok(None),
+            Ok(()) if ticket_path => (state.live)
+                .authenticate(request.headers(), request.uri())
+                .map(Some),
             Ok(()) => {
                 let cert = request
                     .extensions()

@@ -39,6 +39,8 @@ pub struct Gateway {
     sessions: Option<Arc<crate::session::Sessions>>,
     /// Open event streams per caller, and their drain signal (see [`crate::streams`]).
     streams: Arc<crate::streams::Streams>,
+    /// WebSocket tickets, open connections per caller, and their drain signal (see [`crate::live`]).
+    live: Arc<crate::live::Live>,
 }
 
 impl Gateway {
@@ -130,6 +132,12 @@ impl Gateway {
         let idempotency = Arc::new(crate::idempotency::Idempotency::new(&config.idempotency)?);
         let tracer = crate::otel::Tracer::new(&config.telemetry.otlp, &metrics);
         let streams = crate::streams::Streams::new(&config.streams);
+        let live = crate::live::Live::new(
+            &config.live,
+            &config.cors.allowed_origins,
+            Duration::from_millis(config.server.request_timeout_ms),
+            metrics.clone(),
+        );
         Ok(Self {
             config,
             downstreams,
@@ -139,6 +147,7 @@ impl Gateway {
             tracer,
             sessions,
             streams,
+            live,
         })
     }
 
@@ -162,6 +171,12 @@ impl Gateway {
         self.streams.clone()
     }
 
+    /// The gateway's WebSocket connections: tickets, admission per caller, the connection runner (see
+    /// [`crate::live`]).
+    pub fn live(&self) -> Arc<crate::live::Live> {
+        self.live.clone()
+    }
+
     /// The client of the downstream named `name`, or an error naming the missing `downstreams.<name>` key.
     pub fn downstream(&self, name: &str) -> Result<Downstream, ConfigError> {
         self.downstreams
@@ -183,7 +198,7 @@ impl Gateway {
         openapi: utoipa::openapi::OpenApi,
         ready_on: &[&str],
     ) -> Result<Router, ConfigError> {
-        let (api, operations) = api.into().into_parts();
+        let (api, operations, ticket_paths) = api.into().into_parts();
         let ready: Vec<Downstream> = ready_on
             .iter()
             .map(|n| self.downstream(n))
@@ -249,8 +264,10 @@ impl Gateway {
             server_timing: self.config.telemetry.server_timing,
             tracer: self.tracer.clone(),
             sessions: self.sessions.clone(),
+            live: self.live.clone(),
+            ticket_paths: ticket_paths.clone(),
         });
-        let openapi = crate::openapi::complete(openapi, &self.config, &operations);
+        let openapi = crate::openapi::complete(openapi, &self.config, &operations, &ticket_paths);
         let session_routes = self
             .sessions
             .as_ref()

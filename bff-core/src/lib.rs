@@ -41,6 +41,8 @@
 //! - [`body`]: typed JSON request bodies of commands ([`body::JsonBody`]: 415/400/413/422 with JSON Pointers);
 //!   [`downstream::command`]: the one unsafe call of a write (never retried, coalesced or cached).
 //! - [`idempotency`]: `Idempotency-Key` records (memory or Redis): replay, 409 in flight, 422 reused.
+//! - [`streams`], [`live`]: long-lived connections to clients: Server-Sent Events, and WebSocket connections
+//!   opened with single-use tickets (origin check, size limit, pings, per-user limit, slow consumers closed).
 //! - [`error`]: [`BffError`] → RFC 9457 problem+json with stable codes; [`etag`]: strong ETags and 304s.
 //! - [`cache`]: the downstream response cache (moka, optional Redis level), coalescing, stale serving,
 //!   cross-request batching, the client-facing `Cache-Control` / `Vary` and compression.
@@ -78,6 +80,7 @@ pub mod gateway;
 pub mod health;
 pub mod hygiene;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
 mod observe;
 mod openapi;

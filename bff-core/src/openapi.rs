@@ -131,6 +131,7 @@ pub(crate) fn complete(
     doc: utoipa::openapi::OpenApi,
     config: &BffConfig,
     operations: &[Operation],
+    ticket_paths: &[String],
 ) -> Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
     let Some(root) = doc.as_object_mut() else {
@@ -139,6 +140,7 @@ pub(crate) fn complete(
     let schemes = security_schemes(config);
     add_route_security(root, operations);
     add_config_operations(root, config);
+    add_screen_streams(root, operations, config);
     if config.auth.session.enabled {
         add_session_operations(root);
     }
@@ -151,13 +153,27 @@ pub(crate) fn complete(
             declared.insert((*name).to_owned(), scheme.clone());
         }
     }
+    if !ticket_paths.is_empty() && !schemes.is_empty() {
+        object(components, "securitySchemes").insert("ticket".into(), json!({
+            "type": "apiKey", "in": "query", "name": "ticket",
+            "description": "A single-use ticket from the gateway's ticket endpoint (WebSocket routes; see docs/websocket.md)"}));
+    }
     for (path, item) in object(root, "paths").iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
+        let ticket_path = ticket_paths.contains(path);
         for (method, operation) in item.iter_mut() {
             if let (true, Some(operation)) = (is_method(method), operation.as_object_mut()) {
                 add_path_parameters(operation, path);
+                if ticket_path && method == "get" {
+                    // A WebSocket route: its ticket instead of the gateway's credential, same scopes.
+                    complete_operation(operation, &[("ticket", Value::Null)]);
+                    if schemes.is_empty() {
+                        operation.remove("security");
+                    }
+                    continue;
+                }
                 complete_operation(operation, &schemes);
                 if path_parameters(path).next().is_some() {
                     object(operation, "responses")
@@ -400,6 +416,42 @@ fn add_config_operations(root: &mut Map<String, Value>, config: &BffConfig) {
     }
 }
 
+/// What a streamed screen sends, as the description of its `text/event-stream` alternative.
+const SCREEN_STREAM: &str = "With `Accept: text/event-stream`, the same screen streamed: \
+`required` (the view without its optional parts) as soon as the required parts have answered, then per \
+optional part an event named after it (a JSON Merge Patch of the view) or `partial` (`{\"part\": name}`) \
+when it failed, then `end` (`{\"partial\": [...]}`); see docs/streams.md";
+
+/// The screens (the `GET` routes of [`crate::api::Api`] that do not stream themselves, and `[[aggregates]]`)
+/// get `text/event-stream` as an alternative of their JSON `200` (see [`crate::streams::screen`]).
+fn add_screen_streams(root: &mut Map<String, Value>, operations: &[Operation], config: &BffConfig) {
+    let screens = operations
+        .iter()
+        .filter(|op| op.streamed && op.method == axum::http::Method::GET)
+        .map(|op| op.path.as_str())
+        .chain(config.aggregates.iter().map(|a| a.path.as_str()));
+    let paths = object(root, "paths");
+    for path in screens {
+        let Some(ok) = paths
+            .get_mut(path)
+            .and_then(|item| item.pointer_mut("/get/responses/200"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let Some(content) = ok.get_mut("content").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !content.contains_key("application/json") {
+            continue;
+        }
+        content.insert(
+            "text/event-stream".into(),
+            json!({"schema": {"type": "string", "description": SCREEN_STREAM}}),
+        );
+    }
+}
+
 /// The session endpoints of [`crate::session`] (no security requirement: they authenticate themselves).
 fn add_session_operations(root: &mut Map<String, Value>) {
     let query = |name: &str, description: &str| {
@@ -536,14 +588,16 @@ mod tests {
                 method: axum::http::Method::GET,
                 path: "/v1/x".into(),
                 scopes: &["catalog:read"],
+                streamed: true,
             },
             Operation {
                 method: axum::http::Method::DELETE,
                 path: "/v1/y/{id}".into(),
                 scopes: &[],
+                streamed: false,
             },
         ];
-        let out = complete(doc, &config, &routes);
+        let out = complete(doc, &config, &routes, &[]);
         // The route's declared scopes win over the annotation.
         let op = &out["paths"]["/v1/x"]["get"];
         assert_eq!(op["security"], json!([{"api_key": ["catalog:read"]}]));
@@ -571,7 +625,7 @@ mod tests {
         assert!(out["components"]["schemas"].get(PROBLEM).is_some());
 
         config.auth.mode = AuthMode::None;
-        let out = complete(serde_json::from_value(out).unwrap(), &config, &routes);
+        let out = complete(serde_json::from_value(out).unwrap(), &config, &routes, &[]);
         let op = &out["paths"]["/v1/x"]["get"];
         assert!(op.get("security").is_none());
         assert!(op["responses"].get("429").is_some());

@@ -22,8 +22,10 @@ pub use crate::config::ConfigError;
 pub use crate::downstream::Downstream;
 pub use crate::downstream::command::created;
 pub use crate::idempotency::KeyRule;
+pub use crate::live::{Live, Outbox, Session, Ticket};
 pub use crate::streams::{SseEvent, Streams, last_event_id};
 pub use crate::{BffConfig, BffError, Gateway, RequestContext};
+pub use axum::extract::ws::WebSocketUpgrade;
 
 /// What a handler answers: `T` (by default any response), or a problem.
 pub type Reply<T = Response> = Result<T, BffError>;

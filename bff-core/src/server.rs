@@ -1,7 +1,8 @@
 //! Serving a router on a listener the caller binds (so tests use port 0), over HTTP/1.1 and HTTP/2 with the
 //! connection-level protection of [`crate::conn`] (connection budget, first-bytes timeout, paced responses,
-//! header and stream limits), TLS termination when configured ([`crate::tls`]), and graceful shutdown: on the signal, stop accepting, let in-flight requests
-//! finish (bounded by a grace period).
+//! header and stream limits), TLS termination when configured ([`crate::tls`]), HTTP/1.1 upgrades (WebSocket,
+//! see [`crate::live`]: an upgraded connection leaves hyper and closes on its own drain signal), and graceful
+//! shutdown: on the signal, stop accepting, let in-flight requests finish (bounded by a grace period).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -166,7 +167,7 @@ impl Conn {
         };
         let connection = self
             .builder
-            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
         tokio::select! {
             result = self.watcher.watch(connection) => if let Err(e) = result {

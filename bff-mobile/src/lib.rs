@@ -9,6 +9,8 @@
 //! | `GET /api/home` | — | `profile` (users), `orders` (orders) | `recommendations` (recommendations + one catalog batch) |
 //! | `GET /api/products/{id}` | — | `product` (catalog) | `rating` (reviews), `inventory` (inventory) |
 //! | `GET /api/orders/{id}` | `orders:read` | `order` (orders; must be the caller's) | `products` (one catalog batch) |
+//! | `POST /api/live/ticket` | — | — | — |
+//! | `GET /api/live?ticket=` | — (the ticket's caller) | WebSocket: status of watched own orders (orders stream), stock of watched products (inventory, polled) | |
 //!
 //! Every `200` carries a strong `ETag` (a matching `If-None-Match` gets an empty `304`) and a `Cache-Control`
 //! computed from its parts (see `bff_core::etag`, `bff_core::cache`); every screen takes a sparse fieldset
@@ -20,7 +22,7 @@ mod handlers;
 mod view_tests;
 
 use bff_core::prelude::*;
-use handlers::{checkout, home, order, product};
+use handlers::{checkout, home, live, order, product};
 use shared_schemas::gateway::{Services, user_writes};
 use utoipa::OpenApi;
 
@@ -44,7 +46,14 @@ pub fn defaults() -> BffConfig {
 /// The OpenAPI document of the mobile gateway (core adds security, error responses and `304`).
 #[derive(OpenApi)]
 #[openapi(
-    paths(home::home, product::product, order::order, checkout::place),
+    paths(
+        home::home,
+        product::product,
+        order::order,
+        checkout::place,
+        live::ticket,
+        live::live
+    ),
     info(
         title = "bff-mobile",
         version = "1",
@@ -63,6 +72,8 @@ pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
         .get("/api/orders/{id}", &["orders:read"], order::order)
         .get("/api/products/{id}", CALLER, product::product)
         .get("/api/home", CALLER, home::home)
+        .post("/api/live/ticket", CALLER, live::ticket)
+        .live("/api/live", CALLER, live::live)
         .with_state(Services::new(&gw)?);
     gw.into_router(api, ApiDoc::openapi(), &["users", "catalog", "orders"])
 }
@@ -82,6 +93,8 @@ mod tests {
             names,
             [
                 "/api/home",
+                "/api/live",
+                "/api/live/ticket",
                 "/api/orders",
                 "/api/orders/{id}",
                 "/api/products/{id}"

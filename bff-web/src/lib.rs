@@ -79,7 +79,7 @@ pub fn app(config: BffConfig) -> Result<Router, ConfigError> {
         .get("/api/products/{id}", CALLER, products::product)
         .post("/api/products/{id}/reviews", CALLER, reviews::create)
         .get("/api/orders/{id}", &["orders:read"], orders::order)
-        .get(
+        .events(
             "/api/orders/{id}/events",
             &["orders:read"],
             order_events::events,

@@ -70,6 +70,8 @@ pub struct Services {
     pub stock: Batcher,
     /// The gateway's event streams (per-caller admission, SSE relay).
     pub streams: Arc<bff_core::streams::Streams>,
+    /// The gateway's WebSocket connections (tickets, per-caller admission, the connection runner).
+    pub live: Arc<bff_core::live::Live>,
 }
 
 impl Services {
@@ -87,6 +89,7 @@ impl Services {
             reviews: gateway.downstream("reviews")?,
             recommendations: gateway.downstream("recommendations")?,
             streams: gateway.streams(),
+            live: gateway.live(),
         }))
     }
 }

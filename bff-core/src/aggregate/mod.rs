@@ -329,7 +329,9 @@ pub(crate) fn router(
                     let params = params.map(|Path(p)| p).unwrap_or_default();
                     aggregate.handle(ctx, params).await
                 },
-            ),
+            )
+            // A screen like the gateway's own: a client may ask for it as a stream of its parts.
+            .route_layer(axum::middleware::from_fn(crate::streams::screen::serve)),
         );
     }
     router

@@ -49,6 +49,9 @@ pub struct Operation {
     pub path: String,
     /// The scopes the caller needs (empty: any authenticated caller).
     pub scopes: Scopes,
+    /// Whether the route is a screen a client may ask to stream (`Accept: text/event-stream`, see
+    /// [`crate::streams::screen`]): every `GET` except the routes that answer an event stream themselves.
+    pub streamed: bool,
 }
 
 /// A gateway's routes with their access rules: the one place a route's scopes are declared.
@@ -60,6 +63,8 @@ pub struct Operation {
 pub struct Api<S = ()> {
     router: Router<S>,
     operations: Vec<Operation>,
+    /// WebSocket routes: authenticated by a ticket instead of a bearer credential (see [`crate::live`]).
+    ticket_paths: Vec<String>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for Api<S> {
@@ -74,12 +79,25 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         Self {
             router: Router::new(),
             operations: Vec::new(),
+            ticket_paths: Vec::new(),
         }
     }
 
-    /// `GET path` for callers holding `scopes`, answered by `handler`.
+    /// `GET path` for callers holding `scopes`, answered by `handler`: a screen, which a client may also ask
+    /// for as a stream of its parts (`Accept: text/event-stream`, see [`crate::streams::screen`]).
     pub fn get<H: Handler<T, S>, T: 'static>(self, path: &str, scopes: Scopes, handler: H) -> Self {
         self.on(Method::GET, path, scopes, handler)
+    }
+
+    /// `GET path` for callers holding `scopes`, answered by `handler` with an event stream of its own (see
+    /// [`crate::streams`]); never streamed as a screen.
+    pub fn events<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.route(Method::GET, path, scopes, handler, false)
     }
 
     /// `POST path` for callers holding `scopes`, answered by `handler`.
@@ -117,25 +135,52 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         self.on(Method::DELETE, path, scopes, handler)
     }
 
-    fn on<H: Handler<T, S>, T: 'static>(
+    /// `GET path` upgraded to a WebSocket, for callers holding `scopes`, answered by `handler` (which calls
+    /// [`crate::live::Live::upgrade`]): the edge authenticates this exact path by its single-use `?ticket=`
+    /// (and the request's `Origin`) instead of a bearer credential, see [`crate::live`]; never streamed as a
+    /// screen.
+    pub fn live<H: Handler<T, S>, T: 'static>(
         mut self,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+    ) -> Self {
+        self.ticket_paths.push(path.to_owned());
+        self.route(Method::GET, path, scopes, handler, false)
+    }
+
+    fn on<H: Handler<T, S>, T: 'static>(
+        self,
         method: Method,
         path: &str,
         scopes: Scopes,
         handler: H,
     ) -> Self {
+        self.route(method, path, scopes, handler, true)
+    }
+
+    fn route<H: Handler<T, S>, T: 'static>(
+        mut self,
+        method: Method,
+        path: &str,
+        scopes: Scopes,
+        handler: H,
+        screen: bool,
+    ) -> Self {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        let streamed = screen && method == Method::GET;
         let route: MethodRouter<S> =
             MethodRouter::new()
                 .on(filter, handler)
                 .route_layer(axum::middleware::from_fn(move |request, next| {
-                    require(scopes, request, next)
+                    require(scopes, streamed, request, next)
                 }));
         self.router = self.router.route(path, route);
         self.operations.push(Operation {
             method,
             path: path.to_owned(),
             scopes,
+            streamed,
         });
         self
     }
@@ -145,14 +190,15 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         Api {
             router: self.router.with_state(state),
             operations: self.operations,
+            ticket_paths: self.ticket_paths,
         }
     }
 }
 
 impl Api<()> {
-    /// The routes and their access rules.
-    pub(crate) fn into_parts(self) -> (Router, Vec<Operation>) {
-        (self.router, self.operations)
+    /// The routes, their access rules and the ticket-authenticated (WebSocket) paths.
+    pub(crate) fn into_parts(self) -> (Router, Vec<Operation>, Vec<String>) {
+        (self.router, self.operations, self.ticket_paths)
     }
 }
 
@@ -162,12 +208,14 @@ impl From<Router> for Api<()> {
         Self {
             router,
             operations: Vec::new(),
+            ticket_paths: Vec::new(),
         }
     }
 }
 
-/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler.
-async fn require(scopes: Scopes, request: Request, next: Next) -> Response {
+/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler (streamed, see
+/// [`crate::streams::screen`], when a `streamed` route is asked for `text/event-stream`).
+async fn require(scopes: Scopes, streamed: bool, request: Request, next: Next) -> Response {
     let allowed = match request.extensions().get::<RequestContext>() {
         Some(ctx) => ctx.require_scopes(scopes).map(|_| ()),
         None => {
@@ -176,6 +224,9 @@ async fn require(scopes: Scopes, request: Request, next: Next) -> Response {
         }
     };
     match allowed {
+        Ok(()) if streamed && crate::streams::screen::asks_for_stream(&request) => {
+            crate::streams::screen::streamed(request, next).await
+        }
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

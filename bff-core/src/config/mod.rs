@@ -49,6 +49,9 @@ pub struct BffConfig {
     pub idempotency: crate::idempotency::config::IdempotencyConfig,
     /// `[streams]`: event streams (Server-Sent Events): heartbeats, idle timeout, per-user limit.
     pub streams: crate::streams::StreamsConfig,
+    /// `[live]`: WebSocket connections: tickets, allowed origins, message size, keepalive, per-user limit,
+    /// send queue.
+    pub live: crate::live::LiveConfig,
 }
 
 /// The listening socket and the limits of the edge.
@@ -213,6 +216,7 @@ impl BffConfig {
         self.body.validate()?;
         self.idempotency.validate()?;
         self.streams.validate()?;
+        self.live.validate()?;
         self.telemetry.otlp.validate("telemetry.otlp")?;
         for (name, d) in &self.downstreams {
             d.validate(name)?;

@@ -41,6 +41,16 @@ impl Downstream {
     /// Sends `req` through the call stack (see the module docs) and returns its answer. A read's answer
     /// records its client-facing cache policy on the request context.
     pub(crate) async fn send(&self, req: CallRequest) -> Result<Answer, DownstreamError> {
+        // A render pass of a streamed screen calls nothing (its parts answer from the driver pass): a call
+        // outside the parts fails that rendering, and the screen is then served unstreamed.
+        if req
+            .ctx()
+            .pass()
+            .is_some_and(crate::streams::screen::Pass::renders)
+        {
+            tracing::debug!(downstream = %self.inner.name, "call outside a part in a streamed screen");
+            return Err(self.err(DownstreamErrorKind::Saturated));
+        }
         let cache = &self.inner.cache;
         if req.kind != CallKind::Read || cache.bypassed() || req.rpc {
             // Layers 1 and 2 skipped: an uncached read or an unsafe call goes straight to layer 3, and so

@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::Either;
 use tokio::time::Instant;
 
 use crate::context::RequestContext;
@@ -153,7 +154,22 @@ impl<T: Clone> Fallback<T> {
 impl RequestContext {
     /// Runs a required part under the request deadline; when it fails, answers with `fallback` (marked in
     /// `bff-degraded`), and only without a fallback value fails the request like [`RequestContext::required`].
-    pub async fn required_or<T: Clone>(
+    pub fn required_or<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+        fallback: Fallback<T>,
+    ) -> impl Future<Output = Result<T, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
+        let run = self.run_required_or(part, fut, fallback);
+        match self.pass() {
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.required(part, run))),
+        }
+    }
+
+    async fn run_required_or<T: Clone>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,
@@ -180,7 +196,22 @@ impl RequestContext {
 
     /// Runs an optional part under the request deadline; when it fails, answers with `fallback` (marked in
     /// `bff-degraded`), and only without a fallback value is `None` and named in `bff-partial`.
-    pub async fn optional_or<T: Clone>(
+    pub fn optional_or<T: Clone + Send + Sync + 'static>(
+        &self,
+        part: &'static str,
+        fut: impl Future<Output = Result<T, DownstreamError>>,
+        fallback: Fallback<T>,
+    ) -> impl Future<Output = Result<Option<T>, BffError>> {
+        // An ordinary request awaits the part itself (no box, no wrapper state); only the passes of a
+        // streamed screen go through the pass.
+        let run = self.run_optional_or(part, fut, fallback);
+        match self.pass() {
+            None => Either::Left(run),
+            Some(pass) => Either::Right(Box::pin(pass.optional(part, run))),
+        }
+    }
+
+    async fn run_optional_or<T: Clone>(
         &self,
         part: &'static str,
         fut: impl Future<Output = Result<T, DownstreamError>>,

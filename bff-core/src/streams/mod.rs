@@ -8,6 +8,7 @@
 
 pub mod config;
 mod relay;
+pub mod screen;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -27,9 +28,15 @@ use crate::error::BffError;
 static DRAINING: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(false).0);
 
 /// Tells every open stream of the process that it shuts down: each sends its final event with `retry:` and
-/// ends, so graceful shutdown is not held up by streams. Called by the gateway binary on SIGTERM/Ctrl-C.
+/// ends, so graceful shutdown is not held up by streams; every WebSocket connection ([`crate::live`]) closes
+/// with 1001 `shutdown`. Called by the gateway binary on SIGTERM/Ctrl-C.
 pub fn drain_all() {
     DRAINING.send_replace(true);
+}
+
+/// A receiver of the process-wide shutdown signal of [`drain_all`] (WebSocket connections close on it too).
+pub(crate) fn shutdown_receiver() -> watch::Receiver<bool> {
+    DRAINING.subscribe()
 }
 
 /// The event streams of one gateway: their settings, open streams per caller, and its drain signal.

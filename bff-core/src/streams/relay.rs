@@ -173,7 +173,13 @@ pub(super) fn response(relay: Relay) -> Response {
         let bytes = relay.next().await?;
         Some((Ok::<_, Infallible>(bytes), relay))
     });
-    let mut response = Body::from_stream(body).into_response();
+    event_stream(Body::from_stream(body))
+}
+
+/// A `text/event-stream` response of `body`: never stored (`Cache-Control: no-store`), never buffered by a
+/// proxy (`X-Accel-Buffering: no`); the compression and conditional-GET layers leave it alone.
+pub(super) fn event_stream(body: Body) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

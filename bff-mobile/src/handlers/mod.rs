@@ -3,5 +3,6 @@
 
 pub(crate) mod checkout;
 pub(crate) mod home;
+pub(crate) mod live;
 pub(crate) mod order;
 pub(crate) mod product;

@@ -28,7 +28,7 @@ pub(crate) async fn events(Req { s, ctx, who }: Req, id: DomainId, headers: Head
     let permit = s.streams.admit(who.identity())?;
     let after = last_event_id(&headers).and_then(|v| v.parse::<u64>().ok());
     let changes = ctx
-        .required("order", s.watch_order(&ctx, id.as_str(), after))
+        .required_stream("order", s.watch_order(&ctx, id.as_str(), after))
         .await?;
     let events = changes.filter_map(|change| async move {
         let data = serde_json::to_string(&OrderStatusEvent {

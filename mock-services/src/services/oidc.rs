@@ -4,6 +4,10 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use crate::idp::Idp;
@@ -336,16 +340,15 @@ pub(super) async fn send_backchannel(
         .and_then(|c| c.backchannel_logout_uri.clone())
         .ok_or_else(|| "client has no backchannel_logout_uri".to_owned())?;
     let token = idp.logout_token(client_id, sub, sid).map_err(|e| e.0)?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(&uri)
+    let request = axum::http::Request::post(uri.as_str())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("logout_token={token}"))
-        .send()
+        .body(Full::new(Bytes::from(format!("logout_token={token}"))))
+        .map_err(|_| "backchannel_logout_uri is not a valid URI".to_owned())?;
+    // Plain HTTP only, like every relying party of the dev IdP; one connection per delivery (a logout is rare).
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
         .await
+        .map_err(|_| "delivery timed out".to_owned())?
         .map_err(|e| format!("delivery failed: {e}"))?;
     Ok(response.status().as_u16())
 }

@@ -306,3 +306,71 @@ impl From<Order> for OrderPlacedView {
         }
     }
 }
+
+/// Most orders one `GET /api/live` connection watches.
+pub const LIVE_MAX_ORDERS: usize = 8;
+/// Most products one `GET /api/live` connection watches.
+pub const LIVE_MAX_PRODUCTS: usize = 32;
+
+/// A client message on `GET /api/live`: `{"watch": {...}}` adds to what the connection watches,
+/// `{"unwatch": {...}}` removes; both may come in one message (unwatch first).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiveRequest {
+    /// Orders and products to watch from now on.
+    #[serde(default)]
+    pub watch: Option<LiveTopics>,
+    /// Orders and products to stop watching.
+    #[serde(default)]
+    pub unwatch: Option<LiveTopics>,
+}
+
+/// Orders and products of a [`LiveRequest`] (ids as in the REST routes).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiveTopics {
+    /// Order ids (the caller's own orders only).
+    #[serde(default)]
+    pub orders: Vec<String>,
+    /// Product ids (their stock).
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+/// A gateway message on `GET /api/live` (one JSON text message each, told apart by `type`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveMessage {
+    /// What the connection watches now, after each client message.
+    Watching {
+        /// Watched orders, sorted.
+        orders: Vec<String>,
+        /// Watched products, sorted.
+        products: Vec<String>,
+    },
+    /// A watched order's status: once when watching starts, then on each change.
+    OrderStatus {
+        /// Order id.
+        order_id: String,
+        /// `placed`, `paid`, `shipped`, `delivered` or `cancelled`.
+        status: String,
+    },
+    /// A watched product's stock: once when watching starts, then when it changes.
+    Stock {
+        /// Product id.
+        product_id: String,
+        /// Units that can be sold now.
+        available: u32,
+        /// Whether any unit can be sold now.
+        in_stock: bool,
+    },
+    /// Something the gateway could not do for the client; the connection stays open.
+    Error {
+        /// `bad_message` (not a `LiveRequest`), `not_found` (no such order of this user, or no such
+        /// product), `too_many_watches` (beyond 8 orders or 32 products), `unavailable` (the service could not
+        /// be asked; try again).
+        code: &'static str,
+        /// The order or product concerned, if any.
+        id: Option<String>,
+    },
+}
