@@ -171,7 +171,8 @@ async fn query_parameter_fills_a_field() {
     mocks.shutdown().await;
 }
 
-/// gRPC `NOT_FOUND` is a 404 problem; `UNAVAILABLE` a 503; neither leaks the status message, host or port.
+/// gRPC `NOT_FOUND` is a 404 problem, `UNAVAILABLE` a 503, a malformed message a 502; none leaks the status
+/// message, host or port.
 #[tokio::test]
 async fn grpc_status_maps_to_problem() {
     let mocks = mocks().await;
@@ -191,8 +192,15 @@ async fn grpc_status_maps_to_problem() {
     ]);
     let down = get_auth(&format!("{}/api/stock/1", gw.url), &token).await;
     down.assert_problem(503, "downstream_unavailable", &mocks);
+    // A message that is not a `Stock` (malformed protobuf) is a bad answer.
+    inventory_mock.set_faults(vec![
+        mock_services::FaultRule::new(mock_services::FaultKind::MalformedJson)
+            .with_prefix("/shop."),
+    ]);
+    let malformed = get_auth(&format!("{}/api/stock/1", gw.url), &token).await;
+    malformed.assert_problem(502, "bad_gateway", &mocks);
     inventory_mock.clear_faults();
-    for text in [&missing.body, &down.body] {
+    for text in [&missing.body, &down.body, &malformed.body] {
         for needle in ["grpc", "tonic", "injected"] {
             assert!(
                 !text.to_lowercase().contains(needle),
