@@ -236,7 +236,11 @@ impl Gateway {
         let downstreams = &self.downstreams;
         // Whatever slipped past validation, the router's own refusal (a panic) becomes a configuration error.
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let declarative = crate::routes::router(routes.0, |n| downstreams.get(n).cloned());
+            let declarative = crate::routes::router(
+                routes.0,
+                |n| downstreams.get(n).cloned(),
+                |n| (self.config.downstreams.get(n)).and_then(|d| d.descriptor_set.clone()),
+            );
             let aggregates = crate::aggregate::router(routes.1, |n| downstreams.get(n).cloned());
             declarative.merge(aggregates)
         }))

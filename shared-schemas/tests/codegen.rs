@@ -60,5 +60,10 @@ fn generated_code_is_current() {
             "src/grpc/gen/{sub} is stale: run `cargo run --manifest-path shared-schemas/codegen/Cargo.toml`"
         );
     }
+    assert!(
+        std::fs::read(checked_in.join("descriptor.bin")).expect("descriptor.bin checked in")
+            == std::fs::read(tmp.join("descriptor.bin")).expect("descriptor.bin generated"),
+        "src/grpc/gen/descriptor.bin is stale: run `cargo run --manifest-path shared-schemas/codegen/Cargo.toml`"
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }

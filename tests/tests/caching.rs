@@ -118,6 +118,7 @@ fn echo_config(mocks: &MockStack, echo: &Echo, tune: impl FnOnce(&mut BffConfig)
             path: public.into(),
             downstream: downstream.into(),
             downstream_path: "/{p}".into(),
+            grpc_method: None,
             query_allow: vec![],
             header_allow: vec![],
             fields: vec![],

@@ -301,6 +301,7 @@ async fn config_errors_name_the_key() {
             path: path.into(),
             downstream: "users".into(),
             downstream_path: "/users/7".into(),
+            grpc_method: None,
             query_allow: vec![],
             header_allow: vec![header.into()],
             fields: vec![],

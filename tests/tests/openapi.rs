@@ -216,6 +216,7 @@ async fn config_routes_and_aggregates_are_documented() {
         path: "/api/cards/{id}".into(),
         downstream: "catalog".into(),
         downstream_path: "/products/{id}".into(),
+        grpc_method: None,
         query_allow: vec!["lang".into()],
         header_allow: vec![],
         fields: vec!["name".into()],

@@ -240,6 +240,7 @@ fn route(path: &str, downstream: &str, downstream_path: &str) -> RouteConfig {
         path: path.into(),
         downstream: downstream.into(),
         downstream_path: downstream_path.into(),
+        grpc_method: None,
         query_allow: vec![],
         header_allow: vec![],
         fields: vec![],

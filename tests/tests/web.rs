@@ -579,6 +579,7 @@ async fn declarative_route_forwards_and_shapes() {
         path: "/api/cards/{id}".into(),
         downstream: "catalog".into(),
         downstream_path: "/products/{id}".into(),
+        grpc_method: None,
         query_allow: vec!["lang".into()],
         // Naming `authorization` or an `x-bff-*` header here is a configuration error
         // (`hardening.rs::config_errors_name_the_key`).

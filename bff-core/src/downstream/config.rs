@@ -45,6 +45,10 @@ pub struct DownstreamConfig {
     /// insensitive); any other, or none, is a bad answer (502, or the part is dropped when optional). Empty =
     /// no check.
     pub json_content_types: Vec<String>,
+    /// A protobuf descriptor set (`protoc --include_imports --descriptor_set_out`) describing this gRPC
+    /// downstream's services, for `[[routes]]` with a `grpc_method`; a path relative to the working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor_set: Option<std::path::PathBuf>,
 }
 
 impl Default for DownstreamConfig {
@@ -60,6 +64,7 @@ impl Default for DownstreamConfig {
             tls: Default::default(),
             http2: Default::default(),
             json_content_types: vec!["application/json".into()],
+            descriptor_set: None,
         }
     }
 }

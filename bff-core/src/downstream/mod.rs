@@ -231,16 +231,31 @@ impl Downstream {
         Q: prost::Message,
         R: prost::Message + Default,
     {
-        if self.inner.protocol != Protocol::Grpc {
-            tracing::error!(downstream = %self.inner.name, method = method.path, "gRPC call to a downstream not configured with protocol = \"grpc\"");
-            return Err(self.err(DownstreamErrorKind::Connect));
-        }
-        let req = CallRequest::rpc(ctx, method.path, grpc::frame(request), method.idempotent);
-        let answer = Box::pin(self.send(req)).await?;
-        R::decode(answer.body).map_err(|e| {
+        let body = self
+            .unary_raw(ctx, method.path, method.idempotent, request)
+            .await?;
+        R::decode(body).map_err(|e| {
             tracing::warn!(downstream = %self.inner.name, method = method.path, error = %e, "malformed protobuf message");
             self.err(DownstreamErrorKind::Decode)
         })
+    }
+
+    /// Calls the unary gRPC method at `path` (`/package.Service/Method`) with `request` like
+    /// [`Downstream::unary`], and returns the answer's message undecoded (for messages known only at run time,
+    /// e.g. the declarative gRPC routes).
+    pub(crate) async fn unary_raw(
+        &self,
+        ctx: &RequestContext,
+        path: &str,
+        idempotent: bool,
+        request: &impl prost::Message,
+    ) -> Result<bytes::Bytes, DownstreamError> {
+        if self.inner.protocol != Protocol::Grpc {
+            tracing::error!(downstream = %self.inner.name, method = path, "gRPC call to a downstream not configured with protocol = \"grpc\"");
+            return Err(self.err(DownstreamErrorKind::Connect));
+        }
+        let req = CallRequest::rpc(ctx, path, grpc::frame(request), idempotent);
+        Ok(Box::pin(self.send(req)).await?.body)
     }
 
     /// GETs `path_and_query` (already encoded; build it with [`encode_segment`]) and decodes the JSON body.

@@ -13,7 +13,8 @@ use crate::downstream::config::DownstreamConfig;
 /// The built-in public paths of every gateway (no declarative route or aggregation may shadow them).
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
 
-/// A declarative route: a public path forwarded to a downstream path.
+/// A declarative route: a public path forwarded to a downstream path, or translated into a call of a gRPC
+/// method (`grpc_method`, see docs/grpc.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
@@ -21,8 +22,16 @@ pub struct RouteConfig {
     pub path: String,
     /// The downstream to forward to.
     pub downstream: String,
-    /// Path on the downstream, with the same `{name}` parameters, e.g. `/users/{id}`.
+    /// Path on the downstream, with the same `{name}` parameters, e.g. `/users/{id}`. Empty with
+    /// `grpc_method`.
+    #[serde(default)]
     pub downstream_path: String,
+    /// A unary gRPC method of the downstream (`protocol = "grpc"` with a `descriptor_set`), as
+    /// `package.Service/Method`, e.g. `shop.inventory.Inventory/GetStock`: path parameters and allow-listed
+    /// query parameters fill the request fields of their name; the answer is rendered in the proto3 JSON
+    /// mapping (proto field names, default values included) before `fields` shapes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_method: Option<String>,
     /// Query parameters passed through (others are dropped).
     #[serde(default)]
     pub query_allow: Vec<String>,
@@ -167,13 +176,19 @@ pub(crate) fn validate_paths(
 }
 
 /// Checks the `[[routes]]`: forwardable headers only, a downstream path starting with `/` on a configured
-/// downstream, using only parameters of the public path; the error names the first bad key.
+/// downstream, using only parameters of the public path; for a `grpc_method`, the checks of
+/// [`super::grpc::validate`] (and every `descriptor_set` readable); the error names the first bad key.
 pub(crate) fn validate(
     routes: &[RouteConfig],
     downstreams: &BTreeMap<String, DownstreamConfig>,
 ) -> Result<(), ConfigError> {
+    let pools = super::grpc::descriptor_sets(downstreams)?;
     for (i, r) in routes.iter().enumerate() {
         let key = |k: &str| format!("routes[{i}].{k}");
+        if let Some(method) = &r.grpc_method {
+            super::grpc::validate(i, r, method, downstreams, &pools)?;
+            continue;
+        }
         for (j, h) in r.header_allow.iter().enumerate() {
             if !is_forwardable_header(h) {
                 return Err(ConfigError::invalid(

@@ -1,8 +1,10 @@
-//! Declarative routes from config: a public path forwarded to a downstream path, with path parameters encoded,
-//! query parameters and request headers passed only by allow-list, and the response shaped by a field
-//! allow-list. Lets a service move or split without clients noticing.
+//! Declarative routes from config: a public path forwarded to a downstream path (or translated into a gRPC
+//! call, see [`grpc`]), with path parameters encoded, query parameters and request headers passed only by
+//! allow-list, and the response shaped by a field allow-list. Lets a service move or split without clients
+//! noticing.
 
 pub mod config;
+pub(crate) mod grpc;
 
 use std::collections::HashMap;
 
@@ -42,8 +44,11 @@ pub(crate) fn fill_path(
     Ok(path)
 }
 
+/// One declarative route, ready to serve.
 struct Forward {
     downstream: Downstream,
+    /// The gRPC method called instead of `template`, for a route with a `grpc_method`.
+    grpc: Option<grpc::GrpcTarget>,
     template: String,
     query_allow: Vec<String>,
     header_allow: Vec<HeaderName>,
@@ -80,6 +85,9 @@ impl Forward {
         if !scopes.is_empty() {
             ctx.require_scopes(&scopes)?;
         }
+        if let Some(target) = &self.grpc {
+            return self.call_grpc(ctx, target, params, query).await;
+        }
         let path = self.downstream_path(&params, query.as_deref())?;
         let extra: Vec<(HeaderName, HeaderValue)> = self
             .header_allow
@@ -103,27 +111,86 @@ impl Forward {
                 .map_err(|_| BffError::Internal)?
                 .into()
         };
-        let mut response = body.into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(response)
+        Ok(json_response(body))
+    }
+
+    /// Serves the route by a unary call of `target` (an idempotent read, as the route is a `GET`): the
+    /// request message filled from the parameters, the answer rendered as proto3 JSON and shaped.
+    async fn call_grpc(
+        &self,
+        ctx: RequestContext,
+        target: &grpc::GrpcTarget,
+        params: HashMap<String, String>,
+        query: Option<String>,
+    ) -> Result<Response, BffError> {
+        let request = target.request(&params, query.as_deref())?;
+        let body = ctx
+            .required(
+                "upstream",
+                self.downstream
+                    .unary_raw(&ctx, target.path(), true, &request),
+            )
+            .await?;
+        let value = target.render(body).ok_or_else(|| {
+            tracing::warn!(downstream = %self.downstream.name(), method = target.path(), "malformed protobuf message");
+            BffError::BadGateway { part: "upstream" }
+        })?;
+        let value = if self.fields.is_empty() {
+            value
+        } else {
+            self.fields.pick(value)
+        };
+        let body = serde_json::to_vec(&value).map_err(|_| BffError::Internal)?;
+        Ok(json_response(body.into()))
     }
 }
 
-/// A router serving every declarative route (GET only).
+/// `body` as an `application/json` answer.
+fn json_response(body: bytes::Bytes) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A router serving every declarative route (GET only); `descriptor_set` gives a downstream's descriptor set
+/// file, for the routes with a `grpc_method` (a route that validation would refuse is left out).
 pub(crate) fn router(
     routes: &[RouteConfig],
     downstream: impl Fn(&str) -> Option<Downstream>,
+    descriptor_set: impl Fn(&str) -> Option<std::path::PathBuf>,
 ) -> Router {
     let mut router = Router::new();
+    let mut pools = HashMap::new();
     for route in routes {
         let Some(target) = downstream(&route.downstream) else {
             continue;
         };
+        let grpc = match &route.grpc_method {
+            None => None,
+            Some(method) => {
+                let Some(file) = descriptor_set(&route.downstream) else {
+                    continue;
+                };
+                if !pools.contains_key(&file) {
+                    let Ok(pool) = grpc::load_pool(&file) else {
+                        continue;
+                    };
+                    pools.insert(file.clone(), pool);
+                }
+                let Ok(target) =
+                    grpc::GrpcTarget::new(&pools[&file], method, &route.path, &route.query_allow)
+                else {
+                    continue;
+                };
+                Some(target)
+            }
+        };
         let forward = std::sync::Arc::new(Forward {
             downstream: target,
+            grpc,
             template: route.downstream_path.clone(),
             query_allow: route.query_allow.clone(),
             header_allow: route
@@ -200,6 +267,7 @@ mod tests {
                 &crate::config::DownstreamConfig::at("http://x"),
                 client,
             ),
+            grpc: None,
             template: "/users/{id}/orders".into(),
             query_allow: vec!["limit".into()],
             header_allow: vec![],

@@ -1,6 +1,8 @@
 //! Generates the Rust of `shared-schemas/proto/*.proto` (needs `protoc`): the messages into `<out>/`, the
 //! tonic server stubs (messages referenced from `crate::grpc::<package>`) into `<out>/server/`. `<out>` is
-//! the first argument, by default `shared-schemas/src/grpc/gen` (replaced).
+//! the first argument, by default `shared-schemas/src/grpc/gen` (replaced). The descriptor set of the protos
+//! (`<out>/descriptor.bin`, imports included) is written beside them: `[downstreams.<name>] descriptor_set`
+//! names it for declarative REST→gRPC routes.
 
 use std::path::PathBuf;
 
@@ -27,6 +29,7 @@ fn main() {
         .build_server(false)
         .build_client(false)
         .out_dir(&out)
+        .file_descriptor_set_path(out.join("descriptor.bin"))
         .compile_protos(&protos, &includes)
         .expect("generate the messages (is protoc installed?)");
     let mut servers = tonic_prost_build::configure()

@@ -32,6 +32,12 @@ pub mod orders {
     include!("gen/server/shop.orders.rs");
 }
 
+/// The descriptor set of `proto/*.proto` (imports included; generated beside `gen/` and kept current by
+/// `tests/codegen.rs`), for `[downstreams.<name>] descriptor_set` (declarative REST→gRPC routes): its path in
+/// this source tree.
+pub const DESCRIPTOR_SET: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/src/grpc/gen/descriptor.bin");
+
 /// `shop.inventory.Inventory/GetStock` (a read: retried on `UNAVAILABLE`).
 pub const GET_STOCK: GrpcMethod = GrpcMethod::idempotent("/shop.inventory.Inventory/GetStock");
 /// `shop.inventory.Inventory/BatchGetStock` (a read).
