@@ -290,44 +290,6 @@ async fn grpc_with_http2_never_is_refused() {
 /// The owner of the orders watched below (orders `10xx`).
 const USER: &str = "10";
 
-/// An order of [`USER`] that can advance (not final), read from the orders mock's REST face.
-async fn open_order(mocks: &MockStack) -> String {
-    let page: serde_json::Value = client()
-        .get(format!(
-            "{}/users/{USER}/orders?limit=50",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("orders")
-        .json()
-        .await
-        .expect("json");
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|o| ["placed", "paid", "shipped"].contains(&o["status"].as_str().unwrap_or("")))
-        .and_then(|o| o["id"].as_str())
-        .expect("an order that can advance")
-        .to_owned()
-}
-
-/// `POST /admin/orders/{order}/advance` at the orders mock; the change it answers.
-async fn advance(mocks: &MockStack, order: &str) -> serde_json::Value {
-    client()
-        .post(format!(
-            "{}/admin/orders/{order}/advance",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("advance")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// Reads `response` until `text` holds `needle` (true), or the stream ends / `within` passes (false).
 async fn read_until(
     response: &mut reqwest::Response,
@@ -354,7 +316,7 @@ async fn order_events_over_grpc_watch_order() {
     let mut config = config_for(bff_web::defaults(), &mocks);
     use_grpc(&mut config, &mocks, Service::Orders);
     let gw = start(bff_web::app, config).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, "bff-web", &["orders:read"]).await;
     let first = advance(&mocks, &order).await;
     assert_eq!(first["seq"], 1);

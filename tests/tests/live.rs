@@ -10,9 +10,8 @@ mod ws;
 
 use std::time::Duration;
 
-use common::{assert_no_leak, client, mint, token};
+use common::{advance, assert_no_leak, client, mint, open_order, token};
 use futures::{SinkExt, StreamExt};
-use mock_services::{MockStack, Service};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use ws::*;
@@ -20,36 +19,13 @@ use ws::*;
 /// The owner of the orders used here (orders `10xx`).
 const USER: &str = "10";
 
-/// An order of [`USER`] whose status is not final (so it can advance at least once).
-async fn open_order(mocks: &MockStack) -> String {
-    let page: Value = client()
-        .get(format!(
-            "{}/users/{USER}/orders?limit=50",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("orders")
-        .json()
-        .await
-        .expect("json");
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|o| ["placed", "paid", "shipped"].contains(&o["status"].as_str().unwrap_or("")))
-        .and_then(|o| o["id"].as_str())
-        .expect("an order that can advance")
-        .to_owned()
-}
-
 /// Watching an own order and a product: the summary, the order's current status and the product's stock;
 /// when the mock advances the order, its new status is pushed. Another user's order is `not_found`, like an
 /// unknown one; a message that is not the protocol's is `bad_message`; nothing internal leaks.
 #[tokio::test]
 async fn pushes_order_status_and_stock() {
     let (mocks, gw) = mobile_with(|_| {}).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &[]).await;
     let mut ws = open(&gw, &bearer).await;
     ws.send(Message::text(
@@ -76,17 +52,7 @@ async fn pushes_order_status_and_stock() {
     assert_eq!(first["order_id"], order.as_str());
     assert_eq!(stock["product_id"], "1");
     assert!(stock["available"].is_u64(), "{stock}");
-    let advanced: Value = client()
-        .post(format!(
-            "{}/admin/orders/{order}/advance",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("advance")
-        .json()
-        .await
-        .expect("json");
+    let advanced = advance(&mocks, &order).await;
     let next = until(&mut ws, |m| m["type"] == "order_status").await;
     assert_eq!(next["order_id"], order.as_str());
     assert_eq!(next["status"], advanced["order"]["status"], "{advanced}");

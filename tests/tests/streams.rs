@@ -7,7 +7,10 @@ mod common;
 use std::time::Duration;
 
 use bff_core::BffConfig;
-use common::{RunningGateway, assert_no_leak, client, config_for, mint, mocks, start, token};
+use common::{
+    RunningGateway, advance, assert_no_leak, client, config_for, mint, mocks, open_order, start,
+    token,
+};
 use mock_services::{FaultKind, FaultRule, MockStack, Service};
 use serde_json::Value;
 
@@ -22,42 +25,6 @@ async fn web_with(tweak: impl FnOnce(&mut BffConfig)) -> (MockStack, RunningGate
     tweak(&mut config);
     let gw = start(bff_web::app, config).await;
     (mocks, gw)
-}
-
-/// An order of [`USER`] whose status is not final (so it can advance at least once).
-async fn open_order(mocks: &MockStack) -> String {
-    let page: Value = client()
-        .get(format!(
-            "{}/users/{USER}/orders?limit=50",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("orders")
-        .json()
-        .await
-        .expect("json");
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|o| ["placed", "paid", "shipped"].contains(&o["status"].as_str().unwrap_or("")))
-        .and_then(|o| o["id"].as_str())
-        .expect("an order that can advance")
-        .to_owned()
-}
-
-/// Moves `order` to its next status at the mock.
-async fn advance(mocks: &MockStack, order: &str) -> Value {
-    let response = client()
-        .post(format!(
-            "{}/admin/orders/{order}/advance",
-            mocks.url(Service::Orders)
-        ))
-        .send()
-        .await
-        .expect("advance");
-    response.json().await.expect("json")
 }
 
 /// An open event stream, read chunk by chunk.
@@ -127,7 +94,7 @@ async fn open(gw: &RunningGateway, order: &str, bearer: &str, last: Option<&str>
 #[tokio::test]
 async fn events_follow_the_order_and_leak_nothing() {
     let (mocks, gw) = web_with(|_| {}).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     let mut sse = open(&gw, &order, &bearer, None).await;
     assert!(sse.until("retry: 3000\n\n", Duration::from_secs(5)).await);
@@ -178,7 +145,7 @@ async fn events_follow_the_order_and_leak_nothing() {
 #[tokio::test]
 async fn failing_downstream_stream_is_a_problem_and_frees_the_slot() {
     let (mocks, gw) = web_with(|c| c.streams.max_per_user = 1).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     let orders = mocks.handle(Service::Orders);
     orders.set_faults(vec![
@@ -206,7 +173,7 @@ async fn failing_downstream_stream_is_a_problem_and_frees_the_slot() {
 #[tokio::test]
 async fn heartbeats_arrive_on_a_quiet_stream() {
     let (mocks, gw) = web_with(|c| c.streams.heartbeat_ms = 200).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     let mut sse = open(&gw, &order, &bearer, None).await;
     assert!(
@@ -220,7 +187,7 @@ async fn heartbeats_arrive_on_a_quiet_stream() {
 #[tokio::test]
 async fn last_event_id_resends_what_was_missed() {
     let (mocks, gw) = web_with(|_| {}).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     advance(&mocks, &order).await;
     let second = advance(&mocks, &order).await;
@@ -251,7 +218,7 @@ async fn last_event_id_resends_what_was_missed() {
 #[tokio::test]
 async fn another_users_order_opens_no_stream() {
     let (mocks, gw) = web_with(|_| {}).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let other = token(&mocks, "11", AUD, &["orders:read"]).await;
     let response = connect(&gw, &order, &other, None).await;
     assert_eq!(response.status(), 404);
@@ -280,7 +247,7 @@ async fn another_users_order_opens_no_stream() {
 #[tokio::test]
 async fn per_user_limit_is_429() {
     let (mocks, gw) = web_with(|c| c.streams.max_per_user = 2).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     let first = open(&gw, &order, &bearer, None).await;
     let _second = open(&gw, &order, &bearer, None).await;
@@ -305,7 +272,7 @@ async fn per_user_limit_is_429() {
 #[tokio::test]
 async fn idle_stream_ends() {
     let (mocks, gw) = web_with(|c| c.streams.idle_timeout_ms = 1_000).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = token(&mocks, USER, AUD, &["orders:read"]).await;
     let mut sse = open(&gw, &order, &bearer, None).await;
     assert!(sse.ended(Duration::from_secs(10)).await, "{}", sse.text);
@@ -321,7 +288,7 @@ async fn idle_stream_ends() {
 #[tokio::test]
 async fn stream_ends_when_the_token_expires() {
     let (mocks, gw) = web_with(|c| c.streams.heartbeat_ms = 200).await;
-    let order = open_order(&mocks).await;
+    let order = open_order(&mocks, USER).await;
     let bearer = mint(
         &mocks,
         serde_json::json!({"sub": USER, "aud": AUD, "scopes": ["orders:read"], "ttl_s": 2}),

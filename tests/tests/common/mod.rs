@@ -370,3 +370,43 @@ pub fn schemathesis(label: &str, url: &str, seed: &str, args: &[&str]) -> Option
     assert!(report.contains("passed"), "{label}: {report}");
     Some(report)
 }
+
+/// An order of `user` whose status is not final (so the orders mock can advance it at least once), read from
+/// the mock's REST face.
+pub async fn open_order(mocks: &MockStack, user: &str) -> String {
+    let page: serde_json::Value = client()
+        .get(format!(
+            "{}/users/{user}/orders?limit=50",
+            mocks.url(Service::Orders)
+        ))
+        .send()
+        .await
+        .expect("orders")
+        .json()
+        .await
+        .expect("json");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| ["placed", "paid", "shipped"].contains(&o["status"].as_str().unwrap_or("")))
+        .and_then(|o| o["id"].as_str())
+        .expect("an order that can advance")
+        .to_owned()
+}
+
+/// `POST /admin/orders/{order}/advance` at the orders mock: moves the order to its next status; the change
+/// it answers (`{"seq": n, "order": {...}}`).
+pub async fn advance(mocks: &MockStack, order: &str) -> serde_json::Value {
+    client()
+        .post(format!(
+            "{}/admin/orders/{order}/advance",
+            mocks.url(Service::Orders)
+        ))
+        .send()
+        .await
+        .expect("advance")
+        .json()
+        .await
+        .expect("json")
+}
