@@ -24,4 +24,21 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
+
+    /// `Ok` when `value` lies in `range`; otherwise the error naming `key`, with the range as the reason
+    /// (`must be 1..=1000`).
+    pub(crate) fn check_range<T: PartialOrd + std::fmt::Display>(
+        key: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<(), Self> {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(Self::invalid(
+                key,
+                format!("must be {}..={}", range.start(), range.end()),
+            ))
+        }
+    }
 }

@@ -58,54 +58,22 @@ impl Default for LiveConfig {
 impl LiveConfig {
     /// Checks the section, naming the bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, bool, &str); 8] = [
-            (
-                "live.ticket_ttl_s",
-                (1..=300).contains(&self.ticket_ttl_s),
-                "must be 1..=300",
-            ),
-            (
-                "live.max_tickets",
-                (1..=10_000_000).contains(&self.max_tickets),
-                "must be 1..=10000000",
-            ),
-            (
-                "live.max_message_bytes",
-                (16..=16 * 1024 * 1024).contains(&self.max_message_bytes),
-                "must be 16..=16777216",
-            ),
-            (
-                "live.ping_interval_ms",
-                (100..=300_000).contains(&self.ping_interval_ms),
-                "must be 100..=300000",
-            ),
-            (
-                "live.pong_timeout_ms",
-                (100..=300_000).contains(&self.pong_timeout_ms),
-                "must be 100..=300000",
-            ),
-            (
-                "live.max_per_user",
-                (1..=1_000).contains(&self.max_per_user),
-                "must be 1..=1000",
-            ),
-            (
-                "live.send_queue",
-                (1..=65_536).contains(&self.send_queue),
-                "must be 1..=65536",
-            ),
-            (
-                "live.poll_ms",
-                (100..=3_600_000).contains(&self.poll_ms),
-                "must be 100..=3600000",
-            ),
-        ];
-        if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
-            return Err(ConfigError::Invalid {
-                key: key.into(),
-                reason: reason.into(),
-            });
-        }
+        ConfigError::check_range("live.ticket_ttl_s", self.ticket_ttl_s, 1..=300)?;
+        ConfigError::check_range("live.max_tickets", self.max_tickets, 1..=10_000_000)?;
+        ConfigError::check_range(
+            "live.max_message_bytes",
+            self.max_message_bytes,
+            16..=16 * 1024 * 1024,
+        )?;
+        ConfigError::check_range(
+            "live.ping_interval_ms",
+            self.ping_interval_ms,
+            100..=300_000,
+        )?;
+        ConfigError::check_range("live.pong_timeout_ms", self.pong_timeout_ms, 100..=300_000)?;
+        ConfigError::check_range("live.max_per_user", self.max_per_user, 1..=1_000)?;
+        ConfigError::check_range("live.send_queue", self.send_queue, 1..=65_536)?;
+        ConfigError::check_range("live.poll_ms", self.poll_ms, 100..=3_600_000)?;
         for (i, origin) in self.allowed_origins.iter().enumerate() {
             if !crate::cors::is_exact_origin(origin) {
                 return Err(ConfigError::Invalid {

@@ -36,35 +36,15 @@ impl Default for StreamsConfig {
 impl StreamsConfig {
     /// Checks the section, naming the bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, bool, &str); 4] = [
-            (
-                "streams.heartbeat_ms",
-                (100..=300_000).contains(&self.heartbeat_ms),
-                "must be 100..=300000",
-            ),
-            (
-                "streams.idle_timeout_ms",
-                (1_000..=86_400_000).contains(&self.idle_timeout_ms),
-                "must be 1000..=86400000",
-            ),
-            (
-                "streams.max_per_user",
-                (1..=1_000).contains(&self.max_per_user),
-                "must be 1..=1000",
-            ),
-            (
-                "streams.retry_ms",
-                self.retry_ms <= 600_000,
-                "must be 0..=600000",
-            ),
-        ];
-        match checks.into_iter().find(|(_, ok, _)| !ok) {
-            Some((key, _, reason)) => Err(ConfigError::Invalid {
-                key: key.into(),
-                reason: reason.into(),
-            }),
-            None => Ok(()),
-        }
+        ConfigError::check_range("streams.heartbeat_ms", self.heartbeat_ms, 100..=300_000)?;
+        ConfigError::check_range(
+            "streams.idle_timeout_ms",
+            self.idle_timeout_ms,
+            1_000..=86_400_000,
+        )?;
+        ConfigError::check_range("streams.max_per_user", self.max_per_user, 1..=1_000)?;
+        ConfigError::check_range("streams.retry_ms", self.retry_ms, 0..=600_000)?;
+        Ok(())
     }
 }
 
