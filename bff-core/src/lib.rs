@@ -85,6 +85,7 @@ pub mod metrics;
 mod observe;
 mod openapi;
 pub mod otel;
+pub mod per_user;
 pub mod prelude;
 pub mod ratelimit;
 mod redis_conn;

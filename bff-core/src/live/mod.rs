@@ -13,8 +13,7 @@ pub mod config;
 mod socket;
 mod ticket;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -30,6 +29,7 @@ use crate::auth::Identity;
 use crate::context::RequestContext;
 use crate::error::BffError;
 use crate::metrics::Metrics;
+use crate::per_user::{PerUser, Slot};
 
 /// Read and write buffer of one connection: small, so thousands of idle connections stay cheap (a larger
 /// message grows the buffer up to `live.max_message_bytes`).
@@ -49,7 +49,7 @@ pub struct Live {
     origins: Vec<String>,
     call_budget: Duration,
     tickets: ticket::Tickets,
-    open: Mutex<HashMap<String, usize>>,
+    open: Arc<PerUser>,
     drain: watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
@@ -58,20 +58,7 @@ pub struct Live {
 /// ends).
 #[derive(Debug)]
 pub struct LivePermit {
-    live: Arc<Live>,
-    user: String,
-}
-
-impl Drop for LivePermit {
-    fn drop(&mut self) {
-        let mut open = self.live.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.user);
-            }
-        }
-    }
+    _slot: Slot,
 }
 
 impl Live {
@@ -96,7 +83,7 @@ impl Live {
                 Duration::from_secs(config.ticket_ttl_s),
                 config.max_tickets,
             ),
-            open: Mutex::new(HashMap::new()),
+            open: PerUser::new(config.max_per_user),
             drain: watch::channel(false).0,
             metrics,
         })
@@ -147,26 +134,20 @@ impl Live {
     /// Admits one more connection of `identity`, or 429 `too_many_connections` when the caller has
     /// `live.max_per_user` open already.
     pub fn admit(self: &Arc<Self>, identity: &Identity) -> Result<LivePermit, BffError> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(identity.subject.clone()).or_insert(0);
-        if *n >= self.config.max_per_user {
-            return Err(BffError::Refused {
+        let slot = self
+            .open
+            .admit(&identity.subject)
+            .ok_or(BffError::Refused {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: "too_many_connections",
                 detail: "too many open WebSocket connections; close one first",
-            });
-        }
-        *n += 1;
-        Ok(LivePermit {
-            live: self.clone(),
-            user: identity.subject.clone(),
-        })
+            })?;
+        Ok(LivePermit { _slot: slot })
     }
 
     /// Open connections of the caller `subject`.
     pub fn open_of(&self, subject: &str) -> usize {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(subject).copied().unwrap_or(0)
+        self.open.open_of(subject)
     }
 
     /// Closes this gateway's connections as on shutdown (1001 `shutdown`).
@@ -197,13 +178,13 @@ impl Live {
         let drains = [self.drain.subscribe(), crate::streams::shutdown_receiver()];
         let ctx = ctx.clone();
         let max = self.config.max_message_bytes;
+        let live = self.clone();
         let response = upgrade
             .read_buffer_size(BUFFER_BYTES)
             .write_buffer_size(0)
             .max_message_size(max)
             .max_frame_size(max)
             .on_upgrade(move |socket| async move {
-                let live = permit.live.clone();
                 live.metrics
                     .counter("bff_live_opened_total", "WebSocket connections opened", &[])
                     .inc();

@@ -10,8 +10,7 @@ pub mod config;
 mod relay;
 pub mod screen;
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -23,6 +22,7 @@ pub use relay::SseEvent;
 
 use crate::auth::Identity;
 use crate::error::BffError;
+use crate::per_user::{PerUser, Slot};
 
 /// Set once the process shuts down (see [`drain_all`]).
 static DRAINING: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(false).0);
@@ -43,27 +43,14 @@ pub(crate) fn shutdown_receiver() -> watch::Receiver<bool> {
 #[derive(Debug)]
 pub struct Streams {
     config: StreamsConfig,
-    open: Mutex<HashMap<String, usize>>,
+    open: Arc<PerUser>,
     drain: watch::Sender<bool>,
 }
 
 /// One admitted stream of a caller: counted until dropped (when the response body ends or is dropped).
 #[derive(Debug)]
 pub struct StreamPermit {
-    streams: Arc<Streams>,
-    user: String,
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let mut open = self.streams.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.user);
-            }
-        }
-    }
+    _slot: Slot,
 }
 
 /// The `Last-Event-ID` a reconnecting client sent, if any (visible ASCII, at most 128 bytes; else ignored).
@@ -80,7 +67,7 @@ impl Streams {
     pub fn new(config: &StreamsConfig) -> Arc<Self> {
         Arc::new(Self {
             config: config.clone(),
-            open: Mutex::new(HashMap::new()),
+            open: PerUser::new(config.max_per_user),
             drain: watch::channel(false).0,
         })
     }
@@ -93,26 +80,20 @@ impl Streams {
     /// Admits one more stream of `identity`, or 429 `too_many_streams` when the caller has
     /// `streams.max_per_user` open already.
     pub fn admit(self: &Arc<Self>, identity: &Identity) -> Result<StreamPermit, BffError> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(identity.subject.clone()).or_insert(0);
-        if *n >= self.config.max_per_user {
-            return Err(BffError::Refused {
+        let slot = self
+            .open
+            .admit(&identity.subject)
+            .ok_or(BffError::Refused {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: "too_many_streams",
                 detail: "too many open event streams; close one first",
-            });
-        }
-        *n += 1;
-        Ok(StreamPermit {
-            streams: self.clone(),
-            user: identity.subject.clone(),
-        })
+            })?;
+        Ok(StreamPermit { _slot: slot })
     }
 
     /// Open streams of the caller `subject`.
     pub fn open_of(&self, subject: &str) -> usize {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(subject).copied().unwrap_or(0)
+        self.open.open_of(subject)
     }
 
     /// Ends this gateway's streams as on shutdown (final event, `retry:`).
