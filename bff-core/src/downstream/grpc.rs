@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::client::HttpClient;
 use super::request::{Answer, CallRequest};
-use super::transport::{build_request, error_chain};
+use super::transport::{build_request, error_chain, unanswered};
 use super::{DownstreamError, DownstreamErrorKind};
 use crate::resilience::balance::Instance;
 
@@ -174,16 +174,11 @@ impl GrpcTransport {
         request
             .headers_mut()
             .insert(GRPC_TIMEOUT, timeout_value(remaining_ms));
-        let response = self.client.request(request).await.map_err(|e| {
-            let cause = error_chain(&e);
-            if e.is_connect() {
-                tracing::warn!(downstream = %name, cause = %cause, "connection failed");
-                err(DownstreamErrorKind::Connect)
-            } else {
-                tracing::warn!(downstream = %name, cause = %cause, "answer broke off");
-                err(DownstreamErrorKind::Body)
-            }
-        })?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| unanswered(name, &e))?;
         let (parts, mut body) = response.into_parts();
         if parts.status != StatusCode::OK {
             tracing::warn!(downstream = %name, status = parts.status.as_u16(), "gRPC answer with an HTTP error status");

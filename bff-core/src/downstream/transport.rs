@@ -75,19 +75,11 @@ impl HttpTransport {
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
         let request = build_request(name, req, instance, call_deadline, span, "application/json")?;
-        let response = self.client.request(request).await.map_err(|e| {
-            // The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the log, never to
-            // the client.
-            let cause = error_chain(&e);
-            if e.is_connect() {
-                tracing::warn!(downstream = %name, cause = %cause, "connection failed");
-                err(DownstreamErrorKind::Connect)
-            } else {
-                tracing::warn!(downstream = %name, cause = %cause, "answer broke off");
-                // Connected, but the answer broke off (reset, closed, not HTTP).
-                err(DownstreamErrorKind::Body)
-            }
-        })?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| unanswered(name, &e))?;
         let status = response.status();
         // A command's 4xx is its answer (a refusal the handler maps for the client), not a failure.
         let refusal = status.is_client_error() && !req.method.is_safe();
@@ -215,6 +207,20 @@ pub(crate) fn build_request(
             tracing::warn!(error = %e, "downstream request could not be built");
             DownstreamError::new(name, DownstreamErrorKind::Connect)
         })
+}
+
+/// The error of a request that got no answer: the connection failed, or it was made but the answer broke off
+/// (reset, closed, not HTTP). The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the
+/// log, never to the client.
+pub(super) fn unanswered(name: &str, e: &hyper_util::client::legacy::Error) -> DownstreamError {
+    let cause = error_chain(e);
+    if e.is_connect() {
+        tracing::warn!(downstream = %name, cause = %cause, "connection failed");
+        DownstreamError::new(name, DownstreamErrorKind::Connect)
+    } else {
+        tracing::warn!(downstream = %name, cause = %cause, "answer broke off");
+        DownstreamError::new(name, DownstreamErrorKind::Body)
+    }
 }
 
 /// `error` and its sources, `: `-separated.
