@@ -287,7 +287,8 @@ fn probe_healthz(admin: std::net::SocketAddr) -> Result<(), String> {
 #[macro_export]
 macro_rules! gateway_main {
     ($name:literal, $about:literal, $gateway:ident) => {
-        /// mimalloc: fewer cycles per allocation than the system allocator.
+        /// mimalloc (built with `no_thp`: no transparent huge pages, see docs/operations.md): fewer cycles
+        /// per allocation than the system allocator.
         #[global_allocator]
         static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
