@@ -173,6 +173,7 @@ impl std::fmt::Debug for Idp {
 impl Idp {
     /// Loads the embedded key pool; `rsa-1` and `ec-1` start active.
     pub fn new(config: IdpConfig) -> Result<Self, jsonwebtoken::errors::Error> {
+        bff_core::auth::jwt_crypto::install();
         let keys = PEMS
             .iter()
             .map(|&(kid, alg, pem)| {

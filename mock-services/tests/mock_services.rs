@@ -680,6 +680,7 @@ mod identity {
         alg: Algorithm,
         aud: &str,
     ) -> Result<Claims, jsonwebtoken::errors::Error> {
+        bff_core::auth::jwt_crypto::install();
         let header = decode_header(token)?;
         let kid = header.kid.unwrap_or_default();
         let jwk = set

@@ -24,6 +24,7 @@ const RSA1: &[u8] = include_bytes!("../../mock-services/keys/rsa-1.pem");
 
 /// A token signed with the identity provider's `rsa-1` key, with any header `kid` and claims.
 fn forged(kid: &str, claims: serde_json::Value) -> String {
+    bff_core::auth::jwt_crypto::install();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(RSA1).unwrap()).unwrap()
@@ -170,6 +171,7 @@ async fn strict_token_claims_and_headers() {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("rsa-1".into());
     header.crit = Some(vec!["exp-ext".into()]);
+    bff_core::auth::jwt_crypto::install();
     let crit =
         jsonwebtoken::encode(&header, &base, &EncodingKey::from_rsa_pem(RSA1).unwrap()).unwrap();
     get_auth(&url, &crit)

@@ -42,6 +42,7 @@ fn status_of(response: &str) -> u16 {
 
 /// A token signed with one of the identity provider's own (dev) keys but with arbitrary claims and header.
 fn forged(header: Header, claims: serde_json::Value, pem: &[u8], ec: bool) -> String {
+    bff_core::auth::jwt_crypto::install();
     let key = if ec {
         EncodingKey::from_ec_pem(pem)
     } else {
@@ -298,6 +299,7 @@ async fn hs256_key_confusion_is_refused() {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("rsa-1".into());
     let claims = json!({"sub": "1", "aud": AUD, "iss": "bff-dev-idp", "exp": now() + 300});
+    bff_core::auth::jwt_crypto::install();
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(public)).unwrap();
     get_auth(&format!("{}/api/home", gw.url), &token)
         .await

@@ -343,6 +343,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A well-formed RS256 token signed by a key the identity provider never published.
 fn rogue_token(kid: &str) -> String {
+    bff_core::auth::jwt_crypto::install();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rogue-rsa.pem"))
         .unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);

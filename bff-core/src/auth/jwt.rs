@@ -127,6 +127,7 @@ fn unauthenticated(reason: &'static str) -> BffError {
 impl JwtVerifier {
     /// A verifier for validated `config`, fetching keys from `jwks` (a downstream, or OpenID discovery).
     pub fn new(config: JwtConfig, jwks: impl Into<JwksSource>) -> Self {
+        super::jwt_crypto::install();
         let algorithms = config
             .algorithms
             .iter()
@@ -511,6 +512,7 @@ mod tests {
             header.kid = Some("ec-1".into());
             header.crit = crit.clone();
             let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!("../../../mock-services/keys/ec-1.pem")).unwrap();
+            super::super::jwt_crypto::install();
             let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
 
             let now = jsonwebtoken::get_current_timestamp();

@@ -9,6 +9,7 @@ pub mod discovery;
 mod identity;
 pub(crate) use identity::is_header_safe;
 pub mod jwt;
+pub mod jwt_crypto;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
