@@ -136,10 +136,7 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
             }
         };
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.server.worker_threads > 0 {
-        builder.worker_threads(config.server.worker_threads);
-    }
+    let mut builder = runtime_builder(config.server.worker_threads);
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -148,6 +145,20 @@ pub fn main(spec: GatewaySpec) -> ExitCode {
         }
     };
     runtime.block_on(run(spec, config_path, config))
+}
+
+/// The runtime for `worker_threads`: one thread is tokio's current-thread scheduler (the server runs on the
+/// main thread: no work-stealing queues and no cross-thread wake-ups to pay for), more (or `0`, one per core)
+/// the multi-thread scheduler.
+fn runtime_builder(worker_threads: usize) -> tokio::runtime::Builder {
+    if worker_threads == 1 {
+        return tokio::runtime::Builder::new_current_thread();
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder
 }
 
 /// How often the config file is checked for changes.
