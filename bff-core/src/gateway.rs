@@ -17,7 +17,7 @@ use crate::auth::{ApiKeys, Authenticator, ClientCerts, JwtVerifier};
 use crate::cache::Store;
 use crate::config::{AuthMode, BffConfig, ConfigError};
 use crate::downstream::{Downstream, HttpClient, tls_client};
-use crate::edge::{EdgeState, edge};
+use crate::edge::{EdgeLayer, EdgeState};
 use crate::error::BffError;
 use crate::metrics::Metrics;
 use crate::resilience::shed::LoadShedder;
@@ -299,11 +299,11 @@ impl Gateway {
             tower::ServiceBuilder::new()
                 // Conditional GET outside compression, compression outside the edge: the ETag is the tag of
                 // the exact bytes sent (one per content coding), and a 304 is never compressed.
-                .layer(axum::middleware::from_fn(crate::etag::conditional))
+                .layer(crate::etag::ConditionalLayer)
                 .layer(crate::cache::client::compression(
                     &self.config.cache.compression,
                 ))
-                .layer(axum::middleware::from_fn_with_state(state, edge))
+                .layer(EdgeLayer(state))
                 .layer(CatchPanicLayer::custom(|_| {
                     tracing::error!("handler panicked");
                     axum::response::IntoResponse::into_response(BffError::Internal)
