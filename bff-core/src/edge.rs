@@ -41,7 +41,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use tokio::time::Instant;
@@ -90,6 +90,11 @@ pub(crate) struct EdgeState {
     /// The WebSocket routes, authenticated by ticket instead of a bearer credential.
     pub(crate) ticket_paths: Vec<String>,
 }
+
+/// `x-request-id`, as a header name ready to insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static(trace::REQUEST_ID);
+/// `traceparent`, as a header name ready to insert.
+const TRACEPARENT: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
 
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
 const NEVER_SHED: &[&str] = &["/healthz"];
@@ -305,12 +310,13 @@ where
     }
     drop(in_flight);
     let headers = response.headers_mut();
-    crate::hygiene::add_security_headers(headers);
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        headers.insert(trace::REQUEST_ID, v);
+    crate::hygiene::add_security_headers(headers, 2);
+    // The strings become the header values as they are (no copy).
+    if let Ok(v) = HeaderValue::try_from(rid) {
+        headers.insert(REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&traceparent) {
-        headers.insert(trace::TRACEPARENT, v);
+    if let Ok(v) = HeaderValue::try_from(traceparent) {
+        headers.insert(TRACEPARENT, v);
     }
     response
 }
