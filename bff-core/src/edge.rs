@@ -34,14 +34,18 @@
 //! Outside the edge sit the compression layer and the conditional-GET layer ([`crate::etag`]), so tags
 //! are computed over the exact bytes sent.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use tokio::time::Instant;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, strip_identity_headers};
@@ -87,6 +91,11 @@ pub(crate) struct EdgeState {
     pub(crate) ticket_paths: Vec<String>,
 }
 
+/// `x-request-id`, as a header name ready to insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static(trace::REQUEST_ID);
+/// `traceparent`, as a header name ready to insert.
+const TRACEPARENT: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
+
 /// Paths never shed: liveness must answer under overload, or an orchestrator restarts a busy gateway.
 const NEVER_SHED: &[&str] = &["/healthz"];
 
@@ -94,12 +103,59 @@ const NEVER_SHED: &[&str] = &["/healthz"];
 /// answer first, since every part is bounded by the same deadline).
 const DEADLINE_GRACE: Duration = Duration::from_millis(20);
 
-/// The edge middleware: the steps of the module docs, each phase a named function below.
-pub(crate) async fn edge(
-    State(state): State<Arc<EdgeState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// The edge as a tower layer around each route (see [`crate::gateway`]): [`Edge`] services sharing one
+/// [`EdgeState`].
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeLayer(pub(crate) Arc<EdgeState>);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            state: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The edge around one route's `inner` service. Hand-written rather than `axum::middleware::from_fn`, which
+/// boxes the inner service again on every request and awaits it through a second boxed future (bench/notes.md).
+#[derive(Debug, Clone)]
+pub(crate) struct Edge<S> {
+    state: Arc<EdgeState>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service polled ready is the one called; a clone stays for the next request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(edge(self.state.clone(), request, inner).map(Ok))
+    }
+}
+
+/// The edge pipeline: the steps of the module docs, each phase a named function below; `next` is the
+/// route's inner service, ready to be called.
+async fn edge<S>(state: Arc<EdgeState>, mut request: Request, mut next: S) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
     let started = Instant::now();
     // The budget starts at entry: authentication (a JWKS fetch included) and rate limiting spend it too.
     let deadline = started + state.budget;
@@ -199,10 +255,11 @@ pub(crate) async fn edge(
                 let method = request.method().clone();
                 request.extensions_mut().insert(ctx.clone());
                 let mut response =
-                    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.run(request))
+                    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, next.call(request))
                         .await
                     {
-                        Ok(response) => response,
+                        Ok(Ok(response)) => response.into_response(),
+                        Ok(Err(never)) => match never {},
                         Err(_) => BffError::DeadlineExceeded { part: None }.into_response(),
                     };
                 decorate(&state, &mut response, &ctx, &method);
@@ -253,12 +310,13 @@ pub(crate) async fn edge(
     }
     drop(in_flight);
     let headers = response.headers_mut();
-    crate::hygiene::add_security_headers(headers);
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        headers.insert(trace::REQUEST_ID, v);
+    crate::hygiene::add_security_headers(headers, 2);
+    // The strings become the header values as they are (no copy).
+    if let Ok(v) = HeaderValue::try_from(rid) {
+        headers.insert(REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&traceparent) {
-        headers.insert(trace::TRACEPARENT, v);
+    if let Ok(v) = HeaderValue::try_from(traceparent) {
+        headers.insert(TRACEPARENT, v);
     }
     response
 }

@@ -5,13 +5,17 @@
 //! keeps it. Saves the radio and the client's parsing, not the downstream calls (the response cache does
 //! that).
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http_body_util::BodyExt;
+use tower::{Layer, Service};
 
 /// Bodies larger than this are sent untagged (streamed through as they come).
 pub const MAX_TAGGED_BYTES: usize = 8 * 1024 * 1024;
@@ -58,16 +62,64 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
-/// The conditional-GET middleware: tags a GET's `200` body, answers `304` (empty, with the `ETag`,
-/// `Cache-Control`, `Vary` and other headers of the `200`, without the body's `Content-*`) when
-/// `If-None-Match` names the tag.
-pub(crate) async fn conditional(request: Request, next: Next) -> Response {
-    let is_get = request.method() == Method::GET;
-    let mut conditions = HeaderMap::new();
-    for value in request.headers().get_all(header::IF_NONE_MATCH) {
-        conditions.append(header::IF_NONE_MATCH, value.clone());
+/// The conditional-GET layer (the outermost of every route, see [`crate::gateway`]): [`Conditional`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConditionalLayer;
+
+impl<S> Layer<S> for ConditionalLayer {
+    type Service = Conditional<S>;
+
+    fn layer(&self, inner: S) -> Conditional<S> {
+        Conditional { inner }
     }
-    let response = next.run(request).await;
+}
+
+/// Conditional GET around a route's `inner` service: tags a GET's `200` body, answers `304` (empty, with
+/// the `ETag`, `Cache-Control`, `Vary` and other headers of the `200`, without the body's `Content-*`) when
+/// `If-None-Match` names the tag. Hand-written rather than `axum::middleware::from_fn`, which boxes the
+/// inner service again on every request (bench/notes.md).
+#[derive(Debug, Clone)]
+pub(crate) struct Conditional<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Conditional<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service polled ready is the one called; a clone stays for the next request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let is_get = request.method() == Method::GET;
+        let mut conditions = HeaderMap::new();
+        for value in request.headers().get_all(header::IF_NONE_MATCH) {
+            conditions.append(header::IF_NONE_MATCH, value.clone());
+        }
+        let answer = inner.call(request);
+        Box::pin(async move {
+            let response = match answer.await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            };
+            Ok(conditional(is_get, &conditions, response).await)
+        })
+    }
+}
+
+/// The answer to a request (a GET when `is_get`, with the `If-None-Match` values `conditions`): `response`
+/// tagged, or the `304` that replaces it.
+async fn conditional(is_get: bool, conditions: &HeaderMap, response: Response) -> Response {
     if !is_get
         || response.status() != StatusCode::OK
         || response.headers().contains_key(header::ETAG)
@@ -99,7 +151,7 @@ pub(crate) async fn conditional(request: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&tag) {
         parts.headers.insert(header::ETAG, v);
     }
-    if if_none_match(&conditions, &tag) {
+    if if_none_match(conditions, &tag) {
         parts.status = StatusCode::NOT_MODIFIED;
         for name in [
             header::CONTENT_LENGTH,
@@ -230,7 +282,7 @@ mod tests {
                     Body::from_stream(futures::stream::iter(chunks))
                 }),
             )
-            .layer(axum::middleware::from_fn(conditional));
+            .layer(ConditionalLayer);
         let response = call(&app, Method::GET, "/chunks", None).await;
         let tag = response.headers()[header::ETAG]
             .to_str()
@@ -264,7 +316,7 @@ mod tests {
                 get(|| async { ([(header::ETAG, "\"mine\"")], "x") }),
             )
             .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
-            .layer(axum::middleware::from_fn(conditional));
+            .layer(ConditionalLayer);
         let first = call(&app, Method::GET, "/v", None).await;
         assert_eq!(first.status(), StatusCode::OK);
         let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();

@@ -37,13 +37,13 @@ impl Swappable {
     /// Serves `router` until swapped.
     pub fn new(router: Router) -> Self {
         Self {
-            current: Arc::new(RwLock::new(router)),
+            current: Arc::new(RwLock::new(finished(router))),
         }
     }
 
     /// Replaces the router for requests arriving from now on.
     pub fn swap(&self, router: Router) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = router;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = finished(router);
     }
 
     /// A router forwarding every request to the current one (to hand to [`crate::server::serve`]).
@@ -69,6 +69,14 @@ impl Service<Request> for Swappable {
             .clone();
         router.oneshot(request)
     }
+}
+
+/// `router` with every handler turned into its finished service once. A `Router` whose handlers were never
+/// given their state rebuilds each matched handler, with every route layer around it (the edge, compression,
+/// conditional GET, ...), on every request: ~25 boxed services cloned per request (measured with
+/// bench/callgrind, see bench/notes.md).
+fn finished(router: Router) -> Router {
+    router.with_state(())
 }
 
 /// How a gateway is (re)built: its defaults, its config file, its `app`.

@@ -3,7 +3,7 @@
 //! knowledge), plain or TLS, over the pooled hyper-util client; gRPC over the same client (`grpc.rs`).
 
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode, Uri};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
@@ -178,36 +178,45 @@ pub(crate) fn build_request(
         .as_millis()
         .max(1) as u64;
     let ctx = req.ctx();
-    let mut request = Request::builder()
-        .method(req.method.clone())
-        .uri(url)
-        .header(ACCEPT, HeaderValue::from_static(accept))
-        .header(REQUEST_ID, ctx.request_id())
-        .header(
-            TRACEPARENT,
-            match span {
-                Some(id) => req.trace().header_value_for(id),
-                None => req.trace().header_value(),
-            },
-        )
-        .header(DEADLINE_HEADER, HeaderValue::from(remaining_ms));
+    // Only a malformed base URL from config (validated) or header value could fail here.
+    let malformed = |what: &str| {
+        tracing::warn!(what, "downstream request could not be built");
+        DownstreamError::new(name, DownstreamErrorKind::Connect)
+    };
+    let identity = req.identity().headers();
+    // One map sized for every header, filled with prebuilt names (no parsing, one allocation).
+    let mut headers = HeaderMap::with_capacity(6 + identity.len() + req.extra.len());
+    headers.append(ACCEPT, HeaderValue::from_static(accept));
+    let request_id =
+        HeaderValue::from_str(ctx.request_id()).map_err(|_| malformed("x-request-id"))?;
+    headers.append(REQUEST_ID_HEADER, request_id);
+    let traceparent = match span {
+        Some(id) => req.trace().header_value_for(id),
+        None => req.trace().header_value(),
+    };
+    let traceparent = HeaderValue::try_from(traceparent).map_err(|_| malformed("traceparent"))?;
+    headers.append(TRACEPARENT_HEADER, traceparent);
+    headers.append(DEADLINE, HeaderValue::from(remaining_ms));
     if let Some(host) = &instance.host {
-        request = request.header(HOST, host.clone());
+        headers.append(HOST, host.clone());
     }
-    for (header, value) in req.identity().headers().iter().chain(&req.extra) {
-        request = request.header(header.clone(), value.clone());
+    for (header, value) in identity.iter().chain(&req.extra) {
+        headers.append(header.clone(), value.clone());
     }
     if req.body.is_some() && !req.extra.iter().any(|(name, _)| name == CONTENT_TYPE) {
-        request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    request
-        .body(Full::new(req.body.clone().unwrap_or_default()))
-        .map_err(|e| {
-            // Only a malformed base URL from config (validated) or header could get here.
-            tracing::warn!(error = %e, "downstream request could not be built");
-            DownstreamError::new(name, DownstreamErrorKind::Connect)
-        })
+    let mut request = Request::new(Full::new(req.body.clone().unwrap_or_default()));
+    *request.method_mut() = req.method.clone();
+    *request.uri_mut() = Uri::try_from(url).map_err(|_| malformed("url"))?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
+
+/// `x-request-id`, `traceparent` and `x-bff-deadline-ms` as header names ready to insert.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+const DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
 
 /// The error of a request that got no answer: the connection failed, or it was made but the answer broke off
 /// (reset, closed, not HTTP). The whole cause chain (e.g. `invalid peer certificate: Expired`) goes to the

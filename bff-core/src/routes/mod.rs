@@ -79,7 +79,7 @@ impl Forward {
         ctx: RequestContext,
         params: HashMap<String, String>,
         query: Option<String>,
-        headers: HeaderMap,
+        headers: &HeaderMap,
     ) -> Result<Response, BffError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         if !scopes.is_empty() {
@@ -211,9 +211,10 @@ pub(crate) fn router(
                 move |ctx: RequestContext,
                       params: Option<Path<HashMap<String, String>>>,
                       RawQuery(query): RawQuery,
-                      headers: HeaderMap| async move {
+                      request: axum::extract::Request| async move {
+                    // The request's headers read in place (the `HeaderMap` extractor would copy them all).
                     let params = params.map(|Path(p)| p).unwrap_or_default();
-                    forward.handle(ctx, params, query, headers).await
+                    forward.handle(ctx, params, query, request.headers()).await
                 },
             ),
         );
