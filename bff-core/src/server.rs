@@ -119,12 +119,14 @@ pub async fn serve_with_tls(
             let _permit = permit;
             match tls {
                 None => conn.serve(stream, None).await,
+                // Boxed: a TLS connection's larger state is not part of every plain connection's task.
                 Some(tls) => {
-                    // Boxed: the handshake's state is not kept in the connection task for its whole life.
-                    if let Some((stream, client_cert)) = Box::pin(tls.handshake(stream, peer)).await
-                    {
-                        conn.serve(stream, client_cert).await;
-                    }
+                    Box::pin(async move {
+                        if let Some((stream, client_cert)) = tls.handshake(stream, peer).await {
+                            conn.serve(stream, client_cert).await;
+                        }
+                    })
+                    .await;
                 }
             }
         });
@@ -210,7 +212,8 @@ impl Conn {
                 .builders
                 .http2
                 .serve_connection(TokioIo::new(io), service);
-            self.run(Box::pin(conn).as_mut(), &watch, None).await;
+            let mut conn = Box::pin(conn);
+            Box::pin(self.run(conn.as_mut(), &watch, None)).await;
             return;
         }
         let park_after = self.timeouts.park_after.filter(|_| io.can_park());
@@ -227,7 +230,9 @@ impl Conn {
             // Boxed: while parked, the connection task holds no hyper state.
             let mut conn = Box::pin(conn);
             let parking = park_after.map(|after| (after, park.as_ref()));
-            if let Ended::Closed = self.run(conn.as_mut(), &watch, parking).await {
+            // The driving state boxed too: a parked connection's task holds neither.
+            let ended = Box::pin(self.run(conn.as_mut(), &watch, parking)).await;
+            if let Ended::Closed = ended {
                 return;
             }
             // Parked: hyper's side is closed; take the socket, the service and any unparsed bytes back.
