@@ -333,3 +333,80 @@ impl<S: ParkIo> ParkIo for Prefixed<S> {
         self.get_ref().poll_peek(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Quiet only with every request answered, its body read, everything flushed, nothing since the last
+    /// look, hyper not closing and no upgrade.
+    #[tokio::test]
+    async fn quiet_needs_every_condition() {
+        let state = Arc::new(ParkState::default());
+        let (client, server) = tokio::io::duplex(1024);
+        let mut io = Parkable::new(server, Bytes::new(), state.clone());
+        let mut last = state.activity();
+        assert!(!state.quiet(&mut last, 0, 0), "no request yet");
+        state.requests.fetch_add(1, Ordering::Relaxed);
+        assert!(!state.quiet(&mut last, 0, 0), "not answered");
+        assert!(state.quiet(&mut last, 0, 1), "answered, nothing since");
+        assert!(
+            !state.quiet(&mut last, 1, 1),
+            "no request on this hyper connection"
+        );
+        io.write_all(b"x").await.unwrap();
+        assert!(!state.quiet(&mut last, 0, 1), "written since the last look");
+        assert!(!state.quiet(&mut last, 0, 1), "not flushed");
+        io.flush().await.unwrap();
+        let _ = state.quiet(&mut last, 0, 1);
+        assert!(state.quiet(&mut last, 0, 1), "flushed, then quiet");
+        state.body_open.store(true, Ordering::Relaxed);
+        assert!(!state.quiet(&mut last, 0, 1), "body not read to its end");
+        state.body_open.store(false, Ordering::Relaxed);
+        state.response(axum::http::StatusCode::SWITCHING_PROTOCOLS);
+        assert!(!state.quiet(&mut last, 0, 1), "upgraded");
+        drop(client);
+    }
+
+    /// hyper's shutdown reaches the socket unless the connection is being parked (then the socket stays
+    /// open); a shutdown that went through rules parking out.
+    #[tokio::test]
+    async fn shutdown_swallowed_only_while_parking() {
+        let state = Arc::new(ParkState::default());
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = Parkable::new(server, Bytes::new(), state.clone());
+        state.set_parking(true);
+        io.shutdown().await.unwrap();
+        io.write_all(b"still open").await.unwrap();
+        let mut buf = [0u8; 10];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"still open");
+        state.set_parking(false);
+        io.shutdown().await.unwrap();
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+        state.requests.fetch_add(1, Ordering::Relaxed);
+        let mut last = state.activity();
+        assert!(!state.quiet(&mut last, 0, 1), "hyper closed it");
+    }
+
+    /// Replayed bytes come first; what is left to replay is hyper's unparsed bytes, then the adapter's own,
+    /// copied out of hyper's buffer.
+    #[tokio::test]
+    async fn replay_and_leftovers() {
+        let state = Arc::new(ParkState::default());
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = Parkable::new(server, Bytes::from_static(b"GET /a"), state.clone());
+        client.write_all(b" HTTP/1.1").await.unwrap();
+        let mut buf = [0u8; 3];
+        io.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"GET");
+        let hyper_buffer = Bytes::from(vec![b'x'; 8192]);
+        let (_, replay) = io.into_inner(hyper_buffer.slice(8190..));
+        assert_eq!(&replay[..], b"xx /a");
+        let io = Parkable::new(tokio::io::empty(), Bytes::new(), state);
+        let (_, replay) = io.into_inner(hyper_buffer.slice(8192..));
+        assert!(replay.is_empty());
+    }
+}
