@@ -291,7 +291,8 @@ async fn shutdown_closes_parked_connections() {
     assert_eq!(parked_now(), 0);
 }
 
-/// The park delay is validated against the idle bound it must stay below; 0 turns parking off.
+/// The park delay is validated (0 turns parking off); one not below the header-read timeout never parks,
+/// since the idle connection is closed first.
 #[test]
 fn park_delay_is_validated() {
     let limits = |park_idle_after_ms| ConnectionLimits {
@@ -300,8 +301,14 @@ fn park_delay_is_validated() {
         ..ConnectionLimits::default()
     };
     assert!(limits(0).validate("server.limits").is_ok());
-    assert!(limits(1_000).validate("server.limits").is_ok());
-    for bad in [5, 5_000, 60_000] {
+    assert_eq!(limits(0).park_idle_after(), None);
+    assert_eq!(
+        limits(1_000).park_idle_after(),
+        Some(Duration::from_secs(1))
+    );
+    assert!(limits(60_000).validate("server.limits").is_ok());
+    assert_eq!(limits(5_000).park_idle_after(), None);
+    for bad in [5, 3_600_001] {
         let err = limits(bad).validate("server.limits").unwrap_err();
         assert!(
             err.to_string().contains("server.limits.park_idle_after_ms"),

@@ -56,7 +56,8 @@ pub struct ConnectionLimits {
     /// Time an HTTP/1 keep-alive connection may sit idle inside hyper before it is parked, in milliseconds:
     /// hyper's buffers and per-connection state are freed and the socket waits for the client's next bytes
     /// without a buffer (served then by a fresh hyper connection; the idle connection is still closed
-    /// `header_read_timeout_ms` after its last answer). 0 never parks. TLS and HTTP/2 connections are never
+    /// `header_read_timeout_ms` after its last answer). 0 never parks, nor does a delay not below
+    /// `header_read_timeout_ms` (idle connections are closed first). TLS and HTTP/2 connections are never
     /// parked.
     pub park_idle_after_ms: u64,
 }
@@ -123,20 +124,20 @@ impl ConnectionLimits {
         if self.response_memory_budget_bytes < 1024 * 1024 {
             return invalid("response_memory_budget_bytes", "must be at least 1048576");
         }
-        if self.park_idle_after_ms != 0
-            && !(10..self.header_read_timeout_ms).contains(&self.park_idle_after_ms)
-        {
+        if self.park_idle_after_ms != 0 && !(10..=3_600_000).contains(&self.park_idle_after_ms) {
             return invalid(
                 "park_idle_after_ms",
-                "must be 0 (never park) or between 10 and header_read_timeout_ms - 1",
+                "must be 0 (never park) or between 10 and 3600000",
             );
         }
         Ok(())
     }
 
-    /// The idle time after which an HTTP/1 keep-alive connection is parked; `None` when parking is off.
+    /// The idle time after which an HTTP/1 keep-alive connection is parked; `None` when parking is off (0,
+    /// or a delay not below the header-read timeout, which closes an idle connection first).
     pub fn park_idle_after(&self) -> Option<Duration> {
-        (self.park_idle_after_ms != 0).then(|| Duration::from_millis(self.park_idle_after_ms))
+        (self.park_idle_after_ms != 0 && self.park_idle_after_ms < self.header_read_timeout_ms)
+            .then(|| Duration::from_millis(self.park_idle_after_ms))
     }
 
     /// The header-read timeout, which also bounds a keep-alive connection's idle wait.
