@@ -2,16 +2,18 @@
 //! hyper builder they configure; the connection budget (global and per-IP caps, file-descriptor headroom,
 //! accept backoff, [`budget`]); the first-bytes / protocol-detection timeout ([`detect`]); and paced responses
 //! (bounded send buffers, a memory budget across connections, connections that stop reading closed,
-//! [`pacing`]). [`crate::server`] only wires them into its accept loop.
+//! [`pacing`]); idle HTTP/1 keep-alive connections parked outside hyper without buffers ([`park`]).
+//! [`crate::server`] only wires them into its accept loop.
 
 pub mod budget;
 pub mod detect;
 pub mod pacing;
+pub mod park;
 
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 
 use crate::config::error::ConfigError;
@@ -51,6 +53,13 @@ pub struct ConnectionLimits {
     /// Response bytes held for clients across all connections at most (bodies produced but not yet handed to
     /// the connection); a response that would exceed it is replaced by a 503 `overloaded`.
     pub response_memory_budget_bytes: usize,
+    /// Time an HTTP/1 keep-alive connection may sit idle inside hyper before it is parked, in milliseconds:
+    /// hyper's buffers and per-connection state are freed and the socket waits for the client's next bytes
+    /// without a buffer (served then by a fresh hyper connection; the idle connection is still closed
+    /// `header_read_timeout_ms` after its last answer). 0 never parks, nor does a delay not below
+    /// `header_read_timeout_ms` (idle connections are closed first). TLS and HTTP/2 connections are never
+    /// parked.
+    pub park_idle_after_ms: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -67,6 +76,7 @@ impl Default for ConnectionLimits {
             h2_max_send_buf_bytes: 64 * 1024,
             send_stall_timeout_ms: 30_000,
             response_memory_budget_bytes: 256 * 1024 * 1024,
+            park_idle_after_ms: 1_000,
         }
     }
 }
@@ -114,7 +124,25 @@ impl ConnectionLimits {
         if self.response_memory_budget_bytes < 1024 * 1024 {
             return invalid("response_memory_budget_bytes", "must be at least 1048576");
         }
+        if self.park_idle_after_ms != 0 && !(10..=3_600_000).contains(&self.park_idle_after_ms) {
+            return invalid(
+                "park_idle_after_ms",
+                "must be 0 (never park) or between 10 and 3600000",
+            );
+        }
         Ok(())
+    }
+
+    /// The idle time after which an HTTP/1 keep-alive connection is parked; `None` when parking is off (0,
+    /// or a delay not below the header-read timeout, which closes an idle connection first).
+    pub fn park_idle_after(&self) -> Option<Duration> {
+        (self.park_idle_after_ms != 0 && self.park_idle_after_ms < self.header_read_timeout_ms)
+            .then(|| Duration::from_millis(self.park_idle_after_ms))
+    }
+
+    /// The header-read timeout, which also bounds a keep-alive connection's idle wait.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
     }
 
     /// The first-bytes / protocol-detection timeout.
@@ -128,20 +156,27 @@ impl ConnectionLimits {
     }
 }
 
-/// The hyper connection builder (HTTP/1.1 and HTTP/2) configured with `limits`.
-pub(crate) fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+/// The hyper connection builders configured with `limits`: HTTP/1.1 (with keep-alive) and HTTP/2 (the
+/// protocol is known from [`detect`] before either is used).
+#[derive(Clone)]
+pub(crate) struct Builders {
+    /// HTTP/1.1.
+    pub(crate) http1: http1::Builder,
+    /// HTTP/2.
+    pub(crate) http2: http2::Builder<TokioExecutor>,
+}
+
+/// The hyper connection builders configured with `limits`.
+pub(crate) fn builders(limits: &ConnectionLimits) -> Builders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout())
         .max_headers(limits.max_headers)
         // hyper's floor for the read buffer is 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(64)
@@ -150,5 +185,8 @@ pub(crate) fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor>
         .max_send_buf_size(limits.h2_max_send_buf_bytes.min(u32::MAX as usize))
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    builder
+    Builders {
+        http1: h1,
+        http2: h2,
+    }
 }

@@ -75,6 +75,8 @@ pub struct ConnWatch {
     last_progress_ms: AtomicU64,
     /// Woken when `waiting` leaves zero.
     wake: Notify,
+    /// Response bodies ended (sent completely, or dropped with their connection).
+    finished: AtomicU64,
 }
 
 impl ConnWatch {
@@ -85,6 +87,7 @@ impl ConnWatch {
             waiting: AtomicUsize::new(0),
             last_progress_ms: AtomicU64::new(0),
             wake: Notify::new(),
+            finished: AtomicU64::new(0),
         })
     }
 
@@ -95,6 +98,16 @@ impl ConnWatch {
     fn progress(&self) {
         self.last_progress_ms
             .store(self.now_ms(), Ordering::Release);
+    }
+
+    /// When a body of this connection last made progress (or the connection started).
+    pub fn last_progress(&self) -> Instant {
+        self.started + Duration::from_millis(self.last_progress_ms.load(Ordering::Acquire))
+    }
+
+    /// Response bodies of this connection ended so far.
+    pub fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
     }
 
     fn start_waiting(&self) {
@@ -271,6 +284,7 @@ impl hyper::body::Body for Paced {
 impl Drop for Paced {
     fn drop(&mut self) {
         self.set_waiting(false);
+        self.watch.finished.fetch_add(1, Ordering::Relaxed);
         self.budget.release(self.held);
     }
 }

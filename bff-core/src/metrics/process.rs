@@ -1,5 +1,6 @@
-//! Process metrics read from `/proc/self` at scrape time (Linux; nothing elsewhere): resident memory, CPU
-//! seconds, open file descriptors, with the standard `process_*` names.
+//! Process metrics read at scrape time: resident memory, CPU seconds, open file descriptors from `/proc/self`
+//! (Linux; nothing elsewhere), with the standard `process_*` names; and the process's parked idle
+//! connections ([`crate::conn::park`]).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -60,6 +61,22 @@ impl Collector for ProcessCollector {
             )?;
             metric.encode(e)?;
         }
+        let parked = ConstGauge::new(crate::conn::park::parked_now());
+        let e = encoder.encode_descriptor(
+            "bff_connections_parked",
+            "Idle HTTP/1 keep-alive client connections parked outside hyper now",
+            None,
+            parked.metric_type(),
+        )?;
+        parked.encode(e)?;
+        let parks = ConstCounter::new(crate::conn::park::parks_total());
+        let e = encoder.encode_descriptor(
+            "bff_connections_parks",
+            "Idle HTTP/1 keep-alive client connections parked outside hyper so far",
+            None,
+            parks.metric_type(),
+        )?;
+        parks.encode(e)?;
         if let Some(fds) = fds {
             let metric = ConstGauge::new(fds as i64);
             let e = encoder.encode_descriptor(
