@@ -400,8 +400,10 @@ def main():
         w("Connections are opened by `bench/hold_conns.py` (Python asyncio): one `GET /data.json` each "
           "(a pass-through to the backend), then held open and idle while `VmRSS`/`VmHWM` are read from "
           "`/proc/PID/status` (nginx: master + worker) and the established connections are counted (`ss`). "
-          "The gateway closes keep-alive connections idle for 10 s (its HTTP/1 header read timeout), so the "
-          "memory is read right after the last connection got its answer.")
+          "The memory is read 3 s after the last connection got its answer (`MEM_SETTLE_S`), for both servers: "
+          "by then the gateway has parked every idle HTTP/1 connection outside hyper (`server.limits."
+          "park_idle_after_ms`, 1 s), and it closes keep-alive connections only after 10 s idle (its HTTP/1 "
+          "header read timeout); the 'open when read' column shows they were all still open.")
         w("")
 
     # ------------------------------------------------------------------ notes + raw
