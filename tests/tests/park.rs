@@ -82,14 +82,7 @@ async fn responses(stream: &mut TcpStream, count: usize) -> Vec<String> {
                 let Some((head, rest)) = text.split_once("\r\n\r\n") else {
                     break;
                 };
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
+                let length = content_length(head);
                 if rest.len() < length {
                     break;
                 }

@@ -84,24 +84,27 @@ pub async fn exchange(stream: &mut TcpStream, request: &str) -> String {
             assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&out));
             out.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&out);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    return;
-                }
+            if let Some((head, body)) = text.split_once("\r\n\r\n")
+                && body.len() >= content_length(head)
+            {
+                return;
             }
         }
     })
     .await
     .expect("answer in time");
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `Content-Length` of a response head (0 when absent).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0)
 }
 
 pub fn status_of(response: &str) -> u16 {
