@@ -358,11 +358,8 @@ mod tests {
         Ok(Json(json!({"a": a, "b": b})))
     }
 
-    /// The events of `GET /s` on a router whose screen is `late_failure`, streamed.
-    async fn streamed_text() -> String {
-        let app = axum::Router::new()
-            .route("/s", axum::routing::get(late_failure))
-            .route_layer(axum::middleware::from_fn(serve));
+    /// `GET /s` asking for `text/event-stream`, with a request context of 10 s.
+    fn event_stream_request() -> Request<Body> {
         let ctx = RequestContext::new(
             "rid".into(),
             TraceContext::from_headers(&HeaderMap::new()),
@@ -374,7 +371,18 @@ mod tests {
             .body(Body::empty())
             .expect("request");
         request.extensions_mut().insert(ctx);
-        let response = app.oneshot(request).await.expect("infallible");
+        request
+    }
+
+    /// The events of `GET /s` on a router whose screen is `late_failure`, streamed.
+    async fn streamed_text() -> String {
+        let app = axum::Router::new()
+            .route("/s", axum::routing::get(late_failure))
+            .route_layer(axum::middleware::from_fn(serve));
+        let response = app
+            .oneshot(event_stream_request())
+            .await
+            .expect("infallible");
         assert_eq!(response.status(), 200);
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await;
         String::from_utf8_lossy(&body.expect("body")).into_owned()
@@ -418,18 +426,10 @@ mod tests {
         let app = axum::Router::new()
             .route("/s", axum::routing::get(handler))
             .route_layer(axum::middleware::from_fn(serve));
-        let ctx = RequestContext::new(
-            "rid".into(),
-            TraceContext::from_headers(&HeaderMap::new()),
-            None,
-            tokio::time::Instant::now() + Duration::from_secs(10),
-        );
-        let mut request = Request::get("/s")
-            .header(header::ACCEPT, "text/event-stream")
-            .body(Body::empty())
-            .expect("request");
-        request.extensions_mut().insert(ctx);
-        let response = app.oneshot(request).await.expect("infallible");
+        let response = app
+            .oneshot(event_stream_request())
+            .await
+            .expect("infallible");
         assert_eq!(response.status(), 200);
         assert_eq!(
             response
