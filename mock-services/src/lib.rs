@@ -118,6 +118,7 @@ pub mod data;
 pub mod faults;
 pub mod feed;
 pub mod grpc;
+pub mod h2c;
 pub mod idp;
 pub mod oidc;
 pub mod recorder;

@@ -6,7 +6,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -52,16 +51,11 @@ pub async fn spawn(
             };
             let grpc_listener = TcpListener::bind(SocketAddr::new(addr.ip(), port)).await?;
             let grpc_addr = grpc_listener.local_addr()?;
-            let mut shutdown = state.shutdown_signal();
-            let task = tokio::spawn(async move {
-                // No Nagle delay: HTTP/2 writes a response as several small frames (headers, data, trailers).
-                let grpc_listener = grpc_listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(grpc_listener, app)
-                    .with_graceful_shutdown(async move { shutdown.wait().await })
-                    .await
-            });
+            let task = tokio::spawn(crate::h2c::serve(
+                grpc_listener,
+                app,
+                state.shutdown_signal(),
+            ));
             Some((grpc_addr, task))
         }
     };

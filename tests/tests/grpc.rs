@@ -2,9 +2,12 @@
 //! screens over gRPC and over REST answer the same bodies; every failure of a gRPC part (status, service
 //! down, hang, reset, oversized or malformed message, wrong media type) leaves as the problem of its mapping,
 //! leaking no status message, host or port; retries on `UNAVAILABLE` only, the breaker, the deadline sent
-//! as `grpc-timeout`, the identity and trace as metadata.
+//! as `grpc-timeout`, the identity and trace as metadata. bff-web's order events (SSE) and bff-mobile's
+//! WebSocket feed follow the gRPC server stream `WatchOrder`.
 
 mod common;
+#[path = "common/ws.rs"]
+mod ws;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -480,4 +483,61 @@ async fn grpc_calls_are_balanced_over_instances() {
     gw.shutdown().await;
     second.shutdown().await;
     mocks.shutdown().await;
+}
+
+/// bff-mobile's WebSocket `GET /api/live` over gRPC downstreams: ownership checked with `GetOrder`, the
+/// order's status relayed from `WatchOrder` and the watched stock polled with `BatchGetStock` — no REST call
+/// to orders or inventory.
+#[tokio::test]
+async fn live_feed_over_grpc_watch_order() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mocks = mocks().await;
+    let mut config = config_for(bff_mobile::defaults(), &mocks);
+    config.rate_limit.policies.clear();
+    use_grpc(&mut config, &mocks, Service::Orders);
+    use_grpc(&mut config, &mocks, Service::Inventory);
+    let gw = start(bff_mobile::app, config).await;
+    let order = open_order(&mocks, USER).await;
+    let bearer = token(&mocks, USER, ws::AUD, &[]).await;
+    let mut live = ws::open(&gw, &bearer).await;
+    let watch = serde_json::json!({"watch": {"orders": [order, "1101"], "products": ["1"]}});
+    live.send(Message::text(watch.to_string()))
+        .await
+        .expect("send");
+    let refused = ws::until(&mut live, |m| m["type"] == "error").await;
+    assert_eq!(
+        refused["code"], "not_found",
+        "another user's order: {refused}"
+    );
+    // The order's current status and the product's stock, in either order.
+    let (mut first, mut stock) = (serde_json::Value::Null, serde_json::Value::Null);
+    while first.is_null() || stock.is_null() {
+        let message = ws::next_json(&mut live).await;
+        match message["type"].as_str() {
+            Some("order_status") => first = message,
+            Some("stock") => stock = message,
+            _ => {}
+        }
+    }
+    assert_eq!(first["order_id"], order.as_str());
+    assert_eq!(stock["product_id"], "1");
+    assert!(stock["available"].is_u64(), "{stock}");
+    let advanced = advance(&mocks, &order).await;
+    let next = ws::until(&mut live, |m| m["type"] == "order_status").await;
+    assert_eq!(next["status"], advanced["order"]["status"], "{advanced}");
+    assert_ne!(next["status"], first["status"]);
+    let orders = mocks.handle(Service::Orders);
+    assert_eq!(orders.route_count("POST /shop.orders.Orders/GetOrder"), 2);
+    assert_eq!(orders.route_count("POST /shop.orders.Orders/WatchOrder"), 1);
+    assert_eq!(orders.route_count("GET /orders/{id}/events"), 0);
+    assert_eq!(orders.last_header("x-bff-user-id").as_deref(), Some(USER));
+    let inventory = mocks.handle(Service::Inventory);
+    assert!(inventory.route_count("POST /shop.inventory.Inventory/BatchGetStock") >= 1);
+    assert_eq!(inventory.route_count("GET /inventory"), 0);
+    for text in [&first, &next, &stock, &refused] {
+        assert_no_leak(&text.to_string(), &mocks);
+        assert_no_grpc_leak(&text.to_string(), &mocks);
+    }
+    live.close(None).await.expect("close");
 }

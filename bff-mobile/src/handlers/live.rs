@@ -1,6 +1,7 @@
 //! `POST /api/live/ticket` and `GET /api/live`: the mobile app's live updates over a WebSocket — the status
-//! of the caller's orders (relayed from the orders service's NDJSON stream `GET /orders/{id}/events`) and
-//! the stock of watched products (polled from inventory every `live.poll_ms`). The protocol (JSON text
+//! of the caller's orders (relayed from the orders service's NDJSON stream `GET /orders/{id}/events`, or
+//! its gRPC server stream `WatchOrder` when `[downstreams.orders] protocol = "grpc"`) and the stock of
+//! watched products (polled from inventory every `live.poll_ms`, over REST or gRPC alike). The protocol (JSON text
 //! messages, [`LiveRequest`] in, [`LiveMessage`] out) is in docs/websocket.md; tickets, origins, limits and
 //! close codes are core's ([`bff_core::live`]).
 
@@ -191,31 +192,23 @@ async fn open_order(
         DownstreamErrorKind::NotFound => "not_found",
         _ => "unavailable",
     };
-    let order: Order =
-        (s.orders.get_json(&ctx, format!("/orders/{id}")).await).map_err(|e| refused(&e.kind))?;
+    let order: Order = (s.order(&ctx, id).await).map_err(|e| refused(&e.kind))?;
     if order.user_id != session.identity.subject {
         return Err("not_found");
     }
-    let lines = (s
-        .orders
-        .open_lines(&ctx, &format!("/orders/{id}/events"))
-        .await)
-        .map_err(|e| refused(&e.kind))?;
-    let feed = futures::stream::unfold(lines, |mut lines| async move {
-        let line = lines.next_line().await?.ok()?;
-        Some((line, lines))
-    })
-    .filter_map(|line| async move {
-        // A line that is not an order change is skipped; nothing of it reaches the client.
-        let change: OrderChange = serde_json::from_slice(&line).ok()?;
-        Some(FeedItem::Status(LiveMessage::OrderStatus {
-            order_id: change.order.id,
-            status: change.order.status,
-        }))
-    })
-    .chain(futures::stream::once(std::future::ready(FeedItem::Ended(
-        id.to_owned(),
-    ))));
+    let changes = (s.watch_order(&ctx, id, None).await).map_err(|e| refused(&e.kind))?;
+    // What is not an order change ends the downstream stream there (`Services::watch_order`); nothing of it
+    // reaches the client.
+    let feed = changes
+        .map(|change: OrderChange| {
+            FeedItem::Status(LiveMessage::OrderStatus {
+                order_id: change.order.id,
+                status: change.order.status,
+            })
+        })
+        .chain(futures::stream::once(std::future::ready(FeedItem::Ended(
+            id.to_owned(),
+        ))));
     Ok(feed.boxed())
 }
 
@@ -223,7 +216,7 @@ async fn open_order(
 async fn poll_stock(s: &Arc<Services>, session: &Session, watching: &mut Watching) {
     let ids: Vec<String> = watching.products.keys().cloned().collect();
     let ctx = session.call_context();
-    let found: HashMap<String, Inventory> = match s.stock.load(&ctx, &ids).await {
+    let found: HashMap<String, Inventory> = match s.stock_by_id(&ctx, &ids).await {
         Ok(found) => found,
         // The failure is logged by the call stack; the next poll tries again.
         Err(_) => return,
