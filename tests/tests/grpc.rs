@@ -541,3 +541,43 @@ async fn live_feed_over_grpc_watch_order() {
     }
     live.close(None).await.expect("close");
 }
+
+/// bff-web's and bff-mobile's `GET /api/orders/{id}` with orders over gRPC (`GetOrder`) answer what they
+/// answer over REST; another user's order is the same 404 over both.
+#[tokio::test]
+async fn order_views_are_the_same_over_grpc() {
+    let mocks = mocks().await;
+    let order = open_order(&mocks, USER).await;
+    for (app, defaults, aud) in [
+        (
+            bff_web::app as fn(BffConfig) -> _,
+            bff_web::defaults as fn() -> BffConfig,
+            "bff-web",
+        ),
+        (bff_mobile::app, bff_mobile::defaults, "bff-mobile"),
+    ] {
+        let rest = start(app, config_for(defaults(), &mocks)).await;
+        let mut config = config_for(defaults(), &mocks);
+        use_grpc(&mut config, &mocks, Service::Orders);
+        let grpc = start(app, config).await;
+        let bearer = token(&mocks, USER, aud, &["orders:read"]).await;
+        let orders = mocks.handle(Service::Orders);
+        for (path, status) in [
+            (format!("/api/orders/{order}"), 200),
+            ("/api/orders/1101".to_owned(), 404),
+        ] {
+            let a = get_auth(&format!("{}{path}", rest.url), &bearer).await;
+            assert_eq!(a.status, status, "{aud} {path} over REST: {}", a.body);
+            orders.reset_received();
+            let b = get_auth(&format!("{}{path}", grpc.url), &bearer).await;
+            assert_eq!(a.status, b.status, "{aud} {path}: {} / {}", a.body, b.body);
+            assert_eq!(orders.route_count("POST /shop.orders.Orders/GetOrder"), 1);
+            assert_eq!(orders.route_count("GET /orders/{id}"), 0, "{aud} {path}");
+            if status == 200 {
+                assert_eq!(a.json(), b.json(), "{aud} {path}");
+            } else {
+                assert_no_grpc_leak(&b.body, &mocks);
+            }
+        }
+    }
+}

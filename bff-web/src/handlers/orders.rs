@@ -1,4 +1,5 @@
-//! `GET /api/orders/{id}`: one of the caller's orders with product details (scope `orders:read`).
+//! `GET /api/orders/{id}`: one of the caller's orders with product details (scope `orders:read`); the order
+//! from `GET /orders/{id}`, or `GetOrder` when `[downstreams.orders] protocol = "grpc"`.
 
 use bff_core::prelude::*;
 use shared_schemas::downstream::Order;
@@ -12,9 +13,7 @@ use shared_schemas::views::web::OrderDetailView;
     (status = 404, description = "No such order of this user", body = bff_core::error::Problem),
 ))]
 pub(crate) async fn order(Req { s, ctx, who }: Req, id: DomainId) -> Reply<Json<OrderDetailView>> {
-    let order: Order = ctx
-        .required("order", s.orders.get_json(&ctx, format!("/orders/{id}")))
-        .await?;
+    let order: Order = ctx.required("order", s.order(&ctx, id.as_str())).await?;
     if order.user_id != who.subject() {
         return Err(BffError::NotFound);
     }
