@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::config::JwtConfig;
 use super::discovery::JwksSource;
-use super::identity::{Identity, is_header_safe};
+use super::identity::{Identity, Verified, is_header_safe};
 use crate::context::RequestContext;
 use crate::error::BffError;
 use crate::trace::TraceContext;
@@ -94,17 +94,11 @@ struct KeyStore {
     generation: tokio::sync::watch::Sender<u64>,
 }
 
-/// A token that passed verification, remembered until `expires_at`.
-struct Verified {
-    identity: Identity,
-    /// `exp` of the token: a remembered token is never accepted past it (plus leeway).
-    expires_at: u64,
-}
-
 /// Verifies bearer tokens for one audience.
 pub struct JwtVerifier {
     config: JwtConfig,
-    /// Tokens already verified (exact token string → identity), bounded in entries and age.
+    /// Tokens already verified (exact token string → the caller, headers rendered), bounded in entries and
+    /// age; an entry is never accepted past its token's `exp` (plus leeway).
     verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
     algorithms: Vec<Algorithm>,
     keys: Arc<KeyStore>,
@@ -160,15 +154,21 @@ impl JwtVerifier {
     /// Verifies `token` and returns the caller's identity. A token verified before (the exact same string, so
     /// the same signature) is answered from the cache until its `exp` or the cache TTL, whichever is first.
     pub async fn verify(&self, token: &str) -> Result<Identity, BffError> {
+        self.verify_shared(token).await.map(Verified::into_identity)
+    }
+
+    /// [`Self::verify`], the caller with its identity headers rendered: a remembered token gives the one
+    /// every request presenting it shares. Expiry is checked on every call.
+    pub(crate) async fn verify_shared(&self, token: &str) -> Result<Arc<Verified>, BffError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(unauthenticated("malformed token"));
         }
         if let Some(cache) = &self.verified
             && let Some(hit) = cache.get(token)
         {
-            let until = hit.expires_at.saturating_add(self.config.leeway_s);
-            if jsonwebtoken::get_current_timestamp() <= until {
-                return Ok(hit.identity.clone());
+            let exp = hit.identity().expires_at.unwrap_or(0);
+            if jsonwebtoken::get_current_timestamp() <= exp.saturating_add(self.config.leeway_s) {
+                return Ok(hit);
             }
             cache.invalidate(token);
             return Err(unauthenticated("token expired"));
@@ -178,7 +178,7 @@ impl JwtVerifier {
         Box::pin(self.verify_uncached(token)).await
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Identity, BffError> {
+    async fn verify_uncached(&self, token: &str) -> Result<Arc<Verified>, BffError> {
         let claims: Claims = self
             .decode(token, &self.config.audience, &["exp", "iss", "aud", "sub"])
             .await?;
@@ -213,23 +213,17 @@ impl JwtVerifier {
                 .find(|a| *a == self.config.audience)
                 .unwrap_or_else(|| self.config.audience.clone()),
         };
-        let identity = Identity {
+        let verified = Verified::new(Identity {
             subject: claims.sub,
             client,
             scopes,
             partner: None,
             expires_at: Some(claims.exp),
-        };
+        });
         if let Some(cache) = &self.verified {
-            cache.insert(
-                Arc::from(token),
-                Arc::new(Verified {
-                    identity: identity.clone(),
-                    expires_at: claims.exp,
-                }),
-            );
+            cache.insert(Arc::from(token), verified.clone());
         }
-        Ok(identity)
+        Ok(verified)
     }
 
     /// Verifies a signed token of the identity provider for `audience` (signature by a JWKS key with an

@@ -238,7 +238,7 @@ impl RateLimiter {
     pub(crate) async fn admit(
         &self,
         facts: &RequestFacts<'_>,
-        identity: Result<&Option<Identity>, &BffError>,
+        identity: Result<Option<&Identity>, &BffError>,
     ) -> Verdict {
         let ip = self
             .client_ip
@@ -264,7 +264,7 @@ impl RateLimiter {
                 }
                 return Verdict::default();
             }
-            Ok(identity) => identity.as_ref(),
+            Ok(identity) => identity,
         };
         let (path, route) = (facts.path, facts.route);
         for policy in &self.policies {
