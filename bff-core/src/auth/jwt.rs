@@ -99,7 +99,7 @@ pub struct JwtVerifier {
     config: JwtConfig,
     /// Tokens already verified (exact token string → the caller, headers rendered), bounded in entries and
     /// age; an entry is never accepted past its token's `exp` (plus leeway).
-    verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
+    verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>, TailHash>>,
     algorithms: Vec<Algorithm>,
     keys: Arc<KeyStore>,
     /// `jwks_unknown_kid_wait_ms`, converted once.
@@ -131,7 +131,7 @@ impl JwtVerifier {
             moka::sync::Cache::builder()
                 .max_capacity(config.verified_cache_entries)
                 .time_to_live(Duration::from_secs(config.verified_cache_ttl_s.max(1)))
-                .build()
+                .build_with_hasher(TailHash::default())
         });
         let keys = Arc::new(KeyStore {
             jwks: jwks.into(),
@@ -312,6 +312,38 @@ impl JwtVerifier {
         }
         let _ = tokio::time::timeout(self.unknown_kid_wait, ended.changed()).await;
         self.keys.cached(kid).0
+    }
+}
+
+/// The verified-token cache's hasher: a token is hashed by its length and its last [`TAIL`] bytes only
+/// (inside its signature, which no two tokens share), with the process's random SipHash keys — rather than
+/// all of its several hundred bytes on every request. A lookup still compares the whole token, so this only
+/// spreads entries; and only tokens that passed verification are ever inserted.
+#[derive(Clone, Default)]
+struct TailHash(std::hash::RandomState);
+
+/// Bytes of a token that its hash reads.
+const TAIL: usize = 32;
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// See [`TailHash`].
+struct TailHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 
