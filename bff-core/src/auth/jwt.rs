@@ -562,6 +562,27 @@ mod tests {
         }
     }
 
+    /// The verified-token cache tells apart tokens that end alike (the hash reads only the tail; the
+    /// lookup compares whole tokens), and a token hashes the same every time.
+    #[test]
+    fn tail_hash_spreads_but_never_merges() {
+        use std::hash::BuildHasher;
+        let cache: moka::sync::Cache<Arc<str>, u32, TailHash> = moka::sync::Cache::builder()
+            .max_capacity(16)
+            .build_with_hasher(TailHash::default());
+        let tail = "x".repeat(TAIL);
+        let (a, b) = (format!("a.{tail}"), format!("b.{tail}"));
+        cache.insert(Arc::from(a.as_str()), 1);
+        cache.insert(Arc::from(b.as_str()), 2);
+        assert_eq!(
+            (cache.get(a.as_str()), cache.get(b.as_str())),
+            (Some(1), Some(2))
+        );
+        assert_eq!(cache.get(format!("c.{tail}").as_str()), None);
+        let hasher = TailHash::default();
+        assert_eq!(hasher.hash_one(a.as_str()), hasher.hash_one(a.as_str()));
+    }
+
     /// `none`, HMAC and unknown names are refused as configured algorithms; asymmetric ones are accepted.
     #[test]
     fn algorithm_allow_list() {
