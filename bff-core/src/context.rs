@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio::time::Instant;
 
-use crate::auth::{Identity, IdentityHeaders};
+use crate::auth::{Identity, IdentityHeaders, NO_IDENTITY_HEADERS, Verified};
 use crate::cache::CachePolicy;
 use crate::error::BffError;
 use crate::otel::{PartGuard, PartSpan, RequestSpans};
@@ -73,10 +73,9 @@ struct Inner {
     request_id: String,
     /// W3C trace context of this hop.
     trace: TraceContext,
-    /// The verified caller, when the route is authenticated.
-    identity: Option<Identity>,
-    /// The identity's downstream headers, rendered once here and reused by every call of the request.
-    identity_headers: IdentityHeaders,
+    /// The verified caller, when the route is authenticated, with its downstream headers rendered once (when
+    /// it was verified) and reused by every call of the request.
+    caller: Option<Arc<Verified>>,
     /// When the request's time budget is spent.
     deadline: Instant,
     /// Optional parts that failed, in order of failure; rendered as the `bff-partial` header.
@@ -114,23 +113,21 @@ impl RequestContext {
         identity: Option<Identity>,
         deadline: Instant,
     ) -> Self {
-        let identity_headers = IdentityHeaders::of(identity.as_ref());
-        Self::build(request_id, trace, identity, identity_headers, deadline)
+        Self::verified(request_id, trace, identity.map(Verified::new), deadline)
     }
 
-    fn build(
+    /// A context for one request of the verified `caller` (its headers already rendered).
+    pub(crate) fn verified(
         request_id: String,
         trace: TraceContext,
-        identity: Option<Identity>,
-        identity_headers: IdentityHeaders,
+        caller: Option<Arc<Verified>>,
         deadline: Instant,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 request_id,
                 trace,
-                identity,
-                identity_headers,
+                caller,
                 deadline,
                 partial: Mutex::new(Vec::new()),
                 degraded: Mutex::new(Vec::new()),
@@ -147,11 +144,10 @@ impl RequestContext {
     /// refresh, a batch call): same request id, trace and identity (headers not rendered again), its own
     /// `deadline`, no parts, no route, no trace recording.
     pub(crate) fn detached(&self, deadline: Instant) -> Self {
-        Self::build(
+        Self::verified(
             self.inner.request_id.clone(),
             self.inner.trace.clone(),
-            self.inner.identity.clone(),
-            self.inner.identity_headers.clone(),
+            self.inner.caller.clone(),
             deadline,
         )
     }
@@ -240,12 +236,15 @@ impl RequestContext {
 
     /// The verified caller, if the route is authenticated.
     pub fn identity(&self) -> Option<&Identity> {
-        self.inner.identity.as_ref()
+        self.inner.caller.as_deref().map(Verified::identity)
     }
 
     /// The verified identity's downstream headers and scope (empty without identity), rendered once.
     pub(crate) fn identity_headers(&self) -> &IdentityHeaders {
-        &self.inner.identity_headers
+        self.inner
+            .caller
+            .as_deref()
+            .map_or(&NO_IDENTITY_HEADERS, Verified::headers)
     }
 
     /// The verified caller, or 401.

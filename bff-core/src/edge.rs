@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::auth::{Authenticator, strip_identity_headers};
+use crate::auth::{Authenticator, Verified, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
@@ -205,7 +205,7 @@ where
             Ok(()) if public => Ok(None),
             Ok(()) if ticket_path => (state.live)
                 .authenticate(request.headers(), request.uri())
-                .map(Some),
+                .map(|identity| Some(Verified::new(identity))),
             Ok(()) => {
                 let cert = request
                     .extensions()
@@ -233,7 +233,7 @@ where
             denied,
             headers: limit_headers,
             refused_by,
-        } = rate_limit(&state, &request, &identity, limited).await;
+        } = rate_limit(&state, &request, caller_of(&identity), limited).await;
         crate::observe::refusals(
             &state.metrics,
             identity.as_ref().err(),
@@ -247,7 +247,7 @@ where
                 e.into_response()
             }
             (Ok(identity), None) => {
-                let ctx = RequestContext::new(request_id.clone(), trace, identity, deadline)
+                let ctx = RequestContext::verified(request_id.clone(), trace, identity, deadline)
                     .for_route(&route)
                     .with_spans(spans_in);
                 // Phase 7, the routed request: the context in the request's extensions, the router (panic
@@ -393,6 +393,10 @@ fn take_session_cookie(
     }
 }
 
+/// The outcome of authentication: the verified caller (shared, its headers rendered), none (public path,
+/// authentication off), or the refusal.
+type Authenticated = Result<Option<Arc<Verified>>, BffError>;
+
 /// Phase 6, authentication of a non-public path, within the request's budget (504 when it is spent first):
 /// the session `cookie` when there is one, else the gateway's credential (bearer token, API key, client
 /// certificate). Takes references to the request's parts only: its body is not `Sync`.
@@ -403,19 +407,20 @@ async fn authenticate(
     cert: Option<&crate::tls::ClientCertificate>,
     cookie: Option<&str>,
     deadline: Instant,
-) -> Result<Option<crate::auth::Identity>, BffError> {
+) -> Authenticated {
     let verify = async {
         match (&state.sessions, cookie) {
             // Boxed: a session lookup (and a possible token refresh) is a large future, and every request's
             // edge future would otherwise carry its size and copy it on each move (~33k instructions of
             // memcpy per request, measured with bench/callgrind).
             (Some(sessions), Some(cookie)) => {
-                Box::pin(sessions.authenticate(method, headers, cookie)).await
+                let identity = Box::pin(sessions.authenticate(method, headers, cookie)).await;
+                identity.map(|identity| identity.map(Verified::new))
             }
             (Some(sessions), None) if !sessions.bearer_allowed() => {
                 Err(crate::session::session_expired())
             }
-            _ => state.auth.authenticate(headers, cert).await,
+            _ => state.auth.authenticate_shared(headers, cert).await,
         }
     };
     match tokio::time::timeout_at(deadline, verify).await {
@@ -433,7 +438,7 @@ async fn authenticate(
 fn rate_limit<'a>(
     state: &'a EdgeState,
     request: &'a Request,
-    identity: &'a Result<Option<crate::auth::Identity>, BffError>,
+    identity: Result<Option<&'a crate::auth::Identity>, &'a BffError>,
     limited: bool,
 ) -> impl Future<Output = Verdict> + Send + 'a {
     let admit = state
@@ -443,10 +448,17 @@ fn rate_limit<'a>(
         .map(|limiter| (limiter, RequestFacts::of(request)));
     async move {
         match admit {
-            Some((limiter, facts)) => limiter.admit(&facts, identity.as_ref()).await,
+            Some((limiter, facts)) => limiter.admit(&facts, identity).await,
             None => Verdict::default(),
         }
     }
+}
+
+/// The verified identity (or the refusal) of an authentication outcome, as the limiter reads it.
+fn caller_of(authenticated: &Authenticated) -> Result<Option<&crate::auth::Identity>, &BffError> {
+    authenticated
+        .as_ref()
+        .map(|caller| caller.as_deref().map(Verified::identity))
 }
 
 /// Phase 7b, what the parts recorded, on a routed response: `bff-partial` / `bff-degraded`, and the

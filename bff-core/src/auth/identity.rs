@@ -1,5 +1,7 @@
 //! The verified caller and the identity headers the gateway sends downstream on its behalf.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderName, HeaderValue};
 
 /// Prefix of the gateway's identity header namespace. Client-sent headers with this prefix are removed at the
@@ -81,6 +83,12 @@ pub struct IdentityHeaders {
     scope: String,
 }
 
+/// The headers of a request without identity.
+pub(crate) static NO_IDENTITY_HEADERS: IdentityHeaders = IdentityHeaders {
+    headers: Vec::new(),
+    scope: String::new(),
+};
+
 impl IdentityHeaders {
     /// Renders the headers of `identity` (none without one).
     pub fn of(identity: Option<&Identity>) -> Self {
@@ -110,6 +118,38 @@ impl IdentityHeaders {
     /// What the downstream sees of the caller as one string; empty without identity.
     pub fn scope(&self) -> &str {
         &self.scope
+    }
+}
+
+/// A verified caller with its identity headers rendered once: what the edge puts in a request's context.
+/// Shared: the verified-token cache hands every request presenting the same token the same one (no identity
+/// copied, no header rendered again).
+#[derive(Debug)]
+pub(crate) struct Verified {
+    identity: Identity,
+    headers: IdentityHeaders,
+}
+
+impl Verified {
+    /// `identity` with its headers rendered.
+    pub(crate) fn new(identity: Identity) -> Arc<Self> {
+        let headers = IdentityHeaders::of(Some(&identity));
+        Arc::new(Self { identity, headers })
+    }
+
+    /// The verified caller.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Its downstream headers.
+    pub(crate) fn headers(&self) -> &IdentityHeaders {
+        &self.headers
+    }
+
+    /// The identity itself (moved out when this is its only holder).
+    pub(crate) fn into_identity(this: Arc<Self>) -> Identity {
+        Arc::try_unwrap(this).map_or_else(|shared| shared.identity.clone(), |v| v.identity)
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::config::JwtConfig;
 use super::discovery::JwksSource;
-use super::identity::{Identity, is_header_safe};
+use super::identity::{Identity, Verified, is_header_safe};
 use crate::context::RequestContext;
 use crate::error::BffError;
 use crate::trace::TraceContext;
@@ -94,18 +94,12 @@ struct KeyStore {
     generation: tokio::sync::watch::Sender<u64>,
 }
 
-/// A token that passed verification, remembered until `expires_at`.
-struct Verified {
-    identity: Identity,
-    /// `exp` of the token: a remembered token is never accepted past it (plus leeway).
-    expires_at: u64,
-}
-
 /// Verifies bearer tokens for one audience.
 pub struct JwtVerifier {
     config: JwtConfig,
-    /// Tokens already verified (exact token string → identity), bounded in entries and age.
-    verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>>>,
+    /// Tokens already verified (exact token string → the caller, headers rendered), bounded in entries and
+    /// age; an entry is never accepted past its token's `exp` (plus leeway).
+    verified: Option<moka::sync::Cache<Arc<str>, Arc<Verified>, TailHash>>,
     algorithms: Vec<Algorithm>,
     keys: Arc<KeyStore>,
     /// `jwks_unknown_kid_wait_ms`, converted once.
@@ -137,7 +131,7 @@ impl JwtVerifier {
             moka::sync::Cache::builder()
                 .max_capacity(config.verified_cache_entries)
                 .time_to_live(Duration::from_secs(config.verified_cache_ttl_s.max(1)))
-                .build()
+                .build_with_hasher(TailHash::default())
         });
         let keys = Arc::new(KeyStore {
             jwks: jwks.into(),
@@ -160,15 +154,21 @@ impl JwtVerifier {
     /// Verifies `token` and returns the caller's identity. A token verified before (the exact same string, so
     /// the same signature) is answered from the cache until its `exp` or the cache TTL, whichever is first.
     pub async fn verify(&self, token: &str) -> Result<Identity, BffError> {
+        self.verify_shared(token).await.map(Verified::into_identity)
+    }
+
+    /// [`Self::verify`], the caller with its identity headers rendered: a remembered token gives the one
+    /// every request presenting it shares. Expiry is checked on every call.
+    pub(crate) async fn verify_shared(&self, token: &str) -> Result<Arc<Verified>, BffError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(unauthenticated("malformed token"));
         }
         if let Some(cache) = &self.verified
             && let Some(hit) = cache.get(token)
         {
-            let until = hit.expires_at.saturating_add(self.config.leeway_s);
-            if jsonwebtoken::get_current_timestamp() <= until {
-                return Ok(hit.identity.clone());
+            let exp = hit.identity().expires_at.unwrap_or(0);
+            if jsonwebtoken::get_current_timestamp() <= exp.saturating_add(self.config.leeway_s) {
+                return Ok(hit);
             }
             cache.invalidate(token);
             return Err(unauthenticated("token expired"));
@@ -178,7 +178,7 @@ impl JwtVerifier {
         Box::pin(self.verify_uncached(token)).await
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Identity, BffError> {
+    async fn verify_uncached(&self, token: &str) -> Result<Arc<Verified>, BffError> {
         let claims: Claims = self
             .decode(token, &self.config.audience, &["exp", "iss", "aud", "sub"])
             .await?;
@@ -213,23 +213,17 @@ impl JwtVerifier {
                 .find(|a| *a == self.config.audience)
                 .unwrap_or_else(|| self.config.audience.clone()),
         };
-        let identity = Identity {
+        let verified = Verified::new(Identity {
             subject: claims.sub,
             client,
             scopes,
             partner: None,
             expires_at: Some(claims.exp),
-        };
+        });
         if let Some(cache) = &self.verified {
-            cache.insert(
-                Arc::from(token),
-                Arc::new(Verified {
-                    identity: identity.clone(),
-                    expires_at: claims.exp,
-                }),
-            );
+            cache.insert(Arc::from(token), verified.clone());
         }
-        Ok(identity)
+        Ok(verified)
     }
 
     /// Verifies a signed token of the identity provider for `audience` (signature by a JWKS key with an
@@ -318,6 +312,38 @@ impl JwtVerifier {
         }
         let _ = tokio::time::timeout(self.unknown_kid_wait, ended.changed()).await;
         self.keys.cached(kid).0
+    }
+}
+
+/// The verified-token cache's hasher: a token is hashed by its length and its last [`TAIL`] bytes only
+/// (inside its signature, which no two tokens share), with the process's random SipHash keys — rather than
+/// all of its several hundred bytes on every request. A lookup still compares the whole token, so this only
+/// spreads entries; and only tokens that passed verification are ever inserted.
+#[derive(Clone, Default)]
+struct TailHash(std::hash::RandomState);
+
+/// Bytes of a token that its hash reads.
+const TAIL: usize = 32;
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// See [`TailHash`].
+struct TailHasher(std::hash::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 
@@ -534,6 +560,27 @@ mod tests {
             prop_assert_eq!(first.is_ok(), valid, "{} → {:?}", claims, first);
             prop_assert_eq!(first.is_ok(), second.is_ok(), "{} → {:?} then {:?}", claims, first, second);
         }
+    }
+
+    /// The verified-token cache tells apart tokens that end alike (the hash reads only the tail; the
+    /// lookup compares whole tokens), and a token hashes the same every time.
+    #[test]
+    fn tail_hash_spreads_but_never_merges() {
+        use std::hash::BuildHasher;
+        let cache: moka::sync::Cache<Arc<str>, u32, TailHash> = moka::sync::Cache::builder()
+            .max_capacity(16)
+            .build_with_hasher(TailHash::default());
+        let tail = "x".repeat(TAIL);
+        let (a, b) = (format!("a.{tail}"), format!("b.{tail}"));
+        cache.insert(Arc::from(a.as_str()), 1);
+        cache.insert(Arc::from(b.as_str()), 2);
+        assert_eq!(
+            (cache.get(a.as_str()), cache.get(b.as_str())),
+            (Some(1), Some(2))
+        );
+        assert_eq!(cache.get(format!("c.{tail}").as_str()), None);
+        let hasher = TailHash::default();
+        assert_eq!(hasher.hash_one(a.as_str()), hasher.hash_one(a.as_str()));
     }
 
     /// `none`, HMAC and unknown names are refused as configured algorithms; asymmetric ones are accepted.

@@ -7,9 +7,11 @@ mod client_cert;
 pub mod config;
 pub mod discovery;
 mod identity;
-pub(crate) use identity::is_header_safe;
+pub(crate) use identity::{NO_IDENTITY_HEADERS, Verified, is_header_safe};
 pub mod jwt;
 pub mod jwt_crypto;
+
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -89,6 +91,17 @@ impl Authenticator {
         headers: &HeaderMap,
         client_cert: Option<&ClientCertificate>,
     ) -> Result<Option<Identity>, BffError> {
+        let verified = self.authenticate_shared(headers, client_cert).await?;
+        Ok(verified.map(Verified::into_identity))
+    }
+
+    /// [`Self::authenticate`], the identity with its downstream headers rendered; a remembered bearer token
+    /// gives the one shared by every request presenting it (what the edge uses).
+    pub(crate) async fn authenticate_shared(
+        &self,
+        headers: &HeaderMap,
+        client_cert: Option<&ClientCertificate>,
+    ) -> Result<Option<Arc<Verified>>, BffError> {
         match self {
             Self::None => Ok(None),
             Self::Jwt(verifier) => {
@@ -105,16 +118,16 @@ impl Authenticator {
                         reason: "bearer token required",
                     });
                 }
-                verifier.verify(token.trim()).await.map(Some)
+                verifier.verify_shared(token.trim()).await.map(Some)
             }
-            Self::ApiKey(keys) => api_key(keys, headers).map(Some),
+            Self::ApiKey(keys) => api_key(keys, headers).map(|i| Some(Verified::new(i))),
             Self::ClientCert { certs, keys } => {
                 if let Some(identity) = client_cert.and_then(|c| certs.verify(c)) {
-                    return Ok(Some(identity));
+                    return Ok(Some(Verified::new(identity)));
                 }
                 match keys {
                     Some(keys) if client_cert.is_none() || headers.contains_key(API_KEY_HEADER) => {
-                        api_key(keys, headers).map(Some)
+                        api_key(keys, headers).map(|i| Some(Verified::new(i)))
                     }
                     _ => Err(BffError::Unauthenticated {
                         reason: if client_cert.is_some() {

@@ -70,7 +70,17 @@ impl ClientIpResolver {
     /// The bucket key of `ip`: IPv4 as is, IPv6 truncated to the configured prefix.
     pub(crate) fn bucket(&self, ip: IpAddr) -> String {
         match ip {
-            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V4(v4) => {
+                // As `Display` writes it, without the formatting machinery (once per limited request).
+                let mut out = String::with_capacity(15);
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    super::push_decimal(&mut out, u64::from(octet));
+                }
+                out
+            }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
                 let len = u32::from(self.ipv6_prefix_len);
@@ -218,6 +228,9 @@ mod tests {
         let r = resolver(&[], ForwardedHeader::XForwardedFor);
         assert_eq!(r.bucket(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
         assert_eq!(r.bucket(ip("2001:db8:1:2:bbbb::9")), "2001:db8:1:2::/64");
+        for v4 in ["0.0.0.0", "127.0.0.1", "192.0.2.10", "255.255.255.255"] {
+            assert_eq!(r.bucket(ip(v4)), v4);
+        }
         assert_eq!(
             r.resolve(ip("::ffff:192.0.2.1"), &HeaderMap::new()),
             ip("192.0.2.1")

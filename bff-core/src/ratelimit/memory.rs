@@ -55,7 +55,13 @@ impl MemoryStore {
         let (decision, writes) = decide(checks, &stored, now);
         for (check, write) in checks.iter().zip(writes) {
             if let Some(tat) = write {
-                inner.tats.insert(check.key.clone(), tat);
+                // The key is copied only for a new bucket.
+                match inner.tats.get_mut(&check.key) {
+                    Some(stored) => *stored = tat,
+                    None => {
+                        inner.tats.insert(check.key.clone(), tat);
+                    }
+                }
             }
         }
         inner.since_sweep += 1;

@@ -19,11 +19,11 @@ pub mod config;
 
 mod client_ip;
 pub mod gcra;
+mod headers;
 mod memory;
 mod redis;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 
 use self::client_ip::ClientIpResolver;
 use self::gcra::{Check, Cost, Decision, Limit};
+use self::headers::{Applied, Rated, ceil_s, rate_limit_headers};
 use self::memory::MemoryStore;
 use self::redis::RedisStore;
 use crate::auth::Identity;
@@ -42,10 +43,7 @@ pub use self::config::{
     RateLimitConfig, RedisConfig, StoreKind, TierLimit,
 };
 
-/// Response header listing the policies applied to the request (`"name";q=<quota>;w=<window s>`).
-pub const RATELIMIT_POLICY_HEADER: &str = "ratelimit-policy";
-/// Response header with each policy's state (`"name";r=<remaining>;t=<seconds until full>`).
-pub const RATELIMIT_HEADER: &str = "ratelimit";
+pub use self::headers::{RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER};
 
 /// The limiter of one gateway, shared by all requests.
 #[derive(Debug)]
@@ -56,8 +54,11 @@ pub(crate) struct RateLimiter {
     auth_failures: Option<Limit>,
     /// Finds the client address.
     client_ip: ClientIpResolver,
-    /// Prefix of every store key.
-    prefix: String,
+    /// Prefix of the failed-authentication buckets' keys (`<key_prefix>af:`).
+    auth_failures_head: String,
+    /// Whether bucket keys are digests (a Redis store: no client data leaves the process) or the
+    /// length-prefixed parts themselves (in memory: nothing to hide, no hash to pay).
+    hashed_keys: bool,
     /// Where buckets live.
     store: Store,
 }
@@ -76,10 +77,12 @@ enum Store {
 #[derive(Debug)]
 struct Policy {
     name: String,
+    /// Prefix of its buckets' keys (`<key_prefix>p:<name>:`).
+    key_head: String,
     by: Vec<KeyPart>,
     routes: Vec<Vec<Segment>>,
-    limit: Limit,
-    tiers: HashMap<String, Limit>,
+    limit: Rated,
+    tiers: HashMap<String, Rated>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -170,12 +173,6 @@ impl<'a> RequestFacts<'a> {
     }
 }
 
-/// A rate-limited request's bucket and how to report it.
-struct Applied<'a> {
-    name: &'a str,
-    limit: Limit,
-}
-
 impl RateLimiter {
     /// The limiter of validated `config`, or `None` when nothing is limited (disabled, or no policy and no
     /// failed-authentication budget). `authenticates`: whether the gateway checks credentials at all.
@@ -195,16 +192,17 @@ impl RateLimiter {
             .filter_map(|p| {
                 Some(Policy {
                     name: p.name.clone(),
+                    key_head: format!("{}p:{}:", config.redis.key_prefix, p.name),
                     by: p.by.clone(),
                     routes: p.routes.iter().map(|r| compile_pattern(r)).collect(),
-                    limit: config::limit(p.rate, p.period_s, p.burst).ok()?,
+                    limit: Rated::new(&p.name, config::limit(p.rate, p.period_s, p.burst).ok()?),
                     tiers: p
                         .tiers
                         .iter()
                         .filter_map(|(tier, t)| {
                             let limit =
                                 config::limit(t.rate, t.period_s.unwrap_or(p.period_s), t.burst);
-                            Some((tier.clone(), limit.ok()?))
+                            Some((tier.clone(), Rated::new(&p.name, limit.ok()?)))
                         })
                         .collect(),
                 })
@@ -229,7 +227,8 @@ impl RateLimiter {
             policies,
             auth_failures,
             client_ip: ClientIpResolver::new(&config.client_ip),
-            prefix: config.redis.key_prefix.clone(),
+            auth_failures_head: format!("{}af:", config.redis.key_prefix),
+            hashed_keys: matches!(store, Store::Redis { .. }),
             store,
         })
     }
@@ -238,7 +237,7 @@ impl RateLimiter {
     pub(crate) async fn admit(
         &self,
         facts: &RequestFacts<'_>,
-        identity: Result<&Option<Identity>, &BffError>,
+        identity: Result<Option<&Identity>, &BffError>,
     ) -> Verdict {
         let ip = self
             .client_ip
@@ -264,7 +263,7 @@ impl RateLimiter {
                 }
                 return Verdict::default();
             }
-            Ok(identity) => identity.as_ref(),
+            Ok(identity) => identity,
         };
         let (path, route) = (facts.path, facts.route);
         for policy in &self.policies {
@@ -275,19 +274,18 @@ impl RateLimiter {
             let Some(key) = self.policy_key(policy, &ip, identity, route) else {
                 continue;
             };
-            let limit = identity
+            let rated = identity
                 .and_then(|i| i.partner.as_ref())
                 .and_then(|p| policy.tiers.get(&p.tier))
-                .copied()
-                .unwrap_or(policy.limit);
+                .unwrap_or(&policy.limit);
             checks.push(Check {
                 key,
-                limit,
+                limit: rated.limit,
                 cost: Cost::Consume,
             });
             applied.push(Applied {
                 name: &policy.name,
-                limit,
+                rated,
             });
         }
         if let Some(limit) = self.auth_failures {
@@ -347,8 +345,10 @@ impl RateLimiter {
     }
 
     fn auth_failure_check(&self, ip: &str, limit: Limit, cost: Cost) -> Check {
+        let mut key = BucketKey::new(&self.auth_failures_head, self.hashed_keys);
+        key.part("ip", ip);
         Check {
-            key: format!("{}af:{}", self.prefix, digest(&[("ip", ip)])),
+            key: key.finish(),
             limit,
             cost,
         }
@@ -363,7 +363,7 @@ impl RateLimiter {
         identity: Option<&Identity>,
         route: &str,
     ) -> Option<String> {
-        let mut parts: Vec<(&str, &str)> = Vec::with_capacity(policy.by.len());
+        let mut key = BucketKey::new(&policy.key_head, self.hashed_keys);
         for part in &policy.by {
             let value = match part {
                 KeyPart::Ip => ip,
@@ -385,36 +385,100 @@ impl RateLimiter {
                 KeyPart::User => "user",
                 KeyPart::Route => "route",
             };
-            parts.push((tag, value));
+            key.part(tag, value);
         }
-        Some(format!(
-            "{}p:{}:{}",
-            self.prefix,
-            policy.name,
-            digest(&parts)
-        ))
+        Some(key.finish())
     }
 }
 
-/// 128 bits of SHA-256 over the length-prefixed parts, in hex: fixed-size keys, no client data in Redis,
-/// no ambiguity between parts.
-fn digest(parts: &[(&str, &str)]) -> String {
-    let mut hasher = Sha256::new();
+/// A bucket's key: its head (`<key_prefix>p:<policy>:` or `<key_prefix>af:`), then the parts (tag, length,
+/// value: no ambiguity between parts) — hashed for a Redis store (128 bits of SHA-256 in hex: fixed-size keys,
+/// no client data in Redis), as they are in memory (no hash per request; the values are bounded: verified
+/// identities, configured route templates, addresses). Written without `format!`.
+enum BucketKey<'a> {
+    Hashed { head: &'a str, hasher: Sha256 },
+    Raw(String),
+}
+
+impl<'a> BucketKey<'a> {
+    fn new(head: &'a str, hashed: bool) -> Self {
+        if hashed {
+            Self::Hashed {
+                head,
+                hasher: Sha256::new(),
+            }
+        } else {
+            let mut key = String::with_capacity(head.len() + 48);
+            key.push_str(head);
+            Self::Raw(key)
+        }
+    }
+
+    /// Adds the part `tag` with its `value`.
+    fn part(&mut self, tag: &str, value: &str) {
+        match self {
+            Self::Hashed { hasher, .. } => {
+                hasher.update(tag.as_bytes());
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(value.as_bytes());
+            }
+            // `user3:abc`: the tag (letters), the value's length in decimal, `:`, the value.
+            Self::Raw(key) => {
+                key.push_str(tag);
+                push_decimal(key, value.len() as u64);
+                key.push(':');
+                key.push_str(value);
+            }
+        }
+    }
+
+    /// The store key.
+    fn finish(self) -> String {
+        match self {
+            Self::Hashed { head, hasher } => {
+                let hash = hasher.finalize();
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&hash[..16]);
+                let mut key = String::with_capacity(head.len() + 32);
+                key.push_str(head);
+                crate::trace::push_hex(&mut key, u128::from_be_bytes(first), 32);
+                key
+            }
+            Self::Raw(key) => key,
+        }
+    }
+}
+
+/// Appends `n` in decimal (per-request strings are written without `format!`).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The key of `parts` after an empty head: hashed (128 bits of SHA-256 in hex) or raw.
+#[cfg(test)]
+fn key_of(parts: &[(&str, &str)], hashed: bool) -> String {
+    let mut key = BucketKey::new("", hashed);
     for (tag, value) in parts {
-        hasher.update(tag.as_bytes());
-        hasher.update((value.len() as u64).to_be_bytes());
-        hasher.update(value.as_bytes());
+        key.part(tag, value);
     }
-    let hash = hasher.finalize();
-    let mut out = String::with_capacity(32);
-    for b in &hash[..16] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    key.finish()
 }
 
-fn ceil_s(us: i64) -> u64 {
-    u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
+#[cfg(test)]
+fn digest(parts: &[(&str, &str)]) -> String {
+    key_of(parts, true)
 }
 
 fn rate_limited(decision: &Decision) -> BffError {
@@ -429,40 +493,6 @@ fn unavailable() -> Verdict {
         refused_by: Some("store_unavailable".into()),
         headers: Vec::new(),
     }
-}
-
-/// `RateLimit-Policy: "name";q=<burst>;w=<seconds to refill a burst>` and
-/// `RateLimit: "name";r=<remaining>;t=<seconds until full>`, one item per applied policy.
-fn rate_limit_headers(
-    applied: &[Applied<'_>],
-    decision: &Decision,
-) -> Vec<(HeaderName, HeaderValue)> {
-    if applied.is_empty() {
-        return Vec::new();
-    }
-    let mut policy = String::new();
-    let mut state = String::new();
-    for (i, (a, bucket)) in applied.iter().zip(&decision.buckets).enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let window = ceil_s(a.limit.burst * a.limit.interval_us).max(1);
-        let _ = write!(policy, "{sep}\"{}\";q={};w={window}", a.name, a.limit.burst);
-        let _ = write!(
-            state,
-            "{sep}\"{}\";r={};t={}",
-            a.name,
-            bucket.remaining,
-            ceil_s(bucket.reset_us)
-        );
-    }
-    let mut headers = Vec::with_capacity(2);
-    if let (Ok(p), Ok(s)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&state),
-    ) {
-        headers.push((HeaderName::from_static(RATELIMIT_POLICY_HEADER), p));
-        headers.push((HeaderName::from_static(RATELIMIT_HEADER), s));
-    }
-    headers
 }
 
 #[cfg(test)]
@@ -485,51 +515,51 @@ mod tests {
         assert!(!pattern_matches(&p, "/v1/products/9"));
     }
 
-    /// Keys of different parts never collide, even when values are crafted to.
+    /// Keys of different parts never collide, even when values are crafted to, hashed or raw.
     #[test]
-    fn digests_are_unambiguous() {
-        assert_ne!(
-            digest(&[("user", "a|b"), ("route", "c")]),
-            digest(&[("user", "a"), ("route", "b|c")])
+    fn keys_are_unambiguous() {
+        for hashed in [true, false] {
+            let key = |parts: &[(&str, &str)]| key_of(parts, hashed);
+            assert_ne!(
+                key(&[("user", "a|b"), ("route", "c")]),
+                key(&[("user", "a"), ("route", "b|c")])
+            );
+            assert_ne!(
+                key(&[("user", "a1:b"), ("route", "c")]),
+                key(&[("user", "a"), ("route", "1:bc")])
+            );
+            assert_ne!(key(&[("user", "7")]), key(&[("partner", "7")]));
+            assert_ne!(key(&[("user", "")]), key(&[]));
+        }
+        assert_eq!(
+            key_of(&[("user", "7"), ("route", "/agg")], false),
+            "user1:7route4:/agg"
         );
-        assert_ne!(digest(&[("user", "7")]), digest(&[("partner", "7")]));
     }
 
-    /// The headers follow the draft's structured-field syntax, one item per policy.
+    /// Decimal rendering agrees with `Display` at the edges.
     #[test]
-    fn headers_format() {
-        let applied = [
-            Applied {
-                name: "user",
-                limit: Limit {
-                    interval_us: 600_000,
-                    burst: 20,
-                },
-            },
-            Applied {
-                name: "ip",
-                limit: Limit {
-                    interval_us: 1_000,
-                    burst: 5,
-                },
-            },
-        ];
-        let decision = Decision {
-            allowed: true,
-            retry_after_us: 0,
-            buckets: vec![
-                gcra::BucketState {
-                    remaining: 19,
-                    reset_us: 600_000,
-                },
-                gcra::BucketState {
-                    remaining: 4,
-                    reset_us: 1_000,
-                },
-            ],
-        };
-        let h = rate_limit_headers(&applied, &decision);
-        assert_eq!(h[0].1, "\"user\";q=20;w=12, \"ip\";q=5;w=1");
-        assert_eq!(h[1].1, "\"user\";r=19;t=1, \"ip\";r=4;t=1");
+    fn decimals() {
+        for n in [0, 1, 9, 10, 99, 1_000_000, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    /// Keys are SHA-256 of the length-prefixed parts (unchanged, so buckets in a shared Redis carry over).
+    #[test]
+    fn digest_is_stable() {
+        assert_eq!(digest(&[("ip", "127.0.0.1")]).len(), 32);
+        assert_eq!(digest(&[("user", "7")]), {
+            let mut h = Sha256::new();
+            h.update(b"user");
+            h.update(1u64.to_be_bytes());
+            h.update(b"7");
+            h.finalize()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
     }
 }
