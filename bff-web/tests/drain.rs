@@ -242,12 +242,18 @@ async fn sighup_reloads_the_config_file() {
         assert!(Instant::now() < end, "not reloaded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = lines.lock().unwrap().join("\n");
-    assert!(
-        text.contains("SIGHUP: reloading the configuration"),
-        "{text}"
-    );
-    assert!(text.contains("configuration reloaded"), "{text}");
+    // The log lines arrive through a reader thread that may lag the reload itself: wait for them.
+    let logged_both = |text: &str| {
+        text.contains("SIGHUP: reloading the configuration")
+            && text.contains("configuration reloaded")
+    };
+    let logs_by = Instant::now() + Duration::from_secs(10);
+    let mut text = lines.lock().unwrap().join("\n");
+    while !logged_both(&text) && Instant::now() < logs_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = lines.lock().unwrap().join("\n");
+    }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(logged_both(&text), "{text}");
 }
