@@ -96,6 +96,7 @@ pub mod server;
 pub mod session;
 pub mod shape;
 pub mod streams;
+pub mod swap;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;

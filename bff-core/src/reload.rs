@@ -11,73 +11,17 @@
 //! `server.limits`, `server.worker_threads`, `server.tls` (its certificate and key files are reloaded by
 //! [`crate::tls`] itself), `admin`.
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::response::Response;
-use tower::{Service, ServiceExt};
 
 use crate::admin::Admin;
 use crate::config::{BffConfig, ConfigError};
 use crate::metrics::{Counter, Metrics};
-
-/// A router that can be replaced while serving; each request runs on the router current at its arrival.
-#[derive(Debug, Clone)]
-pub struct Swappable {
-    current: Arc<RwLock<Router>>,
-}
-
-impl Swappable {
-    /// Serves `router` until swapped.
-    pub fn new(router: Router) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(finished(router))),
-        }
-    }
-
-    /// Replaces the router for requests arriving from now on.
-    pub fn swap(&self, router: Router) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = finished(router);
-    }
-
-    /// A router forwarding every request to the current one (to hand to [`crate::server::serve`]).
-    pub fn router(&self) -> Router {
-        Router::new().fallback_service(self.clone())
-    }
-}
-
-impl Service<Request> for Swappable {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = tower::util::Oneshot<Router, Request>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let router = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        router.oneshot(request)
-    }
-}
-
-/// `router` with every handler turned into its finished service once. A `Router` whose handlers were never
-/// given their state rebuilds each matched handler, with every route layer around it (the edge, compression,
-/// conditional GET, ...), on every request: ~25 boxed services cloned per request (measured with
-/// bench/callgrind, see bench/notes.md).
-fn finished(router: Router) -> Router {
-    router.with_state(())
-}
+pub use crate::swap::{Routes, Swappable};
 
 /// How a gateway is (re)built: its defaults, its config file, its `app`.
 #[derive(Debug, Clone, Copy)]
@@ -130,14 +74,14 @@ impl Reloader {
         })
     }
 
-    /// The public router (follows reloads).
-    pub fn public_router(&self) -> Router {
-        self.public.router()
+    /// The public router (follows reloads), to hand to [`crate::server::serve`].
+    pub fn public_router(&self) -> Swappable {
+        self.public.clone()
     }
 
-    /// The admin router (follows reloads).
-    pub fn admin_router(&self) -> Router {
-        self.admin.router()
+    /// The admin router (follows reloads), to hand to [`crate::server::serve`].
+    pub fn admin_router(&self) -> Swappable {
+        self.admin.clone()
     }
 
     /// The admin side of the gateway serving now.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
@@ -26,15 +25,16 @@ use crate::conn::budget::{AcceptBackoff, ConnectionBudget};
 use crate::conn::detect::Protocol;
 use crate::conn::pacing::{ConnWatch, Pacer, ResponseBudget};
 use crate::conn::park::{ParkIo, ParkState, Parkable, Parked};
+use crate::swap::Routes;
 use crate::tls::ClientCertificate;
 
 pub use crate::conn::ConnectionLimits;
 
-/// Serves `router` on `listener` with the default [`ConnectionLimits`] until `shutdown` resolves, then drains
-/// in-flight requests for at most `grace`.
+/// Serves `router` (a `Router`, or a [`crate::swap::Swappable`] one) on `listener` with the default
+/// [`ConnectionLimits`] until `shutdown` resolves, then drains in-flight requests for at most `grace`.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Routes>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -51,7 +51,7 @@ pub async fn serve(
 /// [`serve`] with explicit connection limits.
 pub async fn serve_with_limits(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Routes>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
     limits: &ConnectionLimits,
@@ -63,12 +63,13 @@ pub async fn serve_with_limits(
 /// handshake (bounded by its own timeout) comes first, then the connection is served like a plain one.
 pub async fn serve_with_tls(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Routes>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
     limits: &ConnectionLimits,
     tls: Option<crate::tls::EdgeTls>,
 ) -> std::io::Result<()> {
+    let router = router.into();
     let builders = crate::conn::builders(limits);
     let budget = ConnectionBudget::new(limits);
     let memory = ResponseBudget::new(limits.response_memory_budget_bytes);
@@ -157,7 +158,7 @@ struct Timeouts {
 /// What serving one accepted connection needs.
 struct Conn {
     peer: SocketAddr,
-    router: Router,
+    router: Routes,
     builders: crate::conn::Builders,
     /// Turns `true` when the server drains.
     drain: watch::Receiver<bool>,

@@ -46,7 +46,7 @@ struct Running {
     path: PathBuf,
 }
 
-async fn serve(router: axum::Router) -> String {
+async fn serve(router: bff_core::reload::Swappable) -> String {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(bff_core::server::serve(

@@ -620,3 +620,40 @@ async fn declarative_route_forwards_and_shapes() {
         Some("/products/x%3Fa%3D1%23f")
     );
 }
+
+/// A declarative route without `fields` forwards the downstream's body as it was sent, unparsed (like a
+/// reverse proxy; docs/configuration.md); one with `fields` parses it, so a malformed body is a 502 there.
+#[tokio::test]
+async fn declarative_pass_through_forwards_bytes_unparsed() {
+    let mocks = mocks().await;
+    let mut config = config_for(bff_web::defaults(), &mocks);
+    for (path, fields) in [
+        ("/api/raw/{id}", vec![]),
+        ("/api/card/{id}", vec!["id".into()]),
+    ] {
+        config.routes.push(bff_core::config::RouteConfig {
+            path: path.into(),
+            downstream: "catalog".into(),
+            downstream_path: "/products/{id}".into(),
+            grpc_method: None,
+            query_allow: vec![],
+            header_allow: vec![],
+            fields,
+            scopes: vec![],
+        });
+    }
+    let gw = start(bff_web::app, config).await;
+    let token = token(&mocks, "7", AUD, &[]).await;
+    let catalog = mocks.handle(Service::Catalog);
+    catalog.set_faults(vec![FaultRule::new(FaultKind::MalformedJson)]);
+    let raw = get_auth(&format!("{}/api/raw/12", gw.url), &token).await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(raw.body, mock_services::faults::MALFORMED_BODY);
+    let shaped = get_auth(&format!("{}/api/card/14", gw.url), &token).await;
+    shaped.assert_problem(502, "bad_gateway", &mocks);
+    catalog.clear_faults();
+    // (Another id: the catalog's answers may be cached by the gateway.)
+    let raw = get_auth(&format!("{}/api/raw/13", gw.url), &token).await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(raw.json()["id"], "13");
+}

@@ -97,16 +97,15 @@ impl Forward {
         let body = ctx
             .required("upstream", self.downstream.get_bytes(&ctx, &path, &extra))
             .await?;
-        let malformed = |e: serde_json::Error| {
-            tracing::warn!(downstream = %self.downstream.name(), error = %e, "malformed JSON");
-            BffError::BadGateway { part: "upstream" }
-        };
         let body = if self.fields.is_empty() {
-            // Pass-through: validated without building a tree, forwarded as received.
-            serde_json::from_slice::<&serde_json::value::RawValue>(&body).map_err(malformed)?;
+            // Pass-through: forwarded as received, like a reverse proxy, without being parsed (its media type
+            // was checked and its size capped by the call; docs/configuration.md, `[[routes]]`).
             body
         } else {
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(malformed)?;
+            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                tracing::warn!(downstream = %self.downstream.name(), error = %e, "malformed JSON");
+                BffError::BadGateway { part: "upstream" }
+            })?;
             serde_json::to_vec(&self.fields.pick(value))
                 .map_err(|_| BffError::Internal)?
                 .into()
