@@ -304,6 +304,12 @@ macro_rules! gateway_main {
         static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
         fn main() -> std::process::ExitCode {
+            unsafe extern "C" {
+                /// mimalloc's `void mi_collect(bool force)` (its C API, linked in by the `mimalloc` crate).
+                safe fn mi_collect(force: bool);
+            }
+            // Parked connections' freed state goes back to the OS (`bff_core::conn::release`).
+            $crate::conn::release::set_collector(|| mi_collect(false));
             $crate::cli::main($crate::cli::GatewaySpec {
                 name: $name,
                 about: $about,

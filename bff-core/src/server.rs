@@ -244,6 +244,8 @@ impl Conn {
             let (inner, unparsed) = parts.io.into_inner().into_inner(parts.read_buf);
             (io, replay, service) = (inner, unparsed, parts.service);
             let _parked = Parked::enter();
+            // hyper's state is dropped: have the allocator give the freed pages back (once per burst).
+            crate::conn::release::collect_soon();
             if replay.is_empty() && !self.parked(&io, &watch).await {
                 return;
             }

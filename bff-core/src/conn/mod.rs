@@ -9,6 +9,7 @@ pub mod budget;
 pub mod detect;
 pub mod pacing;
 pub mod park;
+pub mod release;
 
 use std::time::Duration;
 
