@@ -309,7 +309,7 @@ macro_rules! gateway_main {
                 safe fn mi_collect(force: bool);
             }
             // Parked connections' freed state goes back to the OS (`bff_core::conn::release`).
-            $crate::conn::release::set_collector(|| mi_collect(false));
+            $crate::conn::release::set_collector(|| mi_collect(true));
             $crate::cli::main($crate::cli::GatewaySpec {
                 name: $name,
                 about: $about,

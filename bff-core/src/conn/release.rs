@@ -47,8 +47,9 @@ impl Collector {
 static COLLECTOR: OnceLock<Collector> = OnceLock::new();
 
 /// Registers the allocator's collect function (the first registration wins). `bff_core::gateway_main!`
-/// registers mimalloc's `mi_collect(false)`: it frees what the calling thread's heap no longer uses, so with
-/// several worker threads a collection reaches the heap of the thread it runs on.
+/// registers mimalloc's forced `mi_collect(true)`: it returns the pages the calling thread's heap (and any
+/// abandoned one) no longer uses at once, instead of on later allocator activity; with several worker threads
+/// a collection reaches the heap of the thread it runs on. At most one runs per [`BURST`].
 pub fn set_collector(collect: fn()) {
     let _ = COLLECTOR.set(Collector::new(collect));
 }
