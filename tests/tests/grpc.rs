@@ -511,15 +511,7 @@ async fn live_feed_over_grpc_watch_order() {
         "another user's order: {refused}"
     );
     // The order's current status and the product's stock, in either order.
-    let (mut first, mut stock) = (serde_json::Value::Null, serde_json::Value::Null);
-    while first.is_null() || stock.is_null() {
-        let message = ws::next_json(&mut live).await;
-        match message["type"].as_str() {
-            Some("order_status") => first = message,
-            Some("stock") => stock = message,
-            _ => {}
-        }
-    }
+    let (first, stock) = ws::first_status_and_stock(&mut live).await;
     assert_eq!(first["order_id"], order.as_str());
     assert_eq!(stock["product_id"], "1");
     assert!(stock["available"].is_u64(), "{stock}");

@@ -38,15 +38,7 @@ async fn pushes_order_status_and_stock() {
     assert_eq!(watching["orders"], json!([order]));
     assert_eq!(watching["products"], json!(["1"]));
     // The order's current status and the product's stock, in either order.
-    let (mut first, mut stock) = (Value::Null, Value::Null);
-    while first.is_null() || stock.is_null() {
-        let message = next_json(&mut ws).await;
-        match message["type"].as_str() {
-            Some("order_status") => first = message,
-            Some("stock") => stock = message,
-            _ => {}
-        }
-    }
+    let (first, stock) = first_status_and_stock(&mut ws).await;
     seen.push(first.to_string());
     seen.push(stock.to_string());
     assert_eq!(first["order_id"], order.as_str());

@@ -165,3 +165,18 @@ pub async fn slot_freed(gw: &RunningGateway, bearer: &str, tries: usize) -> bool
     }
     false
 }
+
+/// The first `order_status` and `stock` messages, which arrive in either order after a watch of both (other
+/// messages skipped).
+pub async fn first_status_and_stock(ws: &mut Ws) -> (Value, Value) {
+    let (mut status, mut stock) = (Value::Null, Value::Null);
+    while status.is_null() || stock.is_null() {
+        let message = next_json(ws).await;
+        match message["type"].as_str() {
+            Some("order_status") => status = message,
+            Some("stock") => stock = message,
+            _ => {}
+        }
+    }
+    (status, stock)
+}
