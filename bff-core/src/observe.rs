@@ -100,6 +100,9 @@ pub(crate) fn completed(
         .observe(elapsed.as_secs_f64());
     let mut parts_log = String::new();
     let mut timing = String::new();
+    // The access line's `parts` field is formatted only when the line is written (float formatting of every
+    // part cost ~1.7k instructions per pass-through and ~4.3k per 3-way aggregation at the default level).
+    let access_line = tracing::enabled!(target: "bff::access", tracing::Level::INFO);
     if let Some(ctx) = done.ctx {
         let degraded = ctx.degraded_parts();
         for part in ctx.part_records() {
@@ -121,13 +124,15 @@ pub(crate) fn completed(
                 spans.part_done(part.name, span, outcome.as_str());
             }
             let ms = part.duration.as_secs_f64() * 1000.0;
-            let sep = if parts_log.is_empty() { "" } else { "," };
-            let _ = write!(
-                parts_log,
-                "{sep}{}={}:{ms:.1}ms",
-                part.name,
-                outcome.as_str()
-            );
+            if access_line {
+                let sep = if parts_log.is_empty() { "" } else { "," };
+                let _ = write!(
+                    parts_log,
+                    "{sep}{}={}:{ms:.1}ms",
+                    part.name,
+                    outcome.as_str()
+                );
+            }
             if done.server_timing {
                 let _ = write!(
                     timing,
@@ -158,4 +163,92 @@ pub(crate) fn completed(
             "request completed"
         );
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+    use crate::trace::TraceContext;
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// What a request with two parts (one answered after 1.5 ms, one failed after 3 ms) logs at `level`.
+    fn log_of_a_request(level: tracing::Level) -> String {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .with_max_level(level)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let ctx = RequestContext::new(
+                "rid-1".into(),
+                TraceContext::from_headers(&Default::default()),
+                None,
+                Instant::now() + Duration::from_secs(1),
+            );
+            ctx.record_part("users", true, Duration::from_micros(1500), None);
+            ctx.record_part("orders", false, Duration::from_millis(3), None);
+            let mut response = StatusCode::OK.into_response();
+            let done = Completed {
+                route: "/api/home",
+                method: &Method::GET,
+                started: Instant::now(),
+                ctx: Some(&ctx),
+                request_id: "rid-1",
+                trace_id: "t",
+                server_timing: false,
+                spans: None,
+            };
+            completed(
+                &Metrics::default(),
+                &mut response,
+                done,
+                &tracing::Span::none(),
+            );
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_access_line_names_each_part_with_its_outcome_and_duration() {
+        let log = log_of_a_request(tracing::Level::INFO);
+        assert!(log.contains("request completed"), "{log}");
+        assert!(log.contains("request_id=\"rid-1\""), "{log}");
+        assert!(log.contains("users=ok:1.5ms,orders=failed:3.0ms"), "{log}");
+    }
+
+    #[test]
+    fn no_access_line_below_info() {
+        assert_eq!(log_of_a_request(tracing::Level::WARN), "");
+    }
 }

@@ -67,7 +67,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout_ms: 10_000,
-            max_headers: 64,
+            max_headers: HYPER_MAX_HEADERS,
             max_header_bytes: 16 * 1024,
             h2_max_concurrent_streams: 128,
             first_byte_timeout_ms: 5_000,
@@ -167,12 +167,19 @@ pub(crate) struct Builders {
     pub(crate) http2: http2::Builder<TokioExecutor>,
 }
 
+/// hyper's built-in limit on request headers (HTTP/1), the default of `max_headers`.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// The hyper connection builders configured with `limits`.
 pub(crate) fn builders(limits: &ConnectionLimits) -> Builders {
     let mut h1 = http1::Builder::new();
+    // hyper's own limit is enforced with header arrays on the stack; any other limit makes hyper fill arrays
+    // of that size on every request (measured: ~2k instructions per request), so it is set only when asked.
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        h1.max_headers(limits.max_headers);
+    }
     h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout())
-        .max_headers(limits.max_headers)
         // hyper's floor for the read buffer is 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);

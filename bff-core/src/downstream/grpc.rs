@@ -164,8 +164,15 @@ impl GrpcTransport {
         span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
-        let mut request =
-            build_request(name, req, instance, call_deadline, span, "application/grpc")?;
+        let mut request = build_request(
+            name,
+            req,
+            instance,
+            &instance.base,
+            call_deadline,
+            span,
+            "application/grpc",
+        )?;
         let remaining_ms = call_deadline
             .saturating_duration_since(Instant::now())
             .as_millis()

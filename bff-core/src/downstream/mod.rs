@@ -16,6 +16,7 @@ pub mod command;
 pub mod config;
 mod error;
 pub mod grpc;
+mod h1pool;
 mod request;
 mod stack;
 mod stream;
@@ -44,9 +45,11 @@ use crate::metrics::downstream::{DownstreamMetrics, breaker_report};
 use crate::resilience::balance::{Instances, spawn_health_checks};
 use crate::resilience::breaker::{Breaker, BreakerPolicy};
 use crate::resilience::retry::{RetryBudget, RetryPolicy};
+use crate::tls::Http2Mode;
 pub use config::{DownstreamConfig, Protocol};
 pub use grpc::GrpcMethod;
 use grpc::GrpcTransport;
+use h1pool::H1Pool;
 use transport::{HttpTransport, Transport};
 
 /// One named downstream service. Cheap to clone (shared).
@@ -175,6 +178,21 @@ impl Downstream {
                 max_message_bytes: config.max_response_bytes,
                 transport: match config.protocol {
                     Protocol::Http => Transport::Http(HttpTransport {
+                        // Plain HTTP/1.1 instances get a lean pool each; HTTP/2-only ones stay on `client`.
+                        lean: instances
+                            .all()
+                            .iter()
+                            .map(|instance| {
+                                (config.effective_http2() != Http2Mode::Always)
+                                    .then(|| {
+                                        H1Pool::new(
+                                            &instance.base,
+                                            Duration::from_millis(config.connect_timeout_ms),
+                                        )
+                                    })
+                                    .flatten()
+                            })
+                            .collect(),
                         client,
                         max_bytes: config.max_response_bytes,
                         content_types: config

@@ -277,7 +277,7 @@ impl Downstream {
         let send = inner.transport.send(
             &inner.name,
             req,
-            instance,
+            (i, instance),
             call_deadline,
             span.as_ref().map(crate::otel::AttemptGuard::id),
         );

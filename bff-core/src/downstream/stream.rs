@@ -138,7 +138,15 @@ impl Downstream {
         let instance = inner.instances.get(i);
         let deadline = req.deadline();
         let open_deadline = (Instant::now() + inner.timeout).min(deadline);
-        let mut request = build_request(&inner.name, req, instance, open_deadline, None, accept)?;
+        let mut request = build_request(
+            &inner.name,
+            req,
+            instance,
+            &instance.base,
+            open_deadline,
+            None,
+            accept,
+        )?;
         if req.rpc {
             super::grpc::stream_headers(request.headers_mut());
         }
