@@ -19,7 +19,9 @@ STAGES = [
                                                            r"<hyper::proto::h1::role::Server as .*>::encode$"]),
     ("downstream: HTTP/1 encode + parse (hyper client)", [r"<hyper::proto::h1::role::Client as .*>::encode$",
                                                           r"<hyper::proto::h1::role::Client as .*>::parse$"]),
-    ("downstream: pool checkout", [r"<hyper_util::client::legacy::pool::Checkout<T,K> as .*>::poll$"]),
+    # hyper-util's pool (TLS, HTTP/2), or the lean HTTP/1.1 pool of a plain instance (its checkout may be inlined)
+    ("downstream: pool checkout", [r"<hyper_util::client::legacy::pool::Checkout<T,K> as .*>::poll$",
+                                   r"^bff_core::downstream::h1pool::H1Pool::checkout"]),
     ("edge: request id, trace context", [r"^bff_core::trace::"]),
     ("edge: path and header hygiene", [r"^bff_core::hygiene::check_request"]),
     ("edge: connection protection, response pacing", [r"^bff_core::conn::"]),
@@ -44,12 +46,17 @@ STAGES = [
     ("JSON: validate / merge (serde_json)", [r"^serde_json::de::from_trait", r"^serde_json::ser::to_vec",
                                              r"^bff_core::aggregate::.*merge"]),
     ("ETag: tag of the body", [r"^bff_core::etag::tag_of"]),
-    ("compression layer", [r"^<tower_http::compression::"]),
-    ("memory allocation (malloc + free)", [r"^__rust_alloc$", r"^__rust_dealloc$", r"^__rust_realloc$"]),
+    # the layer's own steps (its response future's poll includes everything inside the layer)
+    ("compression layer", [r"^<tower_http::compression::service::Compression<S,P> as .*>::call$",
+                           r"^<tower_http::compression::body::CompressionBody<B> as .*>::poll_frame$"]),
+    ("memory allocation (malloc + free)", [r"^(__rustc::)?__rust_alloc$", r"^(__rustc::)?__rust_dealloc$",
+                                           r"^(__rustc::)?__rust_realloc$"]),
     ("memcpy", [r"__memcpy_avx_unaligned_erms"]),
 ]
 
-LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(?:\S+:)?(.+?)\s*(?:\[.*\])?$")
+# The "file:" prefix is stripped only when it is a source path or "???" (a greedy prefix would also eat
+# "<hyper::proto::h1::role::" of "<hyper::proto::h1::role::Client as …>::parse").
+LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(?:(?:\?\?\?|\S+?\.(?:rs|c|h|S|cc|cpp)):)?(.+?)\s*(?:\[.*\])?$")
 
 
 def parse(path):

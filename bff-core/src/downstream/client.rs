@@ -2,7 +2,9 @@
 //! `https://`). It never follows redirects (a 3xx is an answer like any other), uses no proxy from the
 //! environment, and keeps idle connections for reuse. HTTP/1.1 by default; HTTP/2 when negotiated by ALPN
 //! over TLS, or always (`h2c` prior knowledge on plain HTTP) as configured. Chosen over reqwest for CPU per
-//! call on the hot path (see docs/benchmarks.md).
+//! call on the hot path (see docs/benchmarks.md). The call stack's requests to a plain `http://` instance
+//! (HTTP/1.1) go over that instance's lean pool instead (`h1pool.rs`); this client carries TLS, HTTP/2,
+//! gRPC, event streams, health checks and the JWKS discovery.
 //!
 //! One client is one connection pool; a gateway builds one client per distinct (connect timeout, TLS
 //! settings, HTTP/2 mode), so downstreams with different TLS settings never share a connection.

@@ -80,7 +80,8 @@ impl H1Pool {
         }))
     }
 
-    /// The origin-form request target of `path_and_query` on this instance (the base URL's path prefixed).
+    /// The base URL's path without a trailing slash: what precedes a call's path and query in its origin-form
+    /// request target.
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
