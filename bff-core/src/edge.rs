@@ -52,6 +52,7 @@ use crate::auth::{Authenticator, Verified, strip_identity_headers};
 use crate::compose::PARTIAL_HEADER;
 use crate::context::{RequestContext, with_request_id};
 use crate::error::{BffError, PROBLEM_JSON};
+use crate::metrics::{RouteMetrics, RouteMetricsCell};
 use crate::ratelimit::{RateLimiter, RequestFacts, Verdict};
 use crate::resilience::DEGRADED_HEADER;
 use crate::resilience::shed::LoadShedder;
@@ -115,6 +116,7 @@ impl<S> Layer<S> for EdgeLayer {
         Edge {
             state: self.0.clone(),
             inner,
+            route: RouteMetricsCell::default(),
         }
     }
 }
@@ -125,6 +127,8 @@ impl<S> Layer<S> for EdgeLayer {
 pub(crate) struct Edge<S> {
     state: Arc<EdgeState>,
     inner: S,
+    /// The metric series of the route this service serves, shared by its clones.
+    route: RouteMetricsCell,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -145,13 +149,21 @@ where
         // The service polled ready is the one called; a clone stays for the next request.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(edge(self.state.clone(), request, inner).map(Ok))
+        let route = (request.extensions().get::<MatchedPath>())
+            .map_or(crate::observe::UNMATCHED, MatchedPath::as_str);
+        let route = self.route.get(&self.state.metrics, route);
+        Box::pin(edge(self.state.clone(), request, inner, route).map(Ok))
     }
 }
 
 /// The edge pipeline: the steps of the module docs, each phase a named function below; `next` is the
 /// route's inner service, ready to be called.
-async fn edge<S>(state: Arc<EdgeState>, mut request: Request, mut next: S) -> Response
+async fn edge<S>(
+    state: Arc<EdgeState>,
+    mut request: Request,
+    mut next: S,
+    route_metrics: Arc<RouteMetrics>,
+) -> Response
 where
     S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
@@ -159,11 +171,6 @@ where
     let started = Instant::now();
     // The budget starts at entry: authentication (a JWKS fetch included) and rate limiting spend it too.
     let deadline = started + state.budget;
-    let route: String = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(crate::observe::UNMATCHED, MatchedPath::as_str)
-        .to_owned();
     let method = request.method().clone();
     let in_flight = crate::observe::InFlight::start(&state.metrics);
     let request_id = trace::request_id(request.headers());
@@ -181,10 +188,10 @@ where
     let rid = request_id.clone();
     let trace_id = trace.trace_id.clone();
     let observed = state.clone();
-    let route_in = route.clone();
+    let route_in = route_metrics.clone();
     let spans_in = spans.clone();
     let handled = async move {
-        let route = route_in;
+        let route = route_in.route();
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
         let (hygiene, framing, close) = check_hygiene(&state, &request);
@@ -195,7 +202,7 @@ where
         // WebSocket routes: `Origin` and a single-use ticket instead of a bearer credential.
         let ticket_path = (state.ticket_paths.iter()).any(|p| p == request.uri().path());
         let session_cookie = take_session_cookie(&state, &mut request, session_path);
-        let admitted = match shed(&state, &request, &route) {
+        let admitted = match shed(&state, &request, route) {
             Ok(admitted) => admitted,
             Err(refused) => return (refused.into_response(), None),
         };
@@ -248,7 +255,7 @@ where
             }
             (Ok(identity), None) => {
                 let ctx = RequestContext::verified(request_id.clone(), trace, identity, deadline)
-                    .for_route(&route)
+                    .for_route(route)
                     .with_spans(spans_in);
                 // Phase 7, the routed request: the context in the request's extensions, the router (panic
                 // catcher, body limit, handler) bounded by the deadline, then what the parts recorded.
@@ -287,10 +294,9 @@ where
     let (mut response, ctx) = with_request_id(rid.clone(), handled.instrument(span.clone())).await;
     // Metrics, the access log line and `Server-Timing`, once the final status is known.
     crate::observe::completed(
-        &observed.metrics,
         &mut response,
         crate::observe::Completed {
-            route: &route,
+            route: &route_metrics,
             method: &method,
             started,
             ctx: ctx.as_ref(),
@@ -304,7 +310,7 @@ where
     if let Some(spans) = &spans {
         spans.request(crate::otel::RequestEnd {
             method: method.as_str(),
-            route: (route != crate::observe::UNMATCHED).then_some(route.as_str()),
+            route: Some(route_metrics.route()).filter(|r| *r != crate::observe::UNMATCHED),
             status: response.status().as_u16(),
         });
     }

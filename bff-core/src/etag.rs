@@ -106,6 +106,9 @@ where
         }
         let answer = inner.call(request);
         Box::pin(async move {
+            // Boxed into an axum `Body` at once: kept generic, the compression layer's body (its Brotli
+            // encoder state inline) made this future so large that moving it into its box cost ~19k
+            // instructions of memcpy per request (bench/callgrind, 2026-12-03); the box costs ~1.4k.
             let response = match answer.await {
                 Ok(response) => response.into_response(),
                 Err(never) => match never {},

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::context::RequestContext;
 use crate::error::BffError;
-use crate::metrics::{Metrics, PartLabels, PartOutcome, RequestLabels, method_label, one};
+use crate::metrics::{Metrics, PartOutcome, RouteMetrics, method_label, one};
 
 /// The route label of a request that matched no route (404, or refused before routing).
 pub(crate) const UNMATCHED: &str = "unmatched";
@@ -58,8 +58,8 @@ pub(crate) fn refusals(metrics: &Metrics, auth: Option<&BffError>, refused_by: O
 
 /// One finished request, as the edge saw it.
 pub(crate) struct Completed<'a> {
-    /// Route template or [`UNMATCHED`].
-    pub(crate) route: &'a str,
+    /// The series of its route template (or [`UNMATCHED`]).
+    pub(crate) route: &'a RouteMetrics,
     /// Request method.
     pub(crate) method: &'a Method,
     /// When the edge received it.
@@ -78,26 +78,11 @@ pub(crate) struct Completed<'a> {
 
 /// Records the metrics of a finished request, writes its access line (inside `span`) and, when enabled,
 /// adds `Server-Timing`.
-pub(crate) fn completed(
-    metrics: &Metrics,
-    response: &mut Response,
-    done: Completed<'_>,
-    span: &tracing::Span,
-) {
+pub(crate) fn completed(response: &mut Response, done: Completed<'_>, span: &tracing::Span) {
     let elapsed = done.started.elapsed();
     let status = response.status().as_u16();
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: done.route.to_owned(),
-            method: method_label(done.method),
-            status,
-        })
-        .inc();
-    metrics
-        .request_duration
-        .get_or_create(&one("route", done.route))
-        .observe(elapsed.as_secs_f64());
+    done.route.count_request(method_label(done.method), status);
+    done.route.observe_duration(elapsed.as_secs_f64());
     let mut parts_log = String::new();
     let mut timing = String::new();
     // The access line's `parts` field is formatted only when the line is written (float formatting of every
@@ -112,14 +97,7 @@ pub(crate) fn completed(
                 None if part.ok => PartOutcome::Ok,
                 None => PartOutcome::Failed,
             };
-            metrics
-                .parts
-                .get_or_create(&PartLabels {
-                    route: done.route.to_owned(),
-                    part: part.name,
-                    outcome,
-                })
-                .inc();
+            done.route.count_part(part.name, outcome);
             if let (Some(spans), Some(span)) = (done.spans, part.span) {
                 spans.part_done(part.name, span, outcome.as_str());
             }
@@ -153,7 +131,7 @@ pub(crate) fn completed(
     span.in_scope(|| {
         tracing::info!(
             target: "bff::access",
-            route = done.route,
+            route = done.route.route(),
             method = %done.method,
             status,
             duration_ms,
@@ -218,8 +196,9 @@ mod tests {
             ctx.record_part("users", true, Duration::from_micros(1500), None);
             ctx.record_part("orders", false, Duration::from_millis(3), None);
             let mut response = StatusCode::OK.into_response();
+            let route = RouteMetrics::new(&Arc::new(Metrics::default()), "/api/home");
             let done = Completed {
-                route: "/api/home",
+                route: &route,
                 method: &Method::GET,
                 started: Instant::now(),
                 ctx: Some(&ctx),
@@ -228,12 +207,7 @@ mod tests {
                 server_timing: false,
                 spans: None,
             };
-            completed(
-                &Metrics::default(),
-                &mut response,
-                done,
-                &tracing::Span::none(),
-            );
+            completed(&mut response, done, &tracing::Span::none());
         });
         let bytes = out.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()

@@ -9,6 +9,7 @@ use axum::response::Response;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
 
+use super::compress::CompressIfAcceptedLayer;
 use super::config::CompressionConfig;
 use crate::context::RequestContext;
 
@@ -58,17 +59,19 @@ pub(crate) type CompressWhen = And<
 >;
 
 /// The compression layer of `[cache.compression]` (gzip and brotli by `Accept-Encoding`, brotli at
-/// quality 4 as tower-http sets it; `Vary: accept-encoding` added by the layer).
-pub(crate) fn compression(config: &CompressionConfig) -> CompressionLayer<CompressWhen> {
+/// quality 4 as tower-http sets it; `Vary: accept-encoding` added by the layer), entered only by requests
+/// that send `Accept-Encoding` (see [`super::compress`]).
+pub(crate) fn compression(config: &CompressionConfig) -> CompressIfAcceptedLayer {
     let when = SizeAbove::new(config.min_bytes)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::SSE)
         .and(not_304 as fn(StatusCode, Version, &HeaderMap, &axum::http::Extensions) -> bool);
-    CompressionLayer::new()
+    let layer = CompressionLayer::new()
         .gzip(config.enabled && config.gzip)
         .br(config.enabled && config.br)
-        .compress_when(when)
+        .compress_when(when.clone());
+    CompressIfAcceptedLayer::new(layer, when)
 }
 
 #[cfg(test)]

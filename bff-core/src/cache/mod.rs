@@ -27,6 +27,7 @@
 
 pub mod batch;
 pub mod client;
+mod compress;
 pub mod config;
 pub mod directives;
 mod redis;

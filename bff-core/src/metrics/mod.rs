@@ -15,6 +15,7 @@
 pub(crate) mod downstream;
 mod labels;
 mod process;
+mod route;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ pub use labels::{
     DownstreamLabels, DownstreamOutcome, PartLabels, PartOutcome, RequestLabels, TransitionLabels,
     method_label,
 };
+pub use route::{RouteMetrics, RouteMetricsCell};
 
 /// A monotonic counter (shared on clone).
 pub type Counter = prometheus_client::metrics::counter::Counter;
