@@ -235,6 +235,10 @@ async fn run(spec: GatewaySpec, config_path: Option<PathBuf>, config: BffConfig)
         },
         false => None,
     };
+    // What start-up allocated and freed (configuration, documents, routers) goes back to the OS now, not on
+    // later allocator activity that an idle gateway does not have (`conn::release`; the collection runs on
+    // a worker thread, which with one worker is the thread that started the gateway).
+    crate::conn::release::collect_soon();
     let flusher = reloader.clone();
     let shutdown = async move {
         crate::server::shutdown_signal().await;
