@@ -18,8 +18,8 @@ pub struct RouteMetrics {
     route: Box<str>,
     families: Arc<Metrics>,
     duration: Histogram,
-    requests: RwLock<Vec<(&'static str, u16, Counter)>>,
-    parts: RwLock<Vec<(&'static str, PartOutcome, Counter)>>,
+    requests: RwLock<Vec<((&'static str, u16), Counter)>>,
+    parts: RwLock<Vec<((&'static str, PartOutcome), Counter)>>,
 }
 
 impl RouteMetrics {
@@ -49,60 +49,47 @@ impl RouteMetrics {
 
     /// Counts one request in `bff_http_requests_total{route,method,status}`.
     pub fn count_request(&self, method: &'static str, status: u16) {
-        let found = read(&self.requests)
-            .iter()
-            .find(|(m, s, _)| *m == method && *s == status)
-            .map(|(_, _, c)| c.inc());
-        if found.is_none() {
-            let counter = self
-                .families
-                .requests
-                .get_or_create(&RequestLabels {
-                    route: self.route.to_string(),
-                    method,
-                    status,
-                })
-                .clone();
-            counter.inc();
-            remember(&self.requests, (method, status, counter), |(m, s, _)| {
-                *m == method && *s == status
-            });
-        }
+        count(&self.requests, (method, status), || {
+            let labels = RequestLabels {
+                route: self.route.to_string(),
+                method,
+                status,
+            };
+            self.families.requests.get_or_create(&labels).clone()
+        });
     }
 
     /// Counts one part's outcome in `bff_part_outcomes_total{route,part,outcome}`.
     pub fn count_part(&self, part: &'static str, outcome: PartOutcome) {
-        let found = read(&self.parts)
-            .iter()
-            .find(|(p, o, _)| *p == part && *o == outcome)
-            .map(|(_, _, c)| c.inc());
-        if found.is_none() {
-            let counter = self
-                .families
-                .parts
-                .get_or_create(&PartLabels {
-                    route: self.route.to_string(),
-                    part,
-                    outcome,
-                })
-                .clone();
-            counter.inc();
-            remember(&self.parts, (part, outcome, counter), |(p, o, _)| {
-                *p == part && *o == outcome
-            });
-        }
+        count(&self.parts, (part, outcome), || {
+            let labels = PartLabels {
+                route: self.route.to_string(),
+                part,
+                outcome,
+            };
+            self.families.parts.get_or_create(&labels).clone()
+        });
     }
 }
 
-fn read<T>(lock: &RwLock<Vec<T>>) -> std::sync::RwLockReadGuard<'_, Vec<T>> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Adds `entry` unless a concurrent first request of the same labels added it first.
-fn remember<T>(lock: &RwLock<Vec<T>>, entry: T, same: impl Fn(&T) -> bool) {
-    let mut entries = lock.write().unwrap_or_else(|e| e.into_inner());
-    if !entries.iter().any(same) {
-        entries.push(entry);
+/// Increments the counter of `key` in `entries`, resolved with `resolve` (the family's series) on its first
+/// use; a concurrent first use of the same key resolves the same series, and only one entry is kept.
+fn count<K: PartialEq + Copy>(
+    entries: &RwLock<Vec<(K, Counter)>>,
+    key: K,
+    resolve: impl FnOnce() -> Counter,
+) {
+    let known = entries.read().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, counter)) = known.iter().find(|(k, _)| *k == key) {
+        counter.inc();
+        return;
+    }
+    drop(known);
+    let counter = resolve();
+    counter.inc();
+    let mut entries = entries.write().unwrap_or_else(|e| e.into_inner());
+    if !entries.iter().any(|(k, _)| *k == key) {
+        entries.push((key, counter));
     }
 }
 
