@@ -32,7 +32,7 @@ pub use labels::{
     DownstreamLabels, DownstreamOutcome, PartLabels, PartOutcome, RequestLabels, TransitionLabels,
     method_label,
 };
-pub use route::{RouteMetrics, RouteMetricsCell};
+pub(crate) use route::{RouteMetrics, RouteMetricsCell};
 
 /// A monotonic counter (shared on clone).
 pub type Counter = prometheus_client::metrics::counter::Counter;

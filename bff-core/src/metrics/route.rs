@@ -14,7 +14,7 @@ use super::{Counter, Metrics, PartLabels, PartOutcome, RequestLabels, one};
 /// The series of one route template (or `unmatched`): its latency histogram, and its request and part
 /// counters by the labels seen so far (a handful per route: methods, statuses, parts × outcomes).
 #[derive(Debug)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     route: Box<str>,
     families: Arc<Metrics>,
     duration: Histogram,
@@ -24,7 +24,7 @@ pub struct RouteMetrics {
 
 impl RouteMetrics {
     /// The handles of `route` in `metrics`' families.
-    pub fn new(metrics: &Arc<Metrics>, route: &str) -> Self {
+    pub(crate) fn new(metrics: &Arc<Metrics>, route: &str) -> Self {
         Self {
             route: route.into(),
             families: metrics.clone(),
@@ -38,17 +38,17 @@ impl RouteMetrics {
     }
 
     /// The route template.
-    pub fn route(&self) -> &str {
+    pub(crate) fn route(&self) -> &str {
         &self.route
     }
 
     /// Observes one request's latency in `bff_http_request_duration_seconds{route}`.
-    pub fn observe_duration(&self, seconds: f64) {
+    pub(crate) fn observe_duration(&self, seconds: f64) {
         self.duration.observe(seconds);
     }
 
     /// Counts one request in `bff_http_requests_total{route,method,status}`.
-    pub fn count_request(&self, method: &'static str, status: u16) {
+    pub(crate) fn count_request(&self, method: &'static str, status: u16) {
         count(&self.requests, (method, status), || {
             let labels = RequestLabels {
                 route: self.route.to_string(),
@@ -60,7 +60,7 @@ impl RouteMetrics {
     }
 
     /// Counts one part's outcome in `bff_part_outcomes_total{route,part,outcome}`.
-    pub fn count_part(&self, part: &'static str, outcome: PartOutcome) {
+    pub(crate) fn count_part(&self, part: &'static str, outcome: PartOutcome) {
         count(&self.parts, (part, outcome), || {
             let labels = PartLabels {
                 route: self.route.to_string(),
@@ -97,11 +97,11 @@ fn count<K: PartialEq + Copy>(
 /// service's clones. A request whose route differs from the remembered one (a service mounted at two paths)
 /// gets handles of its own: correct, only not cached.
 #[derive(Debug, Clone, Default)]
-pub struct RouteMetricsCell(Arc<OnceLock<Arc<RouteMetrics>>>);
+pub(crate) struct RouteMetricsCell(Arc<OnceLock<Arc<RouteMetrics>>>);
 
 impl RouteMetricsCell {
     /// The handles of `route`.
-    pub fn get(&self, metrics: &Arc<Metrics>, route: &str) -> Arc<RouteMetrics> {
+    pub(crate) fn get(&self, metrics: &Arc<Metrics>, route: &str) -> Arc<RouteMetrics> {
         if let Some(known) = self.0.get()
             && known.route() == route
         {
