@@ -4,7 +4,8 @@
 //! `link/startup.order` (written by `bench/orderfile`) lists those functions' symbols; it is handed to the linker
 //! (`--symbol-ordering-file`) when the linker is LLD — Rust's default for `x86_64-unknown-linux-gnu` since 1.90
 //! — and left out otherwise (another target, or a linker chosen by configuration), so any build still links.
-//! Symbols the binary no longer has are skipped: a stale list costs memory, never correctness.
+//! Symbols the binary no longer has are skipped: a stale list costs memory, never correctness. Names depend on
+//! the build's features, so the list fits release builds of `bff-web` with `mock-services` (see bench/README.md).
 
 use std::env;
 use std::path::PathBuf;
