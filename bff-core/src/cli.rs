@@ -292,9 +292,9 @@ fn probe_healthz(admin: std::net::SocketAddr) -> Result<(), String> {
     }
 }
 
-/// The `main` of a gateway binary: mimalloc as the global allocator (fewer cycles per allocation than the
-/// system allocator on the per-request paths; the gateway crate depends on `mimalloc`) and [`main`] over
-/// the crate's `defaults` and `app`.
+/// The `main` of a gateway binary: [`crate::alloc::Allocator`] (mimalloc) as the global allocator (fewer
+/// cycles per allocation than the system allocator on the per-request paths) and [`main`] over the crate's
+/// `defaults` and `app`.
 ///
 /// ```text
 /// bff_core::gateway_main!("bff-web", "Backend-for-Frontend of the web app", bff_web);
@@ -302,18 +302,14 @@ fn probe_healthz(admin: std::net::SocketAddr) -> Result<(), String> {
 #[macro_export]
 macro_rules! gateway_main {
     ($name:literal, $about:literal, $gateway:ident) => {
-        /// mimalloc (built with `no_thp`: no transparent huge pages, see docs/operations.md): fewer cycles
-        /// per allocation than the system allocator.
+        /// mimalloc (built with `no_thp`: no transparent huge pages, see docs/operations.md), asked through
+        /// its plain API where it can be (`bff_core::alloc`).
         #[global_allocator]
-        static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+        static ALLOCATOR: $crate::alloc::Allocator = $crate::alloc::Allocator;
 
         fn main() -> std::process::ExitCode {
-            unsafe extern "C" {
-                /// mimalloc's `void mi_collect(bool force)` (its C API, linked in by the `mimalloc` crate).
-                safe fn mi_collect(force: bool);
-            }
             // Parked connections' freed state goes back to the OS (`bff_core::conn::release`).
-            $crate::conn::release::set_collector(|| mi_collect(true));
+            $crate::conn::release::set_collector($crate::alloc::Allocator::collect);
             $crate::cli::main($crate::cli::GatewaySpec {
                 name: $name,
                 about: $about,

@@ -55,12 +55,14 @@
 //!   across instances), trusted-proxy client addresses, the failed-authentication budget.
 //! - [`trace`], [`telemetry`]: request ids, W3C trace context, logging.
 //! - [`server`], [`cli`]: serving with graceful shutdown; the shared command line of gateway binaries;
-//!   [`reload`]: hot reload (SIGHUP, file change) with validation and an atomic swap.
+//!   [`reload`]: hot reload (SIGHUP, file change) with validation and an atomic swap; [`alloc`]: the
+//!   gateways' global allocator (mimalloc through its plain API; the one module with `unsafe` code).
 //! - [`tls`]: TLS at the edge (termination, client certificates) and to downstreams (rustls), reloadable
 //!   certificates.
 
 pub mod admin;
 mod aggregate;
+pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod body;

@@ -3,11 +3,12 @@
 //! flattened into one object. Parts run in parallel, except that a part reading an earlier one
 //! (`{profile.id}`, `for_each = "orders.items.product_id"`) starts as soon as that one has answered; a part
 //! may also use the verified caller (`{caller.user_id}`), which makes the aggregation refuse anonymous
-//! callers. Merging works on the top level only (`RawValue`): part bodies are validated but only parsed
-//! further when a later part reads them. A part may have a fallback (a static default, or its last good
+//! callers. Merging works on the top level only: part bodies are validated once, when they arrive, merged by
+//! their top-level text ([`members`]), and only parsed further when a later part reads them. A part may have a fallback (a static default, or its last good
 //! answer within an age), served and named in `bff-degraded` when its call fails.
 
 pub(crate) mod config;
+mod members;
 mod template;
 
 use std::collections::{BTreeMap, HashMap};
@@ -132,7 +133,7 @@ impl Aggregate {
         });
         let bodies = futures::future::try_join_all(calls).await?;
         let merged = match self.merge {
-            MergeMode::Nest => self.nest(&ctx, &bodies)?,
+            MergeMode::Nest => self.nest(&bodies)?,
             MergeMode::Flatten => self.flatten(&ctx, &bodies)?,
         };
         let mut response = merged.into_response();
@@ -248,19 +249,6 @@ impl Aggregate {
         }
     }
 
-    /// The body of `part` as raw JSON, or the part's failure (required) / `None` (optional, marked partial).
-    fn raw<'a>(
-        ctx: &RequestContext,
-        part: &Part,
-        body: Option<&'a Bytes>,
-    ) -> Result<Option<&'a RawValue>, BffError> {
-        let Some(body) = body else { return Ok(None) };
-        match serde_json::from_slice::<&RawValue>(body) {
-            Ok(raw) => Ok(Some(raw)),
-            Err(e) => Self::malformed(ctx, part, &e),
-        }
-    }
-
     fn malformed<T>(
         ctx: &RequestContext,
         part: &Part,
@@ -275,7 +263,7 @@ impl Aggregate {
         }
     }
 
-    fn nest(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
+    fn nest(&self, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
         let mut out =
             Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 64);
         out.push(b'{');
@@ -285,8 +273,9 @@ impl Aggregate {
             }
             serde_json::to_writer(&mut out, part.name).map_err(|_| BffError::Internal)?;
             out.push(b':');
-            match Self::raw(ctx, part, body.as_ref())? {
-                Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            match body {
+                // Validated when it arrived: its text goes in as it is.
+                Some(body) => out.extend_from_slice(validated(body)),
                 None => out.extend_from_slice(b"null"),
             }
         }
@@ -295,18 +284,52 @@ impl Aggregate {
     }
 
     fn flatten(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
-        let mut merged: BTreeMap<String, &RawValue> = BTreeMap::new();
+        // Keys decoded (one spelling per key, later parts win), values as written.
+        let mut merged: BTreeMap<String, &[u8]> = BTreeMap::new();
         for (part, body) in self.parts.iter().zip(bodies) {
             let Some(body) = body else { continue };
-            match serde_json::from_slice::<BTreeMap<String, &RawValue>>(body) {
-                Ok(fields) => merged.extend(fields),
-                Err(e) => {
-                    Self::malformed::<()>(ctx, part, &e)?;
+            match members::members(validated(body)) {
+                Some(fields) => {
+                    for (key, value) in fields {
+                        let key = serde_json::from_slice::<String>(key)
+                            .map_err(|_| BffError::Internal)?;
+                        merged.insert(key, value);
+                    }
                 }
+                // Not an object (serde_json names what it is instead), or a scan that gave up: parsed.
+                None => match serde_json::from_slice::<BTreeMap<String, &RawValue>>(body) {
+                    Ok(fields) => {
+                        merged.extend(fields.into_iter().map(|(k, v)| (k, v.get().as_bytes())));
+                    }
+                    Err(e) => {
+                        Self::malformed::<()>(ctx, part, &e)?;
+                    }
+                },
             }
         }
-        serde_json::to_vec(&merged).map_err(|_| BffError::Internal)
+        let mut out =
+            Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 2);
+        out.push(b'{');
+        for (i, (key, value)) in merged.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key).map_err(|_| BffError::Internal)?;
+            out.push(b':');
+            out.extend_from_slice(value);
+        }
+        out.push(b'}');
+        Ok(out)
     }
+}
+
+/// The text of a part's body, which was validated as JSON when it arrived (checked again in debug builds).
+fn validated(body: &[u8]) -> &[u8] {
+    debug_assert!(
+        serde_json::from_slice::<&RawValue>(body).is_ok(),
+        "an aggregated body was not validated"
+    );
+    members::value(body)
 }
 
 /// A router serving every declarative aggregation.

@@ -2,11 +2,13 @@
 //! hyper builder they configure; the connection budget (global and per-IP caps, file-descriptor headroom,
 //! accept backoff, [`budget`]); the first-bytes / protocol-detection timeout ([`detect`]); and paced responses
 //! (bounded send buffers, a memory budget across connections, connections that stop reading closed,
-//! [`pacing`]); idle HTTP/1 keep-alive connections parked outside hyper without buffers ([`park`]).
-//! [`crate::server`] only wires them into its accept loop.
+//! [`pacing`]); idle HTTP/1 keep-alive connections parked outside hyper without buffers ([`park`]); the
+//! connection task's rare-event futures polled only when woken ([`gate`]). [`crate::server`] only wires them
+//! into its accept loop.
 
 pub mod budget;
 pub mod detect;
+pub mod gate;
 pub mod pacing;
 pub mod park;
 pub mod release;

@@ -127,15 +127,21 @@ impl ConnWatch {
         loop {
             if self.waiting.load(Ordering::Acquire) == 0 {
                 self.wake.notified().await;
-                continue;
             }
             let idle = self
                 .now_ms()
                 .saturating_sub(self.last_progress_ms.load(Ordering::Acquire));
-            if idle >= timeout_ms {
+            if idle < timeout_ms {
+                // Look again when a response waiting since the last progress could have stalled, not at once:
+                // by then the response that woke this has usually been sent, and waiting for the next one
+                // again would cost the connection task a wake-up per response (bench/notes.md). Responses
+                // starting meanwhile leave a notification that the next round takes.
+                tokio::time::sleep(Duration::from_millis(timeout_ms - idle)).await;
+                continue;
+            }
+            if self.waiting.load(Ordering::Acquire) > 0 {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(timeout_ms - idle)).await;
         }
     }
 }

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 const PACKAGES: [&str; 3] = ["inventory", "recommendations", "orders"];
 
 fn main() {
-    let schemas = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // `cargo run` names this checkout at run time; the path compiled in may be another checkout's when a
+    // target directory is shared (cargo reuses the binary across checkouts of the same tree).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let schemas = manifest_dir.join("..");
     let out = std::env::args_os().nth(1).map_or_else(
         || {
             let out = schemas.join("src/grpc/gen");

@@ -1,0 +1,202 @@
+//! The top level of a JSON document already known to be valid: its members (an object's keys and values) or
+//! its value, as the exact text they have in the document, found without validating it again.
+//!
+//! Every body an aggregation merges was validated once, when it arrived (a part's answer counts only as
+//! valid JSON; static defaults come from parsed configuration, last good values were answers). Parsing it a
+//! second time only to find where its top-level members start and end cost as much as the validation itself
+//! (bench/notes.md); this scan skips strings with `memchr` and counts brackets elsewhere. On a document that
+//! is not valid JSON its results are unspecified but memory-safe; callers fall back to `serde_json` (for its
+//! error message) whenever a scan gives up.
+
+use memchr::memchr2;
+
+/// JSON's insignificant whitespace.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The index of the first non-whitespace byte at or after `i`.
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).copied().is_some_and(is_ws) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string starting at `i` (its opening quote).
+fn string_end(json: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        let k = j + memchr2(b'"', b'\\', json.get(j..)?)?;
+        if json[k] == b'\\' {
+            j = k + 2;
+        } else {
+            return Some(k + 1);
+        }
+    }
+}
+
+/// The index just past the value starting at `i`.
+fn value_end(json: &[u8], i: usize) -> Option<usize> {
+    match *json.get(i)? {
+        b'"' => string_end(json, i),
+        b'{' | b'[' => {
+            let (mut depth, mut j) = (0usize, i);
+            loop {
+                match *json.get(j)? {
+                    b'"' => {
+                        j = string_end(json, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        // A number, `true`, `false` or `null`: up to the next delimiter.
+        _ => Some(
+            json[i..]
+                .iter()
+                .position(|&b| matches!(b, b',' | b'}' | b']') || is_ws(b))
+                .map_or(json.len(), |n| i + n),
+        ),
+    }
+}
+
+/// The document's value without the whitespace around it (what `serde_json::value::RawValue` holds).
+pub(super) fn value(json: &[u8]) -> &[u8] {
+    let start = skip_ws(json, 0);
+    let mut end = json.len();
+    while end > start && is_ws(json[end - 1]) {
+        end -= 1;
+    }
+    &json[start..end]
+}
+
+/// The members of the document's top-level object, in order: each key with its quotes, and its value. `None`
+/// when the document is not an object.
+pub(super) fn members(json: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut members = Vec::new();
+    i = skip_ws(json, i + 1);
+    if json.get(i) == Some(&b'}') {
+        return Some(members);
+    }
+    loop {
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(json, i)?;
+        let key = &json[i..key_end];
+        i = skip_ws(json, key_end);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(json, i + 1);
+        let end = value_end(json, start)?;
+        members.push((key, &json[start..end]));
+        i = skip_ws(json, end);
+        match json.get(i) {
+            Some(b',') => i = skip_ws(json, i + 1),
+            Some(b'}') => return Some(members),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    /// The scan's members, keys decoded.
+    fn by_scan(json: &str) -> Option<Vec<(String, String)>> {
+        let members = members(json.as_bytes())?;
+        Some(
+            members
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        serde_json::from_slice::<String>(k).unwrap(),
+                        String::from_utf8(v.to_vec()).unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The raw values serde_json reads for each key (exact text, last one wins like a map).
+    fn raw_by_serde(json: &str) -> Option<BTreeMap<String, String>> {
+        let map: BTreeMap<String, &RawValue> = serde_json::from_str(json).ok()?;
+        Some(
+            map.into_iter()
+                .map(|(k, v)| (k, v.get().to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn finds_members_as_written() {
+        let json = " {\"a\" : 1 ,\"b\":\"x\\\"}{[\",\n\"c\":{\"d\":[1,{\"e\":\"]\"}],\"f\":null} ,\"g\":[] ,\"h\":-1.5e3,\"\\u0041\":true}\n";
+        let got: BTreeMap<String, String> = by_scan(json).unwrap().into_iter().collect();
+        assert_eq!(Some(got), raw_by_serde(json));
+        assert_eq!(by_scan("{}"), Some(vec![]));
+        assert_eq!(by_scan(" { } "), Some(vec![]));
+        for not_object in ["[1,2]", "\"s\"", "1", "null", " true "] {
+            assert_eq!(members(not_object.as_bytes()), None, "{not_object}");
+        }
+        assert_eq!(value(b" \n[1, 2] \t"), b"[1, 2]");
+        assert_eq!(value(b"{}"), b"{}");
+    }
+
+    /// Arbitrary JSON documents: the scan agrees with serde_json on every object's members, and on the
+    /// value of any document.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            ".*".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde(doc in json_value(), pretty in any::<bool>()) {
+            let json = if pretty {
+                serde_json::to_string_pretty(&doc).unwrap()
+            } else {
+                serde_json::to_string(&doc).unwrap()
+            };
+            // Generated objects have unique keys in serde_json's (sorted) order, so a map compares in order.
+            let serde = raw_by_serde(&json).map(|m| m.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(by_scan(&json), serde);
+            let raw: &RawValue = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(value(json.as_bytes()), raw.get().as_bytes());
+        }
+    }
+}
