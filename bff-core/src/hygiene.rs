@@ -2,6 +2,8 @@
 //! the auth rule and the router see (anything else is refused, never "fixed up"), bounded request targets,
 //! refused methods, no credentials in URLs, and standard security headers on every response.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::error::BffError;
@@ -50,9 +52,19 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
     Ok(())
 }
 
-/// Percent-decodes one segment, refusing what would make two spellings of one path.
-fn decode_segment(segment: &str) -> Result<String, PathProblem> {
+/// Percent-decodes one segment, refusing what would make two spellings of one path. A segment without `%`
+/// is its own decoding (borrowed, no copy: the common case of every request).
+fn decode_segment(segment: &str) -> Result<Cow<'_, str>, PathProblem> {
     let bytes = segment.as_bytes();
+    if !bytes.contains(&b'%') {
+        return match bytes
+            .iter()
+            .any(|&b| b == b';' || b == b'\\' || b.is_ascii_control())
+        {
+            true => Err(PathProblem::ForbiddenCharacter),
+            false => Ok(Cow::Borrowed(segment)),
+        };
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -81,7 +93,7 @@ fn decode_segment(segment: &str) -> Result<String, PathProblem> {
             }
         }
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
 /// Query parameter names that would carry a credential in the URL (logged by every proxy on the way).

@@ -38,7 +38,7 @@ impl<S> Layer<S> for CompressIfAcceptedLayer {
     fn layer(&self, inner: S) -> CompressIfAccepted<S> {
         CompressIfAccepted {
             compress: self.layer.layer(inner),
-            when: self.when.clone(),
+            when: self.when,
         }
     }
 }
@@ -75,7 +75,7 @@ where
         } else {
             CompressIfAcceptedFuture::Plain {
                 answer: compress.get_mut().call(request),
-                when: self.when.clone(),
+                when: self.when,
             }
         }
     }
@@ -215,7 +215,7 @@ mod tests {
         for (name, answer) in answers() {
             let direct = call(ours.layer(service(answer)), None).await;
             let reference = {
-                let layer = CompressionLayer::new().compress_when(ours.when.clone());
+                let layer = CompressionLayer::new().compress_when(ours.when);
                 call(layer.layer(service(answer)), None).await
             };
             assert_eq!(direct.0, reference.0, "{name}: headers");

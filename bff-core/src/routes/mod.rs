@@ -29,6 +29,10 @@ pub(crate) fn fill_path(
     template: &str,
     params: &HashMap<String, String>,
 ) -> Result<String, BffError> {
+    if !template.contains('{') {
+        // No parameter: the path is the template.
+        return Ok(template.to_owned());
+    }
     let mut path = String::with_capacity(template.len() + 16);
     for (i, segment) in template.split('/').enumerate() {
         if i > 0 {
@@ -63,6 +67,10 @@ impl Forward {
         query: Option<&str>,
     ) -> Result<String, BffError> {
         let mut path = fill_path(&self.template, params)?;
+        if self.query_allow.is_empty() {
+            // No parameter may pass: the query is not even parsed.
+            return Ok(path);
+        }
         let pairs: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .filter(|(k, _)| self.query_allow.iter().any(|a| a == k))
             .map(|(k, v)| format!("{}={}", encode_query(&k), encode_query(&v)))
