@@ -43,8 +43,11 @@ STAGES = [
                                                    r"^bff_core::cache::DownstreamCache::store_answer",
                                                    r"^bff_core::cache::DownstreamCache::freshness_of",
                                                    r"^bff_core::cache::DownstreamCache::policy_of"]),
-    ("JSON: validate / merge (serde_json)", [r"^serde_json::de::from_trait", r"^serde_json::ser::to_vec",
-                                             r"^bff_core::aggregate::.*merge"]),
+    # each part's body validated on arrival (`from_slice` of a `RawValue`; `from_trait` where it is not inlined)
+    ("JSON: validate (serde_json)", [r"^serde_json::de::from_slice", r"^serde_json::de::from_trait"]),
+    # the aggregation's merge of validated bodies by their top-level members (since 2026-12-03; before, a
+    # second serde_json parse, counted in the stage above)
+    ("JSON: merge (top-level members)", [r"^bff_core::aggregate::members::", r"^serde_json::ser::to_vec"]),
     ("ETag: tag of the body", [r"^bff_core::etag::tag_of"]),
     # the layer's own steps (its response future's poll includes everything inside the layer)
     ("compression layer", [r"^<tower_http::compression::service::Compression<S,P> as .*>::call$",
