@@ -57,13 +57,10 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
 fn decode_segment(segment: &str) -> Result<Cow<'_, str>, PathProblem> {
     let bytes = segment.as_bytes();
     if !bytes.contains(&b'%') {
-        return match bytes
-            .iter()
-            .any(|&b| b == b';' || b == b'\\' || b.is_ascii_control())
-        {
-            true => Err(PathProblem::ForbiddenCharacter),
-            false => Ok(Cow::Borrowed(segment)),
-        };
+        if bytes.iter().any(|&b| forbidden(b)) {
+            return Err(PathProblem::ForbiddenCharacter);
+        }
+        return Ok(Cow::Borrowed(segment));
     }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -85,8 +82,7 @@ fn decode_segment(segment: &str) -> Result<Cow<'_, str>, PathProblem> {
                 out.push(byte);
                 i += 3;
             }
-            b';' | b'\\' => return Err(PathProblem::ForbiddenCharacter),
-            b if b.is_ascii_control() => return Err(PathProblem::ForbiddenCharacter),
+            b if forbidden(b) => return Err(PathProblem::ForbiddenCharacter),
             b => {
                 out.push(b);
                 i += 1;
@@ -94,6 +90,11 @@ fn decode_segment(segment: &str) -> Result<Cow<'_, str>, PathProblem> {
         }
     }
     Ok(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// A byte a path segment may not carry unencoded: `;` (path parameters), `\\`, control characters.
+fn forbidden(b: u8) -> bool {
+    b == b';' || b == b'\\' || b.is_ascii_control()
 }
 
 /// Query parameter names that would carry a credential in the URL (logged by every proxy on the way).

@@ -105,7 +105,7 @@ pub fn new_request_id() -> String {
     ] {
         id[to..to + from.len()].copy_from_slice(&digits[from]);
     }
-    ascii_string(&id)
+    ascii_str(&id).to_owned()
 }
 
 /// Appends the `digits` (at most 32) lowest hex digits of `v`, lower-case, most significant first. Per-request
@@ -159,11 +159,6 @@ fn digits_of(n: u64) -> u64 {
 /// `bytes` (ASCII) as a `str`.
 fn ascii_str(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
-}
-
-/// `bytes` (ASCII) as a `String`.
-fn ascii_string(bytes: &[u8]) -> String {
-    ascii_str(bytes).to_owned()
 }
 
 fn is_lower_hex(s: &str) -> bool {

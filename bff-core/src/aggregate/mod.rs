@@ -4,8 +4,9 @@
 //! (`{profile.id}`, `for_each = "orders.items.product_id"`) starts as soon as that one has answered; a part
 //! may also use the verified caller (`{caller.user_id}`), which makes the aggregation refuse anonymous
 //! callers. Merging works on the top level only: part bodies are validated once, when they arrive, merged by
-//! their top-level text ([`members`]), and only parsed further when a later part reads them. A part may have a fallback (a static default, or its last good
-//! answer within an age), served and named in `bff-degraded` when its call fails.
+//! their top-level text ([`members`]), and only parsed further when a later part reads them. A part may have
+//! a fallback (a static default, or its last good answer within an age), served and named in `bff-degraded`
+//! when its call fails.
 
 pub(crate) mod config;
 mod members;

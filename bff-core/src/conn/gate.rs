@@ -19,7 +19,6 @@ pub struct Gated<F> {
 }
 
 /// The waker handed to the gated future: marks it woken, then wakes the task.
-#[derive(Default)]
 struct Gate {
     woken: AtomicBool,
     task: AtomicWaker,
@@ -99,6 +98,14 @@ mod tests {
         }
     }
 
+    /// A counted future waiting for `notify`.
+    fn counted<'a>(polls: &'a AtomicUsize, notify: &'a Notify) -> Counted<'a> {
+        Counted {
+            polls,
+            notified: Box::pin(notify.notified()),
+        }
+    }
+
     /// Polled once to register, not on the task's other wake-ups, and again when its own event wakes the
     /// task.
     #[test]
@@ -108,11 +115,7 @@ mod tests {
             Notify::new(),
             Arc::new(Task::default()),
         );
-        let counted = Counted {
-            polls: &polls,
-            notified: Box::pin(notify.notified()),
-        };
-        let mut gated = std::pin::pin!(Gated::new(counted));
+        let mut gated = std::pin::pin!(Gated::new(counted(&polls, &notify)));
         let waker = Waker::from(task.clone());
         let mut cx = Context::from_waker(&waker);
         for _ in 0..10 {
@@ -135,11 +138,7 @@ mod tests {
     fn wakes_the_latest_task() {
         let (polls, notify) = (AtomicUsize::new(0), Notify::new());
         let (first, second) = (Arc::new(Task::default()), Arc::new(Task::default()));
-        let counted = Counted {
-            polls: &polls,
-            notified: Box::pin(notify.notified()),
-        };
-        let mut gated = std::pin::pin!(Gated::new(counted));
+        let mut gated = std::pin::pin!(Gated::new(counted(&polls, &notify)));
         let waker = Waker::from(first.clone());
         assert!(
             gated
