@@ -11,14 +11,14 @@
 pub(crate) mod config;
 mod members;
 mod template;
+mod valid;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -97,18 +97,27 @@ impl Aggregate {
             ctx.require_scopes(&scopes)?;
         }
         let caller = self.caller(&ctx)?;
-        let answers: Vec<Shared> = self
-            .parts
-            .iter()
-            .map(|_| tokio::sync::watch::Sender::new(None))
+        // A channel only for the parts a later part reads: most aggregations have none, and each channel is
+        // an allocation and a wake-up of its waiters list per request.
+        let answers: Vec<Option<Shared>> = (self.parts.iter())
+            .map(|part| {
+                part.read_later
+                    .then(|| tokio::sync::watch::Sender::new(None))
+            })
             .collect();
         let calls = self.parts.iter().enumerate().map(|(i, part)| {
             let (ctx, params, answers) = (&ctx, &params, &answers);
             async move {
                 // Wait for the parts this one reads (each bounded by the same deadline).
-                let mut read: Vec<Option<Arc<serde_json::Value>>> = vec![None; i];
+                let mut read: Vec<Option<Arc<serde_json::Value>>> = Vec::new();
+                if !part.reads.is_empty() {
+                    read.resize(i, None);
+                }
                 for &dep in &part.reads {
-                    let mut rx = answers[dep].subscribe();
+                    // Every part read by a later one has its channel (see `build`).
+                    let Some(mut rx) = answers[dep].as_ref().map(Shared::subscribe) else {
+                        continue;
+                    };
                     read[dep] = rx
                         .wait_for(Option::is_some)
                         .await
@@ -122,12 +131,12 @@ impl Aggregate {
                     each: None,
                 };
                 let body = self.call(ctx, part, inputs).await;
-                if part.read_later {
+                if let Some(answer) = &answers[i] {
                     let parsed = match &body {
                         Ok(Some(bytes)) => serde_json::from_slice(bytes).ok().map(Arc::new),
                         _ => None,
                     };
-                    answers[i].send_replace(Some(parsed));
+                    answer.send_replace(Some(parsed));
                 }
                 body
             }
@@ -137,12 +146,7 @@ impl Aggregate {
             MergeMode::Nest => self.nest(&bodies)?,
             MergeMode::Flatten => self.flatten(&ctx, &bodies)?,
         };
-        let mut response = merged.into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(response)
+        Ok(crate::routes::json_response(merged.into()))
     }
 
     /// The caller's ids the parts use, or 401 (anonymous) / 403 (a user where a partner is needed, or the
@@ -206,16 +210,19 @@ impl Aggregate {
         // Only valid JSON counts as a good answer (and may become a last good value).
         let call = async {
             let body = part.downstream.get_bytes(ctx, &path, &[]).await?;
-            match serde_json::from_slice::<&RawValue>(&body) {
-                Ok(_) => Ok(body),
-                Err(e) => {
-                    tracing::warn!(part = part.name, error = %e, "malformed JSON");
-                    Err(DownstreamError::new(
-                        part.downstream.name(),
-                        DownstreamErrorKind::Decode,
-                    ))
-                }
+            if valid::is_json(&body) {
+                return Ok(body);
             }
+            // serde_json names what is wrong, for the log.
+            match serde_json::from_slice::<&RawValue>(&body) {
+                Err(e) => tracing::warn!(part = part.name, error = %e, "malformed JSON"),
+                // Never: the two agree (see `valid`'s tests); the body is refused all the same.
+                Ok(_) => tracing::error!(part = part.name, "JSON refused by the validator only"),
+            }
+            Err(DownstreamError::new(
+                part.downstream.name(),
+                DownstreamErrorKind::Decode,
+            ))
         };
         if part.required {
             ctx.required_or(part.name, call, fallback).await.map(Some)
@@ -355,7 +362,7 @@ pub(crate) fn router(
                 },
             )
             // A screen like the gateway's own: a client may ask for it as a stream of its parts.
-            .route_layer(axum::middleware::from_fn(crate::streams::screen::serve)),
+            .route_layer(crate::api::guard::GuardLayer::screen()),
         );
     }
     router

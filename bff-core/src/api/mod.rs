@@ -21,18 +21,13 @@
 
 pub mod extract;
 pub mod fields;
+pub(crate) mod guard;
 pub mod write;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
-
-use crate::context::RequestContext;
-use crate::error::BffError;
 
 /// The scopes of a route: every one must be granted to the caller's credential.
 pub type Scopes = &'static [&'static str];
@@ -169,12 +164,11 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
     ) -> Self {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         let streamed = screen && method == Method::GET;
-        let route: MethodRouter<S> =
-            MethodRouter::new()
-                .on(filter, handler)
-                .route_layer(axum::middleware::from_fn(move |request, next| {
-                    require(scopes, streamed, request, next)
-                }));
+        // The route guard: 401 without a verified caller, 403 without `scopes`, else the handler (streamed,
+        // see [`crate::streams::screen`], when a `streamed` route is asked for `text/event-stream`).
+        let route: MethodRouter<S> = MethodRouter::new()
+            .on(filter, handler)
+            .route_layer(guard::GuardLayer::new(scopes, streamed));
         self.router = self.router.route(path, route);
         self.operations.push(Operation {
             method,
@@ -210,24 +204,5 @@ impl From<Router> for Api<()> {
             operations: Vec::new(),
             ticket_paths: Vec::new(),
         }
-    }
-}
-
-/// The route guard: 401 without a verified caller, 403 without `scopes`, else the handler (streamed, see
-/// [`crate::streams::screen`], when a `streamed` route is asked for `text/event-stream`).
-async fn require(scopes: Scopes, streamed: bool, request: Request, next: Next) -> Response {
-    let allowed = match request.extensions().get::<RequestContext>() {
-        Some(ctx) => ctx.require_scopes(scopes).map(|_| ()),
-        None => {
-            tracing::error!("RequestContext missing: the router was not wrapped by the edge");
-            Err(BffError::Internal)
-        }
-    };
-    match allowed {
-        Ok(()) if streamed && crate::streams::screen::asks_for_stream(&request) => {
-            crate::streams::screen::streamed(request, next).await
-        }
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
     }
 }

@@ -447,6 +447,15 @@ mod future_size_tests {
             "get_json: {}",
             std::mem::size_of_val(&json)
         );
+        // The call stack's own future, copied whole into its box once per call: hedging's two attempts
+        // side by side (~6 KiB) are boxed behind it.
+        let req = CallRequest::get(&ctx, "/x", &[], CallKind::Read);
+        let send = d.send(req);
+        assert!(
+            std::mem::size_of_val(&send) <= 2048,
+            "send: {}",
+            std::mem::size_of_val(&send)
+        );
         let verifier =
             crate::auth::JwtVerifier::new(crate::config::JwtConfig::default(), d.clone());
         let verify = verifier.verify("x");

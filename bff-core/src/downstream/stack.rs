@@ -160,7 +160,9 @@ impl Downstream {
                 let (result, instance) = match inner.retry.hedge_after {
                     Some(delay) if idempotent => {
                         let hedge = self.attempt(req, avoid, Attempt { number, hedge: true });
-                        self.hedged(attempt, hedge, delay, deadline).await
+                        // Boxed: two attempts side by side (~6 KiB of state) kept inline would make every
+                        // call's future that size, hedged or not, and it is copied as the future moves.
+                        Box::pin(self.hedged(attempt, hedge, delay, deadline)).await
                     }
                     _ => attempt.await,
                 };

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header, request::Parts};
-use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::time::Sleep;
@@ -62,13 +61,15 @@ pub(crate) fn asks_for_stream(request: &Request) -> bool {
     request.method() == Method::GET && wants_events(request.headers())
 }
 
-/// The route layer of every screen: an ordinary request goes to the handler; a `GET` asking for
-/// `text/event-stream` is streamed (see the module documentation).
-pub(crate) async fn serve(request: Request, next: Next) -> Response {
-    if asks_for_stream(&request) {
-        streamed(request, next).await
-    } else {
-        next.run(request).await
+/// The handler of a screen, as its route guard ([`crate::api::guard`]) hands it over: the route's service,
+/// boxed once per streamed request, called once per pass.
+pub(crate) type Next = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
+
+/// The answer of one call of `next`.
+async fn run(next: Next, request: Request) -> Response {
+    match tower::ServiceExt::oneshot(next, request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -101,10 +102,7 @@ impl Screen {
         let mut parts = self.parts.clone();
         let ctx = self.ctx.in_pass(Pass::new(self.memo.clone(), role));
         parts.extensions.insert(ctx);
-        let pass = self
-            .next
-            .clone()
-            .run(Request::from_parts(parts, Body::empty()));
+        let pass = run(self.next.clone(), Request::from_parts(parts, Body::empty()));
         let pass = crate::context::with_request_id(self.ctx.request_id().to_owned(), pass);
         Box::pin(pass.instrument(self.span.clone()))
     }
@@ -172,7 +170,7 @@ async fn view_of(response: Response) -> Result<Value, Response> {
 
 async fn stream(request: Request, next: Next) -> Response {
     let Some(ctx) = request.extensions().get::<RequestContext>().cloned() else {
-        return next.run(request).await;
+        return run(next, request).await;
     };
     let (parts, _) = request.into_parts();
     let mut screen = Screen {
@@ -378,7 +376,7 @@ mod tests {
     async fn streamed_text() -> String {
         let app = axum::Router::new()
             .route("/s", axum::routing::get(late_failure))
-            .route_layer(axum::middleware::from_fn(serve));
+            .route_layer(crate::api::guard::GuardLayer::screen());
         let response = app
             .oneshot(event_stream_request())
             .await
@@ -425,7 +423,7 @@ mod tests {
         };
         let app = axum::Router::new()
             .route("/s", axum::routing::get(handler))
-            .route_layer(axum::middleware::from_fn(serve));
+            .route_layer(crate::api::guard::GuardLayer::screen());
         let response = app
             .oneshot(event_stream_request())
             .await

@@ -1,0 +1,405 @@
+//! Whether a part's body is one JSON text, decided in one pass that builds nothing: the check every
+//! aggregated answer passes when it arrives ("only valid JSON counts as an answer").
+//!
+//! It accepts exactly what `serde_json::from_slice::<&RawValue>` accepts (a proptest holds it to that):
+//! RFC 8259 JSON with surrounding whitespace, nesting of any depth, duplicate keys, escapes checked for
+//! form only (`\u` with four hex digits, lone surrogates included), and valid UTF-8. serde_json spent ~7
+//! instructions per byte on it, an eighth of a 3-way aggregation (bench/notes.md); strings, most of a
+//! typical body, are scanned here eight bytes at a time. serde_json still writes the log line's reason for
+//! a body refused here.
+
+/// `b` repeated in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+const HIGH: u64 = splat(0x80);
+
+/// The high bit of each byte of `w` below `n` (`n` ≤ 0x80) is set, and possibly of bytes above the first
+/// such byte: the lowest set bit always marks a true one.
+const fn below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(splat(n)) & !w & HIGH
+}
+
+/// As [`below`], for bytes equal to `b`.
+const fn equal(w: u64, b: u8) -> u64 {
+    below(w ^ splat(b), 1)
+}
+
+/// JSON's insignificant whitespace.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The kinds of the containers open around the scan, innermost last (a bit each: object or array), of any
+/// depth without allocating for the first 64 levels.
+#[derive(Default)]
+struct Nesting {
+    word: u64,
+    in_word: u32,
+    spilled: Vec<u64>,
+}
+
+impl Nesting {
+    fn push(&mut self, object: bool) {
+        if self.in_word == u64::BITS {
+            self.spilled.push(self.word);
+            (self.word, self.in_word) = (0, 0);
+        }
+        self.word = self.word << 1 | u64::from(object);
+        self.in_word += 1;
+    }
+
+    /// The innermost container's kind (`true`: object), closed; `None` at the top level.
+    fn pop(&mut self) -> Option<bool> {
+        if self.in_word == 0 {
+            self.word = self.spilled.pop()?;
+            self.in_word = u64::BITS;
+        }
+        let object = self.word & 1 == 1;
+        self.word >>= 1;
+        self.in_word -= 1;
+        Some(object)
+    }
+
+    fn innermost_is_object(&self) -> Option<bool> {
+        if self.in_word == 0 {
+            return self.spilled.last().map(|w| w & 1 == 1);
+        }
+        Some(self.word & 1 == 1)
+    }
+}
+
+/// Whether `json` is one JSON text.
+pub(super) fn is_json(json: &[u8]) -> bool {
+    scan(json).is_some()
+}
+
+/// The scan: `None` at the first byte that cannot continue a JSON text.
+fn scan(json: &[u8]) -> Option<()> {
+    let mut nesting = Nesting::default();
+    let mut i = skip_ws(json, 0);
+    loop {
+        // A value starts at `i`.
+        match *json.get(i)? {
+            b'"' => i = string_end(json, i + 1)?,
+            b'{' => {
+                i = skip_ws(json, i + 1);
+                if json.get(i) == Some(&b'}') {
+                    i += 1;
+                } else {
+                    nesting.push(true);
+                    i = member_value(json, i)?;
+                    continue;
+                }
+            }
+            b'[' => {
+                i = skip_ws(json, i + 1);
+                if json.get(i) == Some(&b']') {
+                    i += 1;
+                } else {
+                    nesting.push(false);
+                    continue;
+                }
+            }
+            b't' => i = literal(json, i, b"true")?,
+            b'f' => i = literal(json, i, b"false")?,
+            b'n' => i = literal(json, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = number_end(json, i)?,
+            _ => return None,
+        }
+        // A value ended before `i`: a comma, or the end of its containers.
+        loop {
+            i = skip_ws(json, i);
+            let Some(object) = nesting.innermost_is_object() else {
+                // The top level: nothing may follow.
+                return (i == json.len()).then_some(());
+            };
+            match *json.get(i)? {
+                b',' if object => {
+                    i = member_value(json, skip_ws(json, i + 1))?;
+                    break;
+                }
+                b',' => {
+                    i = skip_ws(json, i + 1);
+                    break;
+                }
+                b'}' if object => {}
+                b']' if !object => {}
+                _ => return None,
+            }
+            nesting.pop();
+            i += 1;
+        }
+    }
+}
+
+/// The start of the value of the object member whose key starts at `i`, past its key and colon.
+fn member_value(json: &[u8], i: usize) -> Option<usize> {
+    if json.get(i) != Some(&b'"') {
+        return None;
+    }
+    let i = skip_ws(json, string_end(json, i + 1)?);
+    (json.get(i) == Some(&b':')).then(|| skip_ws(json, i + 1))
+}
+
+/// The index of the first non-whitespace byte at or after `i`.
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).copied().is_some_and(is_ws) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past `word` spelled at `i`.
+fn literal(json: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    let end = i + word.len();
+    (json.get(i..end)? == word).then_some(end)
+}
+
+/// The index just past the number starting at `i`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn number_end(json: &[u8], mut i: usize) -> Option<usize> {
+    let digit = |i: usize| json.get(i).is_some_and(u8::is_ascii_digit);
+    if json[i] == b'-' {
+        i += 1;
+    }
+    match *json.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            while digit(i) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    if json.get(i) == Some(&b'.') {
+        i += 1;
+        if !digit(i) {
+            return None;
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    if matches!(json.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(json.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digit(i) {
+            return None;
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
+/// The index just past the string whose content starts at `i` (after its opening quote): no control
+/// character, escapes of JSON's form, UTF-8.
+fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        // Eight bytes at a time to the next quote, backslash, control character or non-ASCII byte.
+        while let Some(chunk) = json.get(i..i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().ok()?);
+            let special = equal(w, b'"') | equal(w, b'\\') | below(w, 0x20) | (w & HIGH);
+            if special != 0 {
+                i += (special.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        match *json.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                i += 1;
+                match *json.get(i)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,
+                    b'u' => {
+                        let hex = json.get(i + 1..i + 5)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        i += 5;
+                    }
+                    _ => return None,
+                }
+            }
+            0..0x20 => return None,
+            0x80.. => {
+                // A run of non-ASCII bytes is whole UTF-8 characters (an ASCII byte never continues one).
+                let run = json[i..]
+                    .iter()
+                    .position(u8::is_ascii)
+                    .map_or(json.len(), |n| i + n);
+                std::str::from_utf8(&json[i..run]).ok()?;
+                i = run;
+            }
+            // A quote, backslash, control or non-ASCII byte stopped the word scan, or fewer than eight
+            // bytes remain: one byte at a time.
+            _ => i += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+
+    fn serde_accepts(json: &[u8]) -> bool {
+        serde_json::from_slice::<&RawValue>(json).is_ok()
+    }
+
+    /// Documents at the edges of the grammar, each judged as serde_json judges it.
+    #[test]
+    fn agrees_with_serde_on_the_edges() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b" ",
+            b"{}",
+            b" {} ",
+            b"[]",
+            b"[ ]",
+            b"{ }",
+            b"[1,]",
+            b"[,1]",
+            b"{\"a\":1,}",
+            b"{,}",
+            b"{\"a\"}",
+            b"{\"a\":}",
+            b"{1:2}",
+            b"{\"a\" : 1 , \"b\" : [true,false,null]}",
+            b"[1 2]",
+            b"1 2",
+            b"0",
+            b"-0",
+            b"01",
+            b"-",
+            b"1.",
+            b"1.5",
+            b".5",
+            b"1e",
+            b"1e+",
+            b"1E-7",
+            b"1e5x",
+            b"-01",
+            b"2.5e+10",
+            b"truex",
+            b"tru",
+            b"nul",
+            b"nulll",
+            b"\"",
+            b"\"\\\"",
+            b"\"\\u12\"",
+            b"\"\\u12G4\"",
+            b"\"\\uD800\"",
+            b"\"\\uDC00\\uD800\"",
+            b"\"\\x\"",
+            b"\"\\/\"",
+            b"\"a\tb\"",
+            b"\"\x7f\"",
+            "\"é\"".as_bytes(),
+            b"\"\xc3\"",
+            b"\"\xff\"",
+            b"\"\xe2\x82\xac\"",
+            b"\"\xed\xa0\x80\"",
+            b"\"\xf0\x9f\x98\x80\"",
+            b"\"\xc0\xaf\"",
+            b"\xef\xbb\xbf{}",
+            b"{}\n",
+            b"{}\x00",
+            b"\x0c1",
+            b"[[[[]]]]",
+            b"[[[]]",
+            b"[]]",
+            b"{\"a\":{\"b\":[{}]}}",
+            b"{\"a\":{\"b\":[{]}}",
+            b"\"0123456789abcdef\"",
+            b"\"0123456789abcde\\\"\"",
+            b"\"0123456789\x01abcdef\"",
+            b"\"01234567\"x",
+            b"[\"a\",\"b\"",
+            b"{\"a\":1}}",
+        ];
+        for json in cases {
+            assert_eq!(
+                is_json(json),
+                serde_accepts(json),
+                "{:?}",
+                String::from_utf8_lossy(json)
+            );
+        }
+        // Deeper than a word of nesting bits, and than serde_json's recursion limit (which `RawValue`
+        // does not apply): accepted, and refused when one bracket is missing or mismatched.
+        for depth in [63, 64, 65, 129, 300] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert!(is_json(deep.as_bytes()) && serde_accepts(deep.as_bytes()));
+            let short = &deep[..deep.len() - 1];
+            assert!(!is_json(short.as_bytes()) && !serde_accepts(short.as_bytes()));
+            let mixed = format!("{}{}", "[{\"k\":".repeat(depth), "}]".repeat(depth));
+            let mixed = mixed.replacen("{\"k\":}", "{\"k\":0}", 1);
+            assert_eq!(is_json(mixed.as_bytes()), serde_accepts(mixed.as_bytes()));
+        }
+    }
+
+    /// Any JSON value (strings of any characters, escapes, numbers of every form), compact and pretty.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Every document serde_json writes is accepted, and every change to it is judged as serde_json
+        /// judges it: bytes replaced, inserted or removed, the document cut short.
+        #[test]
+        fn agrees_with_serde(
+            value in any_json(),
+            pretty: bool,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u8>()), 0..4),
+        ) {
+            let mut json = if pretty {
+                serde_json::to_vec_pretty(&value).unwrap()
+            } else {
+                serde_json::to_vec(&value).unwrap()
+            };
+            prop_assert!(is_json(&json));
+            // Replacement bytes drawn mostly from JSON's own, where a change is most likely to stay valid.
+            const NEAR: &[u8] = b"{}[],:\"\\ 0123456789-+.eEtruefalsn/bu\t\n\x01\x7f\xc3\xa9";
+            for (at, how, byte) in edits {
+                let byte = if byte < 200 { NEAR[byte as usize % NEAR.len()] } else { byte };
+                let at = at.index(json.len() + 1);
+                match how {
+                    0 if at < json.len() => json[at] = byte,
+                    1 => json.insert(at, byte),
+                    2 if at < json.len() => { json.remove(at); }
+                    _ => json.truncate(at),
+                }
+                prop_assert_eq!(is_json(&json), serde_accepts(&json), "{:?}", String::from_utf8_lossy(&json));
+            }
+        }
+
+        /// Arbitrary short byte strings over JSON's alphabet.
+        #[test]
+        fn agrees_with_serde_on_noise(json in prop::collection::vec(
+            prop::sample::select(b"{}[],:\" \\0123456789-.eEtrufalsn\xc3\xa9\x01".to_vec()), 0..24)
+        ) {
+            prop_assert_eq!(is_json(&json), serde_accepts(&json), "{:?}", String::from_utf8_lossy(&json));
+        }
+    }
+}
