@@ -43,11 +43,14 @@ STAGES = [
                                                    r"^bff_core::cache::DownstreamCache::store_answer",
                                                    r"^bff_core::cache::DownstreamCache::freshness_of",
                                                    r"^bff_core::cache::DownstreamCache::policy_of"]),
-    # each part's body validated on arrival (`from_slice` of a `RawValue`; `from_trait` where it is not inlined)
-    ("JSON: validate (serde_json)", [r"^serde_json::de::from_slice", r"^serde_json::de::from_trait"]),
+    # each part's body validated on arrival: `aggregate::valid` since 2026-12-03 (fourth session); before,
+    # serde_json's `from_slice` of a `RawValue` (still what a refused body's log line is written with)
+    ("JSON: validate", [r"^bff_core::aggregate::valid::", r"^serde_json::de::from_slice"]),
     # the aggregation's merge of validated bodies by their top-level members (since 2026-12-03; before, a
-    # second serde_json parse, counted in the stage above)
-    ("JSON: merge (top-level members)", [r"^bff_core::aggregate::members::", r"^serde_json::ser::to_vec"]),
+    # second serde_json parse), flatten's keys decoded by serde_json (`from_trait`; counted in the stage above
+    # until the fourth session of 2026-12-03) and written (`to_vec`)
+    ("JSON: merge (top-level members)", [r"^bff_core::aggregate::members::", r"^serde_json::de::from_trait",
+                                         r"^serde_json::ser::to_vec"]),
     ("ETag: tag of the body", [r"^bff_core::etag::tag_of"]),
     # the layer's own steps (its response future's poll includes everything inside the layer)
     ("compression layer", [r"^<tower_http::compression::service::Compression<S,P> as .*>::call$",

@@ -1,8 +1,8 @@
 //! The route guard of every API route and every screen: the route's scopes checked against the verified
 //! caller (401 without one, 403 without a scope), and a `GET` asking for `text/event-stream` streamed (see
 //! [`crate::streams::screen`]). A tower layer rather than `axum::middleware::from_fn`, which clones the
-//! route into a new box and boxes its future on every request: an ordinary request here costs one
-//! extension look-up and, on a screen, one header look-up.
+//! route into a new box and boxes its future on every request (−1.0 % instructions per 3-way aggregation,
+//! bench/notes.md): an ordinary request here costs the scope check and, on a screen, one header look-up.
 
 use std::convert::Infallible;
 use std::pin::Pin;
