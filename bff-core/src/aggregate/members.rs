@@ -11,12 +11,12 @@
 use memchr::memchr2;
 
 /// JSON's insignificant whitespace.
-fn is_ws(b: u8) -> bool {
+pub(super) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// The index of the first non-whitespace byte at or after `i`.
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while json.get(i).copied().is_some_and(is_ws) {
         i += 1;
     }

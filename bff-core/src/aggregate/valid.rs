@@ -8,6 +8,8 @@
 //! typical body, are scanned here eight bytes at a time. serde_json still writes the log line's reason for
 //! a body refused here.
 
+use super::members::skip_ws;
+
 /// `b` repeated in every byte of a word.
 const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
@@ -24,11 +26,6 @@ const fn below(w: u64, n: u8) -> u64 {
 /// As [`below`], for bytes equal to `b`.
 const fn equal(w: u64, b: u8) -> u64 {
     below(w ^ splat(b), 1)
-}
-
-/// JSON's insignificant whitespace.
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// The kinds of the containers open around the scan, innermost last (a bit each: object or array), of any
@@ -83,22 +80,17 @@ fn scan(json: &[u8]) -> Option<()> {
         // A value starts at `i`.
         match *json.get(i)? {
             b'"' => i = string_end(json, i + 1)?,
-            b'{' => {
+            open @ (b'{' | b'[') => {
+                let object = open == b'{';
                 i = skip_ws(json, i + 1);
-                if json.get(i) == Some(&b'}') {
+                if json.get(i) == Some(if object { &b'}' } else { &b']' }) {
+                    // Empty: the container is a whole value.
                     i += 1;
                 } else {
-                    nesting.push(true);
-                    i = member_value(json, i)?;
-                    continue;
-                }
-            }
-            b'[' => {
-                i = skip_ws(json, i + 1);
-                if json.get(i) == Some(&b']') {
-                    i += 1;
-                } else {
-                    nesting.push(false);
+                    nesting.push(object);
+                    if object {
+                        i = member_value(json, i)?;
+                    }
                     continue;
                 }
             }
@@ -141,14 +133,6 @@ fn member_value(json: &[u8], i: usize) -> Option<usize> {
     }
     let i = skip_ws(json, string_end(json, i + 1)?);
     (json.get(i) == Some(&b':')).then(|| skip_ws(json, i + 1))
-}
-
-/// The index of the first non-whitespace byte at or after `i`.
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
-    while json.get(i).copied().is_some_and(is_ws) {
-        i += 1;
-    }
-    i
 }
 
 /// The index just past `word` spelled at `i`.
