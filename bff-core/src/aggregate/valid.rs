@@ -1,7 +1,8 @@
 //! Whether a part's body is one JSON text, decided in one pass that builds nothing: the check every
 //! aggregated answer passes when it arrives ("only valid JSON counts as an answer").
 //!
-//! It accepts exactly what `serde_json::from_slice::<&RawValue>` accepts (a proptest holds it to that):
+//! It accepts exactly what `serde_json::from_slice::<&RawValue>` accepts (a proptest and JSONTestSuite's
+//! parsing files, in tests/data, hold it to that):
 //! RFC 8259 JSON with surrounding whitespace, nesting of any depth, duplicate keys, escapes checked for
 //! form only (`\u` with four hex digits, lone surrogates included), and valid UTF-8. serde_json spent ~7
 //! instructions per byte on it, an eighth of a 3-way aggregation (bench/notes.md); strings, most of a
@@ -327,6 +328,59 @@ mod tests {
             let mixed = mixed.replacen("{\"k\":}", "{\"k\":0}", 1);
             assert_eq!(is_json(mixed.as_bytes()), serde_accepts(mixed.as_bytes()));
         }
+    }
+
+    /// Files of JSONTestSuite's `test_parsing` whose verdict serde_json does not share (`y_`: must be
+    /// accepted, `n_`: must be refused); `is_json` follows serde_json on them too. None with serde_json
+    /// 1.0.154: it accepts all 95 `y_` files and refuses all 188 `n_` ones. A new disagreement, or one
+    /// listed here that serde_json comes to share, fails [`agrees_with_json_test_suite`].
+    const SERDE_DIFFERS_FROM_SUITE: &[&str] = &[];
+
+    /// Every file of JSONTestSuite's `test_parsing` (vendored in `tests/data/JSONTestSuite`, see its
+    /// README.md): judged as serde_json judges it, and as the suite requires (`y_` accepted, `n_` refused;
+    /// `i_`, left to implementations, only as serde_json) but for [`SERDE_DIFFERS_FROM_SUITE`].
+    #[test]
+    fn agrees_with_json_test_suite() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/JSONTestSuite/test_parsing");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names.len(),
+            318,
+            "JSONTestSuite's test_parsing has 318 files"
+        );
+        for name in SERDE_DIFFERS_FROM_SUITE {
+            assert!(names.iter().any(|n| n == name), "{name}: not in the suite");
+        }
+        let (mut not_serde, mut not_suite) = (Vec::new(), Vec::new());
+        for name in &names {
+            let json = std::fs::read(dir.join(name)).unwrap();
+            let (ours, serde) = (is_json(&json), serde_accepts(&json));
+            if ours != serde {
+                not_serde.push(format!("{name} (is_json {ours}, serde_json {serde})"));
+            }
+            let suite = match &name[..2] {
+                "y_" => true,
+                "n_" => false,
+                "i_" => continue,
+                _ => panic!("{name}: neither y_, n_ nor i_"),
+            };
+            let excepted = SERDE_DIFFERS_FROM_SUITE.contains(&name.as_str());
+            if (ours != suite) != excepted || (serde != suite) != excepted {
+                not_suite.push(format!(
+                    "{name} (is_json {ours}, serde_json {serde}, excepted {excepted})"
+                ));
+            }
+        }
+        assert!(
+            not_serde.is_empty() && not_suite.is_empty(),
+            "judged otherwise than serde_json: {not_serde:#?}\njudged otherwise than the suite (or an \
+             exception no longer needed): {not_suite:#?}"
+        );
     }
 
     /// Any JSON value (strings of any characters, escapes, numbers of every form), compact and pretty.
