@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::auth::{Identity, IdentityHeaders, NO_IDENTITY_HEADERS, Verified};
@@ -25,13 +26,14 @@ pub(crate) type PartGuardId = (u128, u64);
 
 /// Runs `fut` as the composed part `part` (whose trace span is `span`, when recorded), so that what happens
 /// inside it (a stale cache entry served by the downstream client, a downstream attempt's span) can be
-/// attributed to the part.
-pub(crate) async fn in_part<F: Future>(
+/// attributed to the part. The task-local's own future, not an `async fn` around it: one state machine fewer,
+/// and `fut` moved once less.
+pub(crate) fn in_part<F: Future>(
     part: &'static str,
     span: Option<PartGuardId>,
     fut: F,
-) -> F::Output {
-    CURRENT_PART.scope((part, span), fut).await
+) -> TaskLocalFuture<(&'static str, Option<PartGuardId>), F> {
+    CURRENT_PART.scope((part, span), fut)
 }
 
 /// The composed part being computed on this task, if any.
@@ -49,9 +51,10 @@ pub(crate) fn current_part_span(trace_id: u128) -> Option<u64> {
         .and_then(|(trace, span)| (trace == trace_id).then_some(span))
 }
 
-/// Runs `fut` with `request_id` as the id that error bodies report.
-pub(crate) async fn with_request_id<F: Future>(request_id: String, fut: F) -> F::Output {
-    CURRENT_REQUEST_ID.scope(request_id, fut).await
+/// Runs `fut` with `request_id` as the id that error bodies report (like [`in_part`], the task-local's own
+/// future).
+pub(crate) fn with_request_id<F: Future>(request_id: String, fut: F) -> TaskLocalFuture<String, F> {
+    CURRENT_REQUEST_ID.scope(request_id, fut)
 }
 
 /// The id of the request being served on this task, if any.
