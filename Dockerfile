@@ -9,6 +9,10 @@ ENV CARGO_TERM_COLOR=never
 # The gateway binaries of the image (`new-gateway` adds to this list and a manifest line below).
 ARG GATEWAYS="bff-web bff-mobile bff-partner bff-tv"
 COPY Cargo.toml Cargo.lock ./
+# Profile-guided optimisation: the profile bench/pgo recorded under a training load (bench/README.md) guides
+# the release build of every crate, dependencies included, so it is in place before the dependency layer.
+COPY bff-web/pgo/bff-web.profdata bff-web/pgo/
+ENV RUSTFLAGS="-Cprofile-use=/src/bff-web/pgo/bff-web.profdata"
 COPY bff-core/Cargo.toml bff-core/
 COPY bff-web/Cargo.toml bff-web/
 COPY bff-mobile/Cargo.toml bff-mobile/

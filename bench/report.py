@@ -284,7 +284,8 @@ def main():
       f"start, {meta.get('loadavg_end', '?')} at the end).")
     w(f"- Peers: nginx {meta.get('nginx', '?')}, {meta.get('haproxy', '?')}, {meta.get('wrk', '?')}; "
       f"ours built with {meta.get('rustc', '?')} (`--release`), tree {meta.get('git', '?')}; code layout: "
-      f"{meta.get('order_file', '?')} symbols of `bff-web/link/startup.order` found in the binary.")
+      f"{meta.get('order_file', '?')} symbols of `bff-web/link/startup.order` found in the binary; "
+      f"`RUSTFLAGS`: `{meta.get('rustflags', '?')}` (`-Cprofile-use`: guided by the PGO profile, bench/README.md).")
     w(f"- Command: `{meta.get('command', '?')}` — {meta.get('rounds', '?')} rounds; each round measures every "
       f"target with `wrk -t1 -c{C} -d{meta.get('dur_s', '?')}s --latency`, then the c=1 rows with "
       f"`-d{meta.get('dur1_s', '?')}s`, in the order of `bench/scenarios.tsv` (reversed every other round), so "

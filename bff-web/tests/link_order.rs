@@ -38,16 +38,24 @@ fn the_startup_order_lists_symbols_of_our_request_path() {
         symbols.windows(2).all(|pair| pair[0] < pair[1]),
         "not sorted and unique"
     );
-    // start-up (configuration, the CLI) and the request path (the edge, the HTTP/1.1 pool) of bff-core
-    for part in [
-        "8bff_core6config",
-        "8bff_core3cli",
-        "8bff_core4edge",
-        "8bff_core10downstream6h1pool",
+    // start-up (configuration, the CLI) and the request path (the edge, the HTTP/1.1 pool) of bff-core: a
+    // function of the module (`8bff_core4edge…`), or one it is inlined into, named by a type of the module in
+    // its generic arguments (`…bff_core..edge..Edge…`: with the PGO profile, the edge's own functions are
+    // inlined into the layers around it)
+    for (module, inlined) in [
+        ("8bff_core6config", "bff_core..config.."),
+        ("8bff_core3cli", "bff_core..cli.."),
+        ("8bff_core4edge", "bff_core..edge.."),
+        (
+            "8bff_core10downstream6h1pool",
+            "bff_core..downstream..h1pool..",
+        ),
     ] {
         assert!(
-            symbols.iter().any(|s| s.contains(part)),
-            "no symbol of {part}"
+            symbols
+                .iter()
+                .any(|s| s.contains(module) || s.contains(inlined)),
+            "no symbol of {module}"
         );
     }
 }

@@ -6,7 +6,8 @@
 //!   filesystem) and its environment is a valid configuration of every gateway;
 //! - `deploy/prometheus`: alert rules by `promtool check rules` and their unit tests by `promtool test rules`,
 //!   the scrape config by `promtool check config`; every Grafana dashboard query parses as PromQL;
-//! - the Dockerfile: dependency-caching layer, non-root user, healthcheck without curl; `.dockerignore`.
+//! - the Dockerfile: dependency-caching layer, the release build guided by the checked-in profile (PGO),
+//!   non-root user, healthcheck without curl; `.dockerignore`.
 //!
 //! `.ci/run` installs promtool (Debian `prometheus`) and kubernetes-validate (PyPI); outside CI a missing
 //! tool skips its check with a note.
@@ -339,8 +340,9 @@ fn prometheus_rules_and_dashboard_pass_promtool() {
     assert_ok("dashboard queries", &out);
 }
 
-/// The Dockerfile builds dependencies in their own layer before copying the sources, runs as a non-root
-/// user, and checks health with the binary itself; `.dockerignore` keeps VCS data and build output out.
+/// The Dockerfile builds dependencies in their own layer before copying the sources, guides the release build
+/// by the checked-in profile, runs as a non-root user, and checks health with the binary itself;
+/// `.dockerignore` keeps VCS data and build output out.
 #[test]
 fn dockerfile_caches_dependencies_and_runs_unprivileged() {
     let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
@@ -362,6 +364,25 @@ fn dockerfile_caches_dependencies_and_runs_unprivileged() {
         "dependency layer before sources"
     );
     assert!(pos("USER 10001") > sources);
+    // The release build is guided by the checked-in profile (bench/pgo), dependencies included.
+    let profile = "bff-web/pgo/bff-web.profdata";
+    let copied = pos(&format!("COPY {profile} "));
+    let flags = pos("ENV RUSTFLAGS=");
+    assert!(
+        lines[flags].contains(&format!("-Cprofile-use=/src/{profile}")),
+        "RUSTFLAGS use the profile: {}",
+        lines[flags]
+    );
+    assert!(
+        copied < flags && flags < deps_build,
+        "the profile is in place before the dependency layer"
+    );
+    let bytes = std::fs::read(repo().join(profile)).unwrap();
+    assert_eq!(
+        bytes.get(..8),
+        Some(&b"\xfflprofi\x81"[..]),
+        "{profile} is an indexed LLVM profile (llvm-profdata merge), not a Git LFS pointer or text"
+    );
     let health = pos("HEALTHCHECK");
     assert!(lines[health].contains("healthcheck"));
     assert!(
