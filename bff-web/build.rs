@@ -26,13 +26,17 @@ fn main() {
 }
 
 /// Whether this build links with rustc's bundled LLD: the target is `x86_64-unknown-linux-gnu` and neither a
-/// linker (cargo's `linker` setting, seen here as `RUSTC_LINKER`) nor linker flags are configured, and rustc
-/// is 1.90 or newer.
+/// linker (cargo's `linker` setting, seen here as `RUSTC_LINKER`) nor linker flags (`-C linker=…`,
+/// `-C link-arg=…`, `-C link-args=…`) are configured, and rustc is 1.90 or newer. Other flags (the PGO
+/// profile's `-Cprofile-use=<path>`, whatever its path says) leave the linker as it is.
 fn lld_is_the_linker() -> bool {
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let linker_flag = flags
+        .split('\x1f')
+        .any(|flag| flag.trim_start_matches("-C").starts_with("link"));
     target == "x86_64-unknown-linux-gnu"
-        && !flags.contains("link")
+        && !linker_flag
         && env::var_os("RUSTC_LINKER").is_none()
         && rustc_minor_version().is_some_and(|minor| minor >= 90)
 }
