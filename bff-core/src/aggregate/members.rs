@@ -8,6 +8,8 @@
 //! is not valid JSON its results are unspecified but memory-safe; callers fall back to `serde_json` (for its
 //! error message) whenever a scan gives up.
 
+use std::borrow::Cow;
+
 use memchr::memchr2;
 
 /// JSON's insignificant whitespace.
@@ -114,6 +116,24 @@ pub(super) fn members(json: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     }
 }
 
+/// A member's key as written (quotes included), decoded, with the text to write it again when that is
+/// the key as written: a key without a backslash is its own text between the quotes, borrowed, and
+/// serde_json would write it as it was (it escapes only quotes, backslashes and control characters, none of
+/// which a valid key holds unescaped). A key with one is decoded by serde_json. `None`: not a JSON string.
+pub(super) fn key(written: &[u8]) -> Option<(Cow<'_, str>, Option<&[u8]>)> {
+    let inner = written
+        .strip_prefix(b"\"")
+        .and_then(|k| k.strip_suffix(b"\""));
+    if let Some(Ok(text)) = inner
+        .filter(|k| !k.contains(&b'\\'))
+        .map(std::str::from_utf8)
+    {
+        return Some((Cow::Borrowed(text), Some(written)));
+    }
+    let text = serde_json::from_slice::<String>(written).ok()?;
+    Some((Cow::Owned(text), None))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -197,6 +217,32 @@ mod tests {
             prop_assert_eq!(by_scan(&json), serde);
             let raw: &RawValue = serde_json::from_str(&json).unwrap();
             prop_assert_eq!(value(json.as_bytes()), raw.get().as_bytes());
+        }
+
+        /// Any key, written by serde_json or with one character escaped as `\uXXXX`: decoded to its text,
+        /// and when kept as written, written exactly as serde_json writes that text.
+        #[test]
+        fn keys_decode_as_serde_reads_them(text in ".*", escape in any::<prop::sample::Index>()) {
+            let plain = serde_json::to_vec(&text).unwrap();
+            let (decoded, spelled) = key(&plain).unwrap();
+            prop_assert_eq!(&*decoded, text.as_str());
+            if let Some(spelled) = spelled {
+                prop_assert_eq!(spelled, &plain[..]);
+            }
+            prop_assert_eq!(spelled.is_some(), !plain.contains(&b'\\'));
+            let chars = text.chars().count();
+            if chars > 0 {
+                let (at, c) = text.char_indices().nth(escape.index(chars)).unwrap();
+                let escaped: String =
+                    c.encode_utf16(&mut [0; 2]).iter().map(|u| format!("\\u{u:04x}")).collect();
+                // The rest as serde_json writes it (it may need escapes of its own), one character escaped.
+                let before = serde_json::to_string(&text[..at]).unwrap();
+                let after = serde_json::to_string(&text[at + c.len_utf8()..]).unwrap();
+                let written = format!("{}{escaped}{}", &before[..before.len() - 1], &after[1..]);
+                let (decoded, spelled) = key(written.as_bytes()).unwrap();
+                prop_assert_eq!(&*decoded, text.as_str());
+                prop_assert_eq!(spelled, None);
+            }
         }
     }
 }

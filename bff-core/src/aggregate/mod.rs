@@ -13,6 +13,7 @@ mod members;
 mod template;
 mod valid;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -293,21 +294,29 @@ impl Aggregate {
 
     fn flatten(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
         // Keys decoded (one spelling per key, later parts win), values as written.
-        let mut merged: BTreeMap<String, &[u8]> = BTreeMap::new();
+        let mut merged: BTreeMap<Cow<'_, str>, Member<'_>> = BTreeMap::new();
         for (part, body) in self.parts.iter().zip(bodies) {
             let Some(body) = body else { continue };
             match members::members(validated(body)) {
                 Some(fields) => {
                     for (key, value) in fields {
-                        let key = serde_json::from_slice::<String>(key)
-                            .map_err(|_| BffError::Internal)?;
-                        merged.insert(key, value);
+                        let (name, spelled) = members::key(key).ok_or(BffError::Internal)?;
+                        merged.insert(name, Member { spelled, value });
                     }
                 }
                 // Not an object (serde_json names what it is instead), or a scan that gave up: parsed.
                 None => match serde_json::from_slice::<BTreeMap<String, &RawValue>>(body) {
                     Ok(fields) => {
-                        merged.extend(fields.into_iter().map(|(k, v)| (k, v.get().as_bytes())));
+                        merged.extend(fields.into_iter().map(|(k, v)| {
+                            let value = v.get().as_bytes();
+                            (
+                                Cow::Owned(k),
+                                Member {
+                                    spelled: None,
+                                    value,
+                                },
+                            )
+                        }));
                     }
                     Err(e) => {
                         Self::malformed::<()>(ctx, part, &e)?;
@@ -318,17 +327,27 @@ impl Aggregate {
         let mut out =
             Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 2);
         out.push(b'{');
-        for (i, (key, value)) in merged.iter().enumerate() {
+        for (i, (key, member)) in merged.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, key).map_err(|_| BffError::Internal)?;
+            match member.spelled {
+                Some(spelled) => out.extend_from_slice(spelled),
+                None => serde_json::to_writer(&mut out, key).map_err(|_| BffError::Internal)?,
+            }
             out.push(b':');
-            out.extend_from_slice(value);
+            out.extend_from_slice(member.value);
         }
         out.push(b'}');
         Ok(out)
     }
+}
+
+/// A member of a flattened answer: its value as written, and its key as written when that is how
+/// serde_json would write it again.
+struct Member<'a> {
+    spelled: Option<&'a [u8]>,
+    value: &'a [u8],
 }
 
 /// The text of a part's body, which was validated as JSON when it arrived (checked again in debug builds).
