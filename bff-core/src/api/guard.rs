@@ -78,21 +78,22 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The service polled ready is the one called; a clone stays for the next request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         if let Some(scopes) = self.rule.scopes
             && let Err(refused) = allowed(&request, scopes)
         {
             return Either::Right(Box::pin(std::future::ready(Ok(refused.into_response()))));
         }
         if self.rule.streamed && screen::asks_for_stream(&request) {
-            let next = BoxCloneSyncService::new(inner);
+            // The service polled ready goes with the stream; a clone stays for the next request.
+            let clone = self.inner.clone();
+            let next = BoxCloneSyncService::new(std::mem::replace(&mut self.inner, clone));
             return Either::Right(Box::pin(async move {
                 Ok(screen::streamed(request, next).await)
             }));
         }
-        Either::Left(inner.call(request))
+        // Called here, the service polled ready: its future owns what it needs, so the service is not
+        // cloned (a clone of the boxed route is an allocation per request).
+        Either::Left(self.inner.call(request))
     }
 }
 

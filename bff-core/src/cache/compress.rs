@@ -67,14 +67,13 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The service polled ready is the one called; a clone stays for the next request.
-        let clone = self.compress.clone();
-        let mut compress = std::mem::replace(&mut self.compress, clone);
+        // Called here, the service polled ready: its future owns what it needs, so the service is not
+        // cloned (a clone reaches down to the boxed route, an allocation per request).
         if request.headers().contains_key(header::ACCEPT_ENCODING) {
-            CompressIfAcceptedFuture::Compressed(compress.call(request))
+            CompressIfAcceptedFuture::Compressed(self.compress.call(request))
         } else {
             CompressIfAcceptedFuture::Plain {
-                answer: compress.get_mut().call(request),
+                answer: self.compress.get_mut().call(request),
                 when: self.when,
             }
         }

@@ -243,7 +243,7 @@ pub(crate) fn build_request(
     };
     let traceparent = HeaderValue::try_from(traceparent).map_err(|_| malformed("traceparent"))?;
     headers.append(TRACEPARENT_HEADER, traceparent);
-    headers.append(DEADLINE, HeaderValue::from(remaining_ms));
+    headers.append(DEADLINE, decimal(remaining_ms));
     if let Some(host) = &instance.host {
         headers.append(HOST, host.clone());
     }
@@ -258,6 +258,23 @@ pub(crate) fn build_request(
     *request.uri_mut() = Uri::try_from(url).map_err(|_| malformed("url"))?;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// `n` in decimal digits as a header value, written on the stack first: one allocation, where http's
+/// `From<u64>` makes two (a buffer, then its shared handle).
+fn decimal(mut n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Digits are always a valid header value; the fallback is never taken.
+    HeaderValue::from_bytes(&digits[at..]).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// `x-request-id`, `traceparent` and `x-bff-deadline-ms` as header names ready to insert.
@@ -314,4 +331,16 @@ fn media_type_allowed(value: Option<&HeaderValue>, allowed: &[String]) -> bool {
         return false;
     };
     allowed.iter().any(|a| a.eq_ignore_ascii_case(essence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_writes_what_http_writes() {
+        for n in [0, 1, 9, 10, 99, 100, 4_999, 1_234_567_890, u64::MAX] {
+            assert_eq!(decimal(n), HeaderValue::from(n), "{n}");
+        }
+    }
 }
