@@ -235,18 +235,13 @@ const fn special(w: u64) -> u64 {
 /// before it, which the compiler turns into vector instructions, checks that all are printable ASCII
 /// (about a third of an instruction per byte, against two and a half a word at a time). A run that is not
 /// is scanned again a word at a time.
-fn ordinary_end(json: &[u8], mut i: usize) -> usize {
-    for _ in 0..2 {
-        let Some(chunk) = json.get(i..i + 8) else {
-            return i;
-        };
-        let special = special(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
-        if special != 0 {
-            return i + (special.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
+fn ordinary_end(json: &[u8], i: usize) -> usize {
+    let end = word_scan(json, i, 16);
+    if end < i + 16 {
+        // A special byte, or the last few bytes.
+        return end;
     }
-    let rest = &json[i..];
+    let rest = &json[end..];
     match memchr::memchr2(b'"', b'\\', rest) {
         // A signed byte below 0x20 is a control character or a non-ASCII byte.
         Some(stop)
@@ -254,15 +249,18 @@ fn ordinary_end(json: &[u8], mut i: usize) -> usize {
                 .iter()
                 .fold(false, |any, &b| any | ((b as i8) < 0x20)) =>
         {
-            i + stop
+            end + stop
         }
-        _ => word_scan(json, i),
+        _ => word_scan(json, end, usize::MAX),
     }
 }
 
-/// As [`ordinary_end`], eight bytes at a time all the way.
-fn word_scan(json: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = json.get(i..i + 8) {
+/// As [`ordinary_end`], eight bytes at a time, over at most `limit` bytes (rounded up to a word).
+fn word_scan(json: &[u8], mut i: usize, limit: usize) -> usize {
+    let stop = i.saturating_add(limit);
+    while i < stop
+        && let Some(chunk) = json.get(i..i + 8)
+    {
         let special = special(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
         if special != 0 {
             return i + (special.trailing_zeros() / 8) as usize;

@@ -262,19 +262,9 @@ pub(crate) fn build_request(
 
 /// `n` in decimal digits as a header value, written on the stack first: one allocation, where http's
 /// `From<u64>` makes two (a buffer, then its shared handle).
-fn decimal(mut n: u64) -> HeaderValue {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+fn decimal(n: u64) -> HeaderValue {
     // Digits are always a valid header value; the fallback is never taken.
-    HeaderValue::from_bytes(&digits[at..]).unwrap_or(HeaderValue::from_static("0"))
+    HeaderValue::from_str(itoa::Buffer::new().format(n)).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// `x-request-id`, `traceparent` and `x-bff-deadline-ms` as header names ready to insert.

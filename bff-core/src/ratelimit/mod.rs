@@ -450,20 +450,8 @@ impl<'a> BucketKey<'a> {
 }
 
 /// Appends `n` in decimal (per-request strings are written without `format!`).
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The key of `parts` after an empty head: hashed (128 bits of SHA-256 in hex) or raw.
