@@ -1,16 +1,10 @@
-//! The top level of a JSON document already known to be valid: its members (an object's keys and values) or
-//! its value, as the exact text they have in the document, found without validating it again.
-//!
-//! Every body an aggregation merges was validated once, when it arrived (a part's answer counts only as
-//! valid JSON; static defaults come from parsed configuration, last good values were answers). Parsing it a
-//! second time only to find where its top-level members start and end cost as much as the validation itself
-//! (bench/notes.md); this scan skips strings with `memchr` and counts brackets elsewhere. On a document that
-//! is not valid JSON its results are unspecified but memory-safe; callers fall back to `serde_json` (for its
-//! error message) whenever a scan gives up.
+//! The top level of a JSON document already known to be valid: its value without the whitespace around it,
+//! and its members' keys decoded. Where each member is was found by the validation every aggregated body
+//! passes when it arrives ([`super::valid::check`]): the merge reads members from those ranges instead of
+//! scanning the document a second time (that scan was 8 % of a 3-way flatten's instructions,
+//! bench/notes.md).
 
 use std::borrow::Cow;
-
-use memchr::memchr2;
 
 /// JSON's insignificant whitespace.
 pub(super) fn is_ws(b: u8) -> bool {
@@ -25,53 +19,6 @@ pub(super) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index just past the string starting at `i` (its opening quote).
-fn string_end(json: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    loop {
-        let k = j + memchr2(b'"', b'\\', json.get(j..)?)?;
-        if json[k] == b'\\' {
-            j = k + 2;
-        } else {
-            return Some(k + 1);
-        }
-    }
-}
-
-/// The index just past the value starting at `i`.
-fn value_end(json: &[u8], i: usize) -> Option<usize> {
-    match *json.get(i)? {
-        b'"' => string_end(json, i),
-        b'{' | b'[' => {
-            let (mut depth, mut j) = (0usize, i);
-            loop {
-                match *json.get(j)? {
-                    b'"' => {
-                        j = string_end(json, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        // A number, `true`, `false` or `null`: up to the next delimiter.
-        _ => Some(
-            json[i..]
-                .iter()
-                .position(|&b| matches!(b, b',' | b'}' | b']') || is_ws(b))
-                .map_or(json.len(), |n| i + n),
-        ),
-    }
-}
-
 /// The document's value without the whitespace around it (what `serde_json::value::RawValue` holds).
 pub(super) fn value(json: &[u8]) -> &[u8] {
     let start = skip_ws(json, 0);
@@ -80,40 +27,6 @@ pub(super) fn value(json: &[u8]) -> &[u8] {
         end -= 1;
     }
     &json[start..end]
-}
-
-/// The members of the document's top-level object, in order: each key with its quotes, and its value. `None`
-/// when the document is not an object.
-pub(super) fn members(json: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let mut i = skip_ws(json, 0);
-    if json.get(i) != Some(&b'{') {
-        return None;
-    }
-    let mut members = Vec::new();
-    i = skip_ws(json, i + 1);
-    if json.get(i) == Some(&b'}') {
-        return Some(members);
-    }
-    loop {
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = string_end(json, i)?;
-        let key = &json[i..key_end];
-        i = skip_ws(json, key_end);
-        if json.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = skip_ws(json, i + 1);
-        let end = value_end(json, start)?;
-        members.push((key, &json[start..end]));
-        i = skip_ws(json, end);
-        match json.get(i) {
-            Some(b',') => i = skip_ws(json, i + 1),
-            Some(b'}') => return Some(members),
-            _ => return None,
-        }
-    }
 }
 
 /// A member's key as written (quotes included), decoded, with the text to write it again when that is
@@ -142,17 +55,19 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
+    use crate::aggregate::valid::{MemberSpan, check};
 
-    /// The scan's members, keys decoded.
+    /// The members the validation found, keys decoded; `None` when the document is not an object (or not
+    /// JSON).
     fn by_scan(json: &str) -> Option<Vec<(String, String)>> {
-        let members = members(json.as_bytes())?;
+        let members = check(json.as_bytes())??;
         Some(
             members
                 .into_iter()
-                .map(|(k, v)| {
+                .map(|MemberSpan { key, value }| {
                     (
-                        serde_json::from_slice::<String>(k).unwrap(),
-                        String::from_utf8(v.to_vec()).unwrap(),
+                        serde_json::from_slice::<String>(&json.as_bytes()[key]).unwrap(),
+                        json[value].to_owned(),
                     )
                 })
                 .collect(),
@@ -176,9 +91,19 @@ mod tests {
         assert_eq!(Some(got), raw_by_serde(json));
         assert_eq!(by_scan("{}"), Some(vec![]));
         assert_eq!(by_scan(" { } "), Some(vec![]));
-        for not_object in ["[1,2]", "\"s\"", "1", "null", " true "] {
-            assert_eq!(members(not_object.as_bytes()), None, "{not_object}");
+        for not_object in ["[1,2]", "\"s\"", "1", "null", " true ", "[{\"a\":1}]"] {
+            assert_eq!(check(not_object.as_bytes()), Some(None), "{not_object}");
         }
+        // Duplicate keys are all kept, in order (the merge keeps the last).
+        assert_eq!(
+            by_scan(r#"{"a":1,"b":{"a":3},"a":2}"#),
+            Some(vec![
+                ("a".into(), "1".into()),
+                ("b".into(), r#"{"a":3}"#.into()),
+                ("a".into(), "2".into())
+            ])
+        );
+        assert_eq!(check(br#"{"a":1,}"#), None);
         assert_eq!(value(b" \n[1, 2] \t"), b"[1, 2]");
         assert_eq!(value(b"{}"), b"{}");
     }

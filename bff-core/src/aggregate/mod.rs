@@ -3,8 +3,9 @@
 //! flattened into one object. Parts run in parallel, except that a part reading an earlier one
 //! (`{profile.id}`, `for_each = "orders.items.product_id"`) starts as soon as that one has answered; a part
 //! may also use the verified caller (`{caller.user_id}`), which makes the aggregation refuse anonymous
-//! callers. Merging works on the top level only: part bodies are validated once, when they arrive, merged by
-//! their top-level text ([`members`]), and only parsed further when a later part reads them. A part may have
+//! callers. Merging works on the top level only: part bodies are validated once, when they arrive, which
+//! also finds their top-level members; they are merged by that text ([`members`]), and only parsed further
+//! when a later part reads them. A part may have
 //! a fallback (a static default, or its last good answer within an age), served and named in `bff-degraded`
 //! when its call fails.
 
@@ -26,6 +27,7 @@ use serde_json::value::RawValue;
 
 use self::config::{AggregateConfig, MergeMode};
 use self::template::{Caller, FieldRef, Inputs, PartTemplate};
+use self::valid::MemberSpan;
 use crate::context::RequestContext;
 use crate::downstream::{Downstream, DownstreamError, DownstreamErrorKind};
 use crate::error::BffError;
@@ -43,10 +45,34 @@ struct Part {
     /// Whether a later part reads this one (its answer is then parsed once and shared).
     read_later: bool,
     required: bool,
-    /// The static default (serialised once).
-    fallback: Option<Bytes>,
+    /// The static default (serialised and checked once).
+    fallback: Option<Answer>,
     /// Last good answers, by caller and path, when `stale_max_age_s` is set.
-    last_good: Option<LastGood<Bytes>>,
+    last_good: Option<LastGood<Answer>>,
+}
+
+/// A part's answer as the merge takes it: one JSON text, with the members of its top-level object as its
+/// validation found them (`None`: not an object).
+#[derive(Debug, Clone)]
+struct Answer {
+    body: Bytes,
+    members: Option<Vec<MemberSpan>>,
+}
+
+impl Answer {
+    /// `body` when it is one JSON text.
+    fn checked(body: Bytes) -> Option<Self> {
+        let members = valid::check(&body)?;
+        Some(Self { body, members })
+    }
+
+    /// The answer of a part fanned out over no values: an empty list.
+    fn empty_list() -> Self {
+        Self {
+            body: Bytes::from_static(b"[]"),
+            members: None,
+        }
+    }
 }
 
 /// Most last good answers kept per part (the oldest caller/path is forgotten first).
@@ -54,7 +80,7 @@ const LAST_GOOD_CAPACITY: usize = 1_024;
 
 impl Part {
     /// The fallback of this part for the caller of `ctx` at `path`.
-    fn fallback(&self, ctx: &RequestContext, path: &str) -> Fallback<Bytes> {
+    fn fallback(&self, ctx: &RequestContext, path: &str) -> Fallback<Answer> {
         let mut fallback = match &self.last_good {
             Some(store) => {
                 // The caller is part of the key: one caller's answer is never served to another.
@@ -134,7 +160,7 @@ impl Aggregate {
                 let body = self.call(ctx, part, inputs).await;
                 if let Some(answer) = &answers[i] {
                     let parsed = match &body {
-                        Ok(Some(bytes)) => serde_json::from_slice(bytes).ok().map(Arc::new),
+                        Ok(Some(answer)) => serde_json::from_slice(&answer.body).ok().map(Arc::new),
                         _ => None,
                     };
                     answer.send_replace(Some(parsed));
@@ -142,10 +168,10 @@ impl Aggregate {
                 body
             }
         });
-        let bodies = futures::future::try_join_all(calls).await?;
+        let answers = futures::future::try_join_all(calls).await?;
         let merged = match self.merge {
-            MergeMode::Nest => self.nest(&bodies)?,
-            MergeMode::Flatten => self.flatten(&ctx, &bodies)?,
+            MergeMode::Nest => self.nest(&answers)?,
+            MergeMode::Flatten => self.flatten(&ctx, &answers)?,
         };
         Ok(crate::routes::json_response(merged.into()))
     }
@@ -179,7 +205,7 @@ impl Aggregate {
         ctx: &RequestContext,
         part: &Part,
         mut inputs: Inputs<'_>,
-    ) -> Result<Option<Bytes>, BffError> {
+    ) -> Result<Option<Answer>, BffError> {
         let each = match &part.for_each {
             Some((source, max)) => {
                 let found = inputs.parts[source.part]
@@ -200,7 +226,7 @@ impl Aggregate {
         };
         // Nothing to fan out over: the part is an empty list, without a call.
         if each.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(Some(Bytes::from_static(b"[]")));
+            return Ok(Some(Answer::empty_list()));
         }
         inputs.each = each.as_deref();
         let path = match part.template.render(&inputs) {
@@ -211,8 +237,8 @@ impl Aggregate {
         // Only valid JSON counts as a good answer (and may become a last good value).
         let call = async {
             let body = part.downstream.get_bytes(ctx, &path, &[]).await?;
-            if valid::is_json(&body) {
-                return Ok(body);
+            if let Some(members) = valid::check(&body) {
+                return Ok(Answer { body, members });
             }
             // serde_json names what is wrong, for the log.
             match serde_json::from_slice::<&RawValue>(&body) {
@@ -239,7 +265,7 @@ impl Aggregate {
         ctx: &RequestContext,
         part: &Part,
         reason: &'static str,
-    ) -> Result<Option<Bytes>, BffError> {
+    ) -> Result<Option<Answer>, BffError> {
         tracing::info!(part = part.name, reason, "part not called");
         let fallback = match &part.fallback {
             Some(value) => Fallback::none().or_value(value.clone()),
@@ -272,19 +298,18 @@ impl Aggregate {
         }
     }
 
-    fn nest(&self, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
-        let mut out =
-            Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 64);
+    fn nest(&self, answers: &[Option<Answer>]) -> Result<Vec<u8>, BffError> {
+        let mut out = Vec::with_capacity(capacity(answers) + 64);
         out.push(b'{');
-        for (i, (part, body)) in self.parts.iter().zip(bodies).enumerate() {
+        for (i, (part, answer)) in self.parts.iter().zip(answers).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             serde_json::to_writer(&mut out, part.name).map_err(|_| BffError::Internal)?;
             out.push(b':');
-            match body {
+            match answer {
                 // Validated when it arrived: its text goes in as it is.
-                Some(body) => out.extend_from_slice(validated(body)),
+                Some(answer) => out.extend_from_slice(validated(&answer.body)),
                 None => out.extend_from_slice(b"null"),
             }
         }
@@ -292,55 +317,91 @@ impl Aggregate {
         Ok(out)
     }
 
-    fn flatten(&self, ctx: &RequestContext, bodies: &[Option<Bytes>]) -> Result<Vec<u8>, BffError> {
-        // Keys decoded (one spelling per key, later parts win), values as written.
-        let mut merged: BTreeMap<Cow<'_, str>, Member<'_>> = BTreeMap::new();
-        for (part, body) in self.parts.iter().zip(bodies) {
-            let Some(body) = body else { continue };
-            match members::members(validated(body)) {
-                Some(fields) => {
-                    for (key, value) in fields {
-                        let (name, spelled) = members::key(key).ok_or(BffError::Internal)?;
-                        merged.insert(name, Member { spelled, value });
-                    }
+    fn flatten(
+        &self,
+        ctx: &RequestContext,
+        answers: &[Option<Answer>],
+    ) -> Result<Vec<u8>, BffError> {
+        // Every member of every part, keys decoded (one spelling per key), values as written.
+        let count = answers.iter().flatten().filter_map(|a| a.members.as_ref());
+        let mut merged: Vec<(Cow<'_, str>, Member<'_>)> =
+            Vec::with_capacity(count.map(Vec::len).sum());
+        for (part, answer) in self.parts.iter().zip(answers) {
+            let Some(answer) = answer else { continue };
+            if answer.members.is_some() {
+                answer.push_members(&mut merged)?;
+                continue;
+            }
+            // Not an object: serde_json names what it is instead.
+            match serde_json::from_slice::<BTreeMap<String, &RawValue>>(&answer.body) {
+                Ok(fields) => merged.extend(fields.into_iter().map(|(k, v)| {
+                    let value = v.get().as_bytes();
+                    let member = Member {
+                        spelled: None,
+                        value,
+                    };
+                    (Cow::Owned(k), member)
+                })),
+                Err(e) => {
+                    Self::malformed::<()>(ctx, part, &e)?;
                 }
-                // Not an object (serde_json names what it is instead), or a scan that gave up: parsed.
-                None => match serde_json::from_slice::<BTreeMap<String, &RawValue>>(body) {
-                    Ok(fields) => {
-                        merged.extend(fields.into_iter().map(|(k, v)| {
-                            let value = v.get().as_bytes();
-                            (
-                                Cow::Owned(k),
-                                Member {
-                                    spelled: None,
-                                    value,
-                                },
-                            )
-                        }));
-                    }
-                    Err(e) => {
-                        Self::malformed::<()>(ctx, part, &e)?;
-                    }
-                },
             }
         }
-        let mut out =
-            Vec::with_capacity(bodies.iter().flatten().map(Bytes::len).sum::<usize>() + 2);
-        out.push(b'{');
-        for (i, (key, member)) in merged.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match member.spelled {
-                Some(spelled) => out.extend_from_slice(spelled),
-                None => serde_json::to_writer(&mut out, key).map_err(|_| BffError::Internal)?,
-            }
-            out.push(b':');
-            out.extend_from_slice(member.value);
-        }
-        out.push(b'}');
-        Ok(out)
+        write_flat(merged, capacity(answers) + 2)
     }
+}
+
+impl Answer {
+    /// Appends the members of this answer's top-level object (none when it is not an object).
+    fn push_members<'a>(
+        &'a self,
+        merged: &mut Vec<(Cow<'a, str>, Member<'a>)>,
+    ) -> Result<(), BffError> {
+        for MemberSpan { key, value } in self.members.iter().flatten() {
+            let written = self.body.get(key.clone()).ok_or(BffError::Internal)?;
+            let (name, spelled) = members::key(written).ok_or(BffError::Internal)?;
+            let value = self.body.get(value.clone()).ok_or(BffError::Internal)?;
+            merged.push((name, Member { spelled, value }));
+        }
+        Ok(())
+    }
+}
+
+/// The object of the `merged` members (in arrival order), keys in order; of the members with one key, the
+/// last one wins (a later part's over an earlier one's, and within a part the last as with a map): a stable
+/// sort keeps them in arrival order, and the last of each run takes the kept place.
+fn write_flat(
+    mut merged: Vec<(Cow<'_, str>, Member<'_>)>,
+    capacity: usize,
+) -> Result<Vec<u8>, BffError> {
+    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    merged.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    let mut out = Vec::with_capacity(capacity);
+    out.push(b'{');
+    for (i, (key, member)) in merged.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match member.spelled {
+            Some(spelled) => out.extend_from_slice(spelled),
+            None => serde_json::to_writer(&mut out, key).map_err(|_| BffError::Internal)?,
+        }
+        out.push(b':');
+        out.extend_from_slice(member.value);
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The length of all the answers' bodies (what a merge's output is sized for).
+fn capacity(answers: &[Option<Answer>]) -> usize {
+    answers.iter().flatten().map(|a| a.body.len()).sum()
 }
 
 /// A member of a flattened answer: its value as written, and its key as written when that is how
@@ -419,7 +480,7 @@ fn build(
                 .fallback
                 .as_ref()
                 .and_then(|v| serde_json::to_vec(v).ok())
-                .map(Bytes::from),
+                .and_then(|v| Answer::checked(v.into())),
             last_good: (p.stale_max_age_s > 0).then(|| {
                 LastGood::new(
                     std::time::Duration::from_secs(p.stale_max_age_s),
@@ -435,4 +496,48 @@ fn build(
         merge: config.merge,
         scopes: config.scopes.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flattened object of `docs` (each one part's answer, in part order).
+    fn flat(docs: &[&str]) -> String {
+        let answers: Vec<Answer> = (docs.iter())
+            .map(|d| Answer::checked(Bytes::copy_from_slice(d.as_bytes())).unwrap())
+            .collect();
+        let mut merged = Vec::new();
+        for answer in &answers {
+            answer.push_members(&mut merged).unwrap();
+        }
+        String::from_utf8(write_flat(merged, 0).unwrap()).unwrap()
+    }
+
+    /// Keys come out in order, values as written; a later part's key wins over an earlier one's, the last
+    /// duplicate within a part wins, and a key spelled with an escape is written as serde_json writes it.
+    #[test]
+    fn flatten_orders_keys_and_later_parts_win() {
+        assert_eq!(
+            flat(&[
+                r#"{"b": [1, 2], "a":"x", "c":0}"#,
+                r#" {"a":2,"\u0062":{"k":true}} "#,
+                r#"{"d":1,"a":3,"d":2}"#,
+                "{}",
+            ]),
+            r#"{"a":3,"b":{"k":true},"c":0,"d":2}"#
+        );
+        assert_eq!(flat(&[r#"{"a\"b":1}"#, "{}"]), r#"{"a\"b":1}"#);
+        assert_eq!(flat(&["{}", "{}"]), "{}");
+        // Many keys, each written by every part: the last part's values, all keys once.
+        let docs: Vec<String> = (0..3)
+            .map(|p| {
+                let members: Vec<String> = (0..40).map(|k| format!(r#""k{k:02}":{p}"#)).collect();
+                format!("{{{}}}", members.join(","))
+            })
+            .collect();
+        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let expected: Vec<String> = (0..40).map(|k| format!(r#""k{k:02}":2"#)).collect();
+        assert_eq!(flat(&docs), format!("{{{}}}", expected.join(",")));
+    }
 }

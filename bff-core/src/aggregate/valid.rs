@@ -10,6 +10,8 @@
 //! and a check the compiler vectorises. serde_json still writes the log line's reason for a body refused
 //! here.
 
+use std::ops::Range;
+
 use super::members::skip_ws;
 
 /// `b` repeated in every byte of a word.
@@ -61,6 +63,11 @@ impl Nesting {
         Some(object)
     }
 
+    /// Whether exactly one container is open (the document's own).
+    fn is_top(&self) -> bool {
+        self.in_word == 1 && self.spilled.is_empty()
+    }
+
     fn innermost_is_object(&self) -> Option<bool> {
         if self.in_word == 0 {
             return self.spilled.last().map(|w| w & 1 == 1);
@@ -69,15 +76,37 @@ impl Nesting {
     }
 }
 
-/// Whether `json` is one JSON text.
-pub(super) fn is_json(json: &[u8]) -> bool {
-    scan(json).is_some()
+/// Where a member of a document's top-level object is: its key (quotes included) and its value, as ranges of
+/// the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MemberSpan {
+    /// The key, with its quotes.
+    pub(super) key: Range<usize>,
+    /// The value, without the whitespace around it.
+    pub(super) value: Range<usize>,
 }
 
-/// The scan: `None` at the first byte that cannot continue a JSON text.
-fn scan(json: &[u8]) -> Option<()> {
+/// Whether `json` is one JSON text.
+#[cfg(test)]
+pub(super) fn is_json(json: &[u8]) -> bool {
+    check(json).is_some()
+}
+
+/// `None` when `json` is not one JSON text; else, when it is an object, its members in order (duplicates
+/// included), found by the same pass (the merge then reads them without scanning the document again).
+pub(super) fn check(json: &[u8]) -> Option<Option<Vec<MemberSpan>>> {
+    let mut members = Vec::new();
+    scan(json, &mut members)?;
+    Some((json.get(skip_ws(json, 0)) == Some(&b'{')).then_some(members))
+}
+
+/// The scan: `None` at the first byte that cannot continue a JSON text. The members of a top-level object
+/// are pushed to `members` as they end.
+fn scan(json: &[u8], members: &mut Vec<MemberSpan>) -> Option<()> {
     let mut nesting = Nesting::default();
     let mut i = skip_ws(json, 0);
+    // The top-level member being scanned: its key, and where its value starts.
+    let mut member = (0..0, 0);
     loop {
         // A value starts at `i`.
         match *json.get(i)? {
@@ -91,7 +120,11 @@ fn scan(json: &[u8]) -> Option<()> {
                 } else {
                     nesting.push(object);
                     if object {
-                        i = member_value(json, i)?;
+                        let (key_end, value) = member_value(json, i)?;
+                        if nesting.is_top() {
+                            member = (i..key_end, value);
+                        }
+                        i = value;
                     }
                     continue;
                 }
@@ -104,14 +137,27 @@ fn scan(json: &[u8]) -> Option<()> {
         }
         // A value ended before `i`: a comma, or the end of its containers.
         loop {
+            let end = i;
             i = skip_ws(json, i);
             let Some(object) = nesting.innermost_is_object() else {
                 // The top level: nothing may follow.
                 return (i == json.len()).then_some(());
             };
+            let top = object && nesting.is_top();
+            if top && matches!(json.get(i), Some(b',' | b'}')) {
+                members.push(MemberSpan {
+                    key: member.0.clone(),
+                    value: member.1..end,
+                });
+            }
             match *json.get(i)? {
                 b',' if object => {
-                    i = member_value(json, skip_ws(json, i + 1))?;
+                    let key = skip_ws(json, i + 1);
+                    let (key_end, value) = member_value(json, key)?;
+                    if top {
+                        member = (key..key_end, value);
+                    }
+                    i = value;
                     break;
                 }
                 b',' => {
@@ -128,13 +174,15 @@ fn scan(json: &[u8]) -> Option<()> {
     }
 }
 
-/// The start of the value of the object member whose key starts at `i`, past its key and colon.
-fn member_value(json: &[u8], i: usize) -> Option<usize> {
+/// The end of the key of the object member whose key starts at `i` (its opening quote), and the start of its
+/// value, past the colon.
+fn member_value(json: &[u8], i: usize) -> Option<(usize, usize)> {
     if json.get(i) != Some(&b'"') {
         return None;
     }
-    let i = skip_ws(json, string_end(json, i + 1)?);
-    (json.get(i) == Some(&b':')).then(|| skip_ws(json, i + 1))
+    let key_end = string_end(json, i + 1)?;
+    let i = skip_ws(json, key_end);
+    (json.get(i) == Some(&b':')).then(|| (key_end, skip_ws(json, i + 1)))
 }
 
 /// The index just past `word` spelled at `i`.
