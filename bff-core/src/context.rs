@@ -12,12 +12,13 @@ use tokio::time::Instant;
 use crate::auth::{Identity, IdentityHeaders, NO_IDENTITY_HEADERS, Verified};
 use crate::cache::CachePolicy;
 use crate::error::BffError;
+use crate::metrics::RouteMetrics;
 use crate::otel::{PartGuard, PartSpan, RequestSpans};
 use crate::streams::screen::Pass;
-use crate::trace::TraceContext;
+use crate::trace::{RequestId, TraceContext};
 
 tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
+    static CURRENT_REQUEST_ID: RequestId;
     static CURRENT_PART: (&'static str, Option<PartGuardId>);
 }
 
@@ -53,13 +54,18 @@ pub(crate) fn current_part_span(trace_id: u128) -> Option<u64> {
 
 /// Runs `fut` with `request_id` as the id that error bodies report (like [`in_part`], the task-local's own
 /// future).
-pub(crate) fn with_request_id<F: Future>(request_id: String, fut: F) -> TaskLocalFuture<String, F> {
+pub(crate) fn with_request_id<F: Future>(
+    request_id: RequestId,
+    fut: F,
+) -> TaskLocalFuture<RequestId, F> {
     CURRENT_REQUEST_ID.scope(request_id, fut)
 }
 
 /// The id of the request being served on this task, if any.
 pub(crate) fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    CURRENT_REQUEST_ID
+        .try_with(|id| id.as_str().to_owned())
+        .ok()
 }
 
 /// Cheap to clone; created by the edge for every request and put into the request's extensions.
@@ -73,7 +79,7 @@ pub struct RequestContext {
 #[derive(Debug)]
 struct Inner {
     /// Echoed to the client and sent to every downstream, to correlate logs.
-    request_id: String,
+    request_id: RequestId,
     /// W3C trace context of this hop.
     trace: TraceContext,
     /// The verified caller, when the route is authenticated, with its downstream headers rendered once (when
@@ -87,8 +93,8 @@ struct Inner {
     degraded: Mutex<Vec<(&'static str, &'static str)>>,
     /// The cache directives of the parts so far, merged (strictest wins).
     cache: Mutex<CachePolicy>,
-    /// The route template the request matched (`unmatched` otherwise), for metrics and logs.
-    route: String,
+    /// The route the request matched, with its metric series (`None` outside the edge).
+    route: Option<Arc<RouteMetrics>>,
     /// Every composed part that finished: name, whether it answered, how long it took.
     parts: Mutex<Vec<PartRecord>>,
     /// The trace recording of this request, when it is sampled and export is on.
@@ -109,19 +115,24 @@ pub struct PartRecord {
 }
 
 impl RequestContext {
-    /// A context for one request.
+    /// A context for one request (a `request_id` that is no valid header value is replaced by a new id).
     pub fn new(
         request_id: String,
         trace: TraceContext,
         identity: Option<Identity>,
         deadline: Instant,
     ) -> Self {
-        Self::verified(request_id, trace, identity.map(Verified::new), deadline)
+        Self::verified(
+            request_id.into(),
+            trace,
+            identity.map(Verified::new),
+            deadline,
+        )
     }
 
     /// A context for one request of the verified `caller` (its headers already rendered).
     pub(crate) fn verified(
-        request_id: String,
+        request_id: RequestId,
         trace: TraceContext,
         caller: Option<Arc<Verified>>,
         deadline: Instant,
@@ -135,7 +146,7 @@ impl RequestContext {
                 partial: Mutex::new(Vec::new()),
                 degraded: Mutex::new(Vec::new()),
                 cache: Mutex::new(CachePolicy::default()),
-                route: String::new(),
+                route: None,
                 parts: Mutex::new(Vec::new()),
                 spans: None,
             }),
@@ -168,10 +179,10 @@ impl RequestContext {
         self.pass.as_deref()
     }
 
-    /// The context of a request that matched the route template `route`.
-    pub(crate) fn for_route(mut self, route: &str) -> Self {
+    /// The context of a request that matched the route of `route` (its template and metric series).
+    pub(crate) fn for_route(mut self, route: &Arc<RouteMetrics>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.route = route.to_owned();
+            inner.route = Some(route.clone());
         }
         self
     }
@@ -196,7 +207,7 @@ impl RequestContext {
 
     /// The route template the request matched (empty outside the edge).
     pub fn route(&self) -> &str {
-        &self.inner.route
+        self.inner.route.as_deref().map_or("", RouteMetrics::route)
     }
 
     /// Records that the part `name` finished after `duration`, answered (`ok`) or not, closing its span.
@@ -229,6 +240,11 @@ impl RequestContext {
 
     /// The request id.
     pub fn request_id(&self) -> &str {
+        self.inner.request_id.as_str()
+    }
+
+    /// The request id as the header value it is sent as (a clone shares its bytes).
+    pub(crate) fn request_id_value(&self) -> &RequestId {
         &self.inner.request_id
     }
 

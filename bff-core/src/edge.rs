@@ -186,12 +186,13 @@ where
     );
     let traceparent = trace.header_value();
     let rid = request_id.clone();
-    let trace_id = trace.trace_id.clone();
+    let trace_id = trace.trace_id;
     let observed = state.clone();
     let route_in = route_metrics.clone();
     let spans_in = spans.clone();
     let handled = async move {
         let route = route_in.route();
+        let route_in = &route_in;
         strip_identity_headers(request.headers_mut());
         // Hygiene first: the path the auth rule sees below is the one the router will see.
         let (hygiene, framing, close) = check_hygiene(&state, &request);
@@ -254,8 +255,8 @@ where
                 e.into_response()
             }
             (Ok(identity), None) => {
-                let ctx = RequestContext::verified(request_id.clone(), trace, identity, deadline)
-                    .for_route(route)
+                let ctx = RequestContext::verified(request_id, trace, identity, deadline)
+                    .for_route(route_in)
                     .with_spans(spans_in);
                 // Phase 7, the routed request: the context in the request's extensions, the router (panic
                 // catcher, body limit, handler) bounded by the deadline, then what the parts recorded.
@@ -300,8 +301,8 @@ where
             method: &method,
             started,
             ctx: ctx.as_ref(),
-            request_id: &rid,
-            trace_id: &trace_id,
+            request_id: rid.as_str(),
+            trace_id,
             server_timing: observed.server_timing,
             spans: spans.as_ref(),
         },
@@ -317,13 +318,8 @@ where
     drop(in_flight);
     let headers = response.headers_mut();
     crate::hygiene::add_security_headers(headers, 2);
-    // The strings become the header values as they are (no copy).
-    if let Ok(v) = HeaderValue::try_from(rid) {
-        headers.insert(REQUEST_ID, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(traceparent) {
-        headers.insert(TRACEPARENT, v);
-    }
+    headers.insert(REQUEST_ID, rid.header_value().clone());
+    headers.insert(TRACEPARENT, traceparent);
     response
 }
 

@@ -69,7 +69,7 @@ pub(crate) struct Completed<'a> {
     /// Request id.
     pub(crate) request_id: &'a str,
     /// W3C trace id.
-    pub(crate) trace_id: &'a str,
+    pub(crate) trace_id: crate::trace::TraceId,
     /// Whether to add `Server-Timing`.
     pub(crate) server_timing: bool,
     /// The request's trace recording, when sampled: each part's span is recorded with its outcome.
@@ -136,7 +136,7 @@ pub(crate) fn completed(response: &mut Response, done: Completed<'_>, span: &tra
             status,
             duration_ms,
             request_id = done.request_id,
-            trace_id = done.trace_id,
+            trace_id = %done.trace_id,
             parts = parts_log.as_str(),
             "request completed"
         );
@@ -203,7 +203,7 @@ mod tests {
                 started: Instant::now(),
                 ctx: Some(&ctx),
                 request_id: "rid-1",
-                trace_id: "t",
+                trace_id: crate::trace::TraceId(0xabc),
                 server_timing: false,
                 spans: None,
             };

@@ -1,61 +1,99 @@
 //! Request ids and W3C trace context: accepted from the client when well-formed, generated otherwise, and
 //! propagated to every downstream call and back to the client.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
 /// Header carrying the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// The client's `x-request-id` when it is 1..=128 characters of `[A-Za-z0-9._:-]`, else a new UUID.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_valid_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(new_request_id)
+/// A request id, held as the header value it travels as: echoed to the client and sent with every
+/// downstream call, so a clone shares the bytes instead of copying them (a client's id shares the buffer its
+/// request was read into).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value (a clone shares its bytes).
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
 }
 
-fn is_valid_request_id(v: &str) -> bool {
+impl From<String> for RequestId {
+    /// `id` when it is a valid header value, else a new id.
+    fn from(id: String) -> Self {
+        HeaderValue::try_from(id).map_or_else(|_| new_request_id(), Self)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The client's `x-request-id` when it is 1..=128 characters of `[A-Za-z0-9._:-]`, else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> RequestId {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| is_valid_request_id(v.as_bytes()))
+        .map_or_else(new_request_id, |v| RequestId(v.clone()))
+}
+
+fn is_valid_request_id(v: &[u8]) -> bool {
     (1..=128).contains(&v.len())
-        && v.bytes()
+        && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// A trace id: 128 bits, never zero, shown as 32 lower-case hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceId(pub u128);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(ascii_str(&hex32(self.0)))
+    }
+}
+
 /// This hop's W3C trace context: the trace it belongs to and the span id the gateway uses as parent of its
-/// downstream calls.
+/// downstream calls. Held as numbers: they are written as hex only into the headers and logs that show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
-    /// 32 lower-case hex digits, never all zero.
-    pub trace_id: String,
-    /// 16 lower-case hex digits: the gateway's own span.
-    pub span_id: String,
+    /// The trace (never zero).
+    pub trace_id: TraceId,
+    /// The gateway's own span (never zero).
+    pub span_id: u64,
     /// Trace flags (bit 0 = sampled).
     pub flags: u8,
-    /// The client's span (16 lower-case hex digits) when the trace was continued from its `traceparent`.
-    pub parent_id: Option<String>,
+    /// The client's span when the trace was continued from its `traceparent`.
+    pub parent_id: Option<u64>,
 }
 
 impl TraceContext {
     /// Continues the client's trace when its `traceparent` is valid (version 00), else starts a new one;
     /// either way with a new span id for this hop.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let span_id = hex(u128::from(random_u64_nonzero()), 16);
+        let span_id = random_u64_nonzero();
         match headers
             .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_traceparent)
+            .and_then(|v| parse_traceparent(v.as_bytes()))
         {
             Some((trace_id, parent, flags)) => Self {
-                trace_id,
+                trace_id: TraceId(trace_id),
                 span_id,
                 flags,
                 parent_id: Some(parent),
             },
             None => Self {
-                trace_id: hex(fastrand::u128(1..), 32),
+                trace_id: TraceId(fastrand::u128(1..)),
                 span_id,
                 flags: 1,
                 parent_id: None,
@@ -64,25 +102,19 @@ impl TraceContext {
     }
 
     /// The `traceparent` header value naming this hop as parent.
-    pub fn header_value(&self) -> String {
-        self.header_naming(&self.span_id)
+    pub fn header_value(&self) -> HeaderValue {
+        self.header_value_for(self.span_id)
     }
 
     /// The `traceparent` header value naming the span `span_id` of this trace (a downstream attempt's) as
     /// parent.
-    pub fn header_value_for(&self, span_id: u64) -> String {
-        self.header_naming(&hex(u128::from(span_id), 16))
-    }
-
-    fn header_naming(&self, span_id: &str) -> String {
-        let mut v = String::with_capacity(55);
-        v.push_str("00-");
-        v.push_str(&self.trace_id);
-        v.push('-');
-        v.push_str(span_id);
-        v.push('-');
-        push_hex(&mut v, u128::from(self.flags), 2);
-        v
+    pub fn header_value_for(&self, span_id: u64) -> HeaderValue {
+        let mut v = [b'-'; 55];
+        v[..2].copy_from_slice(b"00");
+        v[3..35].copy_from_slice(&hex32(self.trace_id.0));
+        v[36..52].copy_from_slice(&hex16(span_id));
+        v[53..].copy_from_slice(&hex16(u64::from(self.flags))[14..]);
+        HeaderValue::from_bytes(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
@@ -92,7 +124,7 @@ fn random_u64_nonzero() -> u64 {
 
 /// A new request id in UUID v4 form. Ids and trace ids need uniqueness, not secrecy: a fast thread-local
 /// generator (no system call per request) is enough.
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> RequestId {
     let v = (fastrand::u128(..) & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
     let digits = hex32(v);
     let mut id = [b'-'; 36];
@@ -105,7 +137,7 @@ pub fn new_request_id() -> String {
     ] {
         id[to..to + from.len()].copy_from_slice(&digits[from]);
     }
-    ascii_str(&id).to_owned()
+    RequestId(HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-")))
 }
 
 /// Appends the `digits` (at most 32) lowest hex digits of `v`, lower-case, most significant first. Per-request
@@ -121,6 +153,7 @@ pub(crate) fn push_hex(out: &mut String, v: u128, digits: u32) {
 }
 
 /// The `digits` lowest hex digits of `v` (see [`push_hex`]).
+#[cfg(test)]
 fn hex(v: u128, digits: u32) -> String {
     let mut s = String::with_capacity(digits as usize);
     push_hex(&mut s, v, digits);
@@ -161,33 +194,29 @@ fn ascii_str(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// The value of the lower-case hex digits `s` (at most 32), `None` when one is not a lower-case hex digit.
+fn lower_hex(s: &[u8]) -> Option<u128> {
+    s.iter().try_fold(0u128, |v, &b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(v << 4 | u128::from(d))
+    })
 }
 
-/// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; returns the trace id, parent id and flags.
-fn parse_traceparent(v: &str) -> Option<(String, String, u8)> {
-    let mut parts = v.trim().split('-');
-    let (version, trace_id, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || version != "00" {
+/// Parses `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>` (surrounding whitespace allowed); returns
+/// the trace id, parent id and flags. Both ids must be non-zero.
+fn parse_traceparent(v: &[u8]) -> Option<(u128, u64, u8)> {
+    let v = v.trim_ascii();
+    if v.len() != 55 || !v.starts_with(b"00-") || v[35] != b'-' || v[52] != b'-' {
         return None;
     }
-    let valid = trace_id.len() == 32
-        && parent.len() == 16
-        && flags.len() == 2
-        && [trace_id, parent, flags].iter().all(|s| is_lower_hex(s))
-        && trace_id.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    if !valid {
-        return None;
-    }
-    Some((
-        trace_id.to_owned(),
-        parent.to_owned(),
-        u8::from_str_radix(flags, 16).ok()?,
-    ))
+    let trace_id = lower_hex(&v[3..35]).filter(|&t| t != 0)?;
+    let parent = lower_hex(&v[36..52]).filter(|&p| p != 0)?;
+    let flags = lower_hex(&v[53..])?;
+    Some((trace_id, parent as u64, flags as u8))
 }
 
 #[cfg(test)]
@@ -205,26 +234,44 @@ mod tests {
     fn traceparent_continued_or_restarted() {
         let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let t = TraceContext::from_headers(&headers(TRACEPARENT, incoming));
-        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(t.parent_id.as_deref(), Some("00f067aa0ba902b7"));
-        assert_ne!(t.span_id, "00f067aa0ba902b7");
+        assert_eq!(t.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_id, Some(0x00f0_67aa_0ba9_02b7));
+        assert_eq!(t.flags, 1);
+        assert_ne!(t.span_id, 0x00f0_67aa_0ba9_02b7);
         assert_eq!(
             t.header_value_for(0xab),
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00000000000000ab-01"
         );
-        assert!(
-            t.header_value()
-                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        assert_eq!(
+            t.header_value(),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{:016x}-01", t.span_id).as_str()
         );
+        let unsampled = TraceContext::from_headers(&headers(
+            TRACEPARENT,
+            " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe ",
+        ));
+        assert_eq!(unsampled.flags, 0xfe);
+        assert!(unsampled.header_value().to_str().unwrap().ends_with("-fe"));
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736+00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
             "garbage",
         ] {
             let t = TraceContext::from_headers(&headers(TRACEPARENT, bad));
-            assert_ne!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-            assert_eq!(t.trace_id.len(), 32);
+            assert_ne!(
+                t.trace_id.0, 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                "{bad}"
+            );
+            assert_ne!(t.trace_id.0, 0);
+            assert_eq!(t.parent_id, None, "{bad}");
+            assert_eq!(t.flags, 1, "{bad}");
+            assert_eq!(t.trace_id.to_string().len(), 32);
         }
     }
 
@@ -246,16 +293,16 @@ mod tests {
             );
         }
         let t = TraceContext {
-            trace_id: "a".repeat(32),
-            span_id: "b".repeat(16),
+            trace_id: TraceId(u128::MAX / 15 * 10),
+            span_id: u64::MAX / 15 * 11,
             flags: 1,
             parent_id: None,
         };
         assert_eq!(
             t.header_value(),
-            format!("00-{}-{}-01", "a".repeat(32), "b".repeat(16))
+            format!("00-{}-{}-01", "a".repeat(32), "b".repeat(16)).as_str()
         );
-        let id = new_request_id();
+        let id = new_request_id().as_str().to_owned();
         let groups: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
         assert!(
@@ -270,29 +317,51 @@ mod tests {
         fn hex_is_format(v: u128, digits in 1u32..=32) {
             let mask = if digits == 32 { u128::MAX } else { (1u128 << (digits * 4)) - 1 };
             proptest::prop_assert_eq!(hex(v, digits), format!("{:0width$x}", v & mask, width = digits as usize));
-            let id = new_request_id();
+            let id = new_request_id().as_str().to_owned();
             let uuid = format!("{:032x}", u128::from_str_radix(&id.replace('-', ""), 16).unwrap());
             let dashed = format!("{}-{}-{}-{}-{}", &uuid[..8], &uuid[8..12], &uuid[12..16], &uuid[16..20], &uuid[20..]);
             proptest::prop_assert_eq!(&id, &dashed);
             proptest::prop_assert_eq!(&id[14..15], "4");
             proptest::prop_assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{}", id);
         }
+
+        /// Any trace context makes a `traceparent` that is read back as the same trace, parent and flags.
+        #[test]
+        fn traceparent_round_trips(trace in 1u128.., span in 1u64.., flags: u8) {
+            let t = TraceContext { trace_id: TraceId(trace), span_id: 1, flags, parent_id: None };
+            let mut h = HeaderMap::new();
+            h.insert(TRACEPARENT, t.header_value_for(span));
+            let read = TraceContext::from_headers(&h);
+            proptest::prop_assert_eq!(read.trace_id, TraceId(trace));
+            proptest::prop_assert_eq!(read.parent_id, Some(span));
+            proptest::prop_assert_eq!(read.flags, flags);
+            proptest::prop_assert_eq!(
+                h[TRACEPARENT].to_str().unwrap(),
+                format!("00-{trace:032x}-{span:016x}-{flags:02x}")
+            );
+        }
     }
 
     /// Well-formed request ids are kept; malformed or oversized ones are replaced.
     #[test]
     fn request_id_validated() {
-        assert_eq!(request_id(&headers(REQUEST_ID, "abc-123")), "abc-123");
+        assert_eq!(
+            request_id(&headers(REQUEST_ID, "abc-123")).as_str(),
+            "abc-123"
+        );
         let long = "a".repeat(129);
-        assert_ne!(request_id(&headers(REQUEST_ID, &long)), long);
-        assert_ne!(request_id(&headers(REQUEST_ID, "a b")), "a b");
+        assert_ne!(request_id(&headers(REQUEST_ID, &long)).as_str(), long);
+        assert_ne!(request_id(&headers(REQUEST_ID, "a b")).as_str(), "a b");
         let generated = request_id(&HeaderMap::new());
+        let generated = generated.as_str();
         assert_eq!(generated.len(), 36);
         assert_eq!(&generated[14..15], "4", "UUID v4 form: {generated}");
         assert!(
             matches!(&generated[19..20], "8" | "9" | "a" | "b"),
             "{generated}"
         );
-        assert_ne!(generated, request_id(&HeaderMap::new()));
+        assert_ne!(generated, request_id(&HeaderMap::new()).as_str());
+        assert_eq!(RequestId::from("r-1".to_owned()).as_str(), "r-1");
+        assert_eq!(RequestId::from("bad\nid".to_owned()).as_str().len(), 36);
     }
 }

@@ -14,11 +14,10 @@ use axum::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, TE};
 use axum::http::{HeaderName, StatusCode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
-use tokio::time::Instant;
 
 use super::client::HttpClient;
 use super::request::{Answer, CallRequest};
-use super::transport::{build_request, error_chain, unanswered};
+use super::transport::{Budget, build_request, error_chain, unanswered};
 use super::{DownstreamError, DownstreamErrorKind};
 use crate::resilience::balance::Instance;
 
@@ -160,7 +159,7 @@ impl GrpcTransport {
         name: &str,
         req: &CallRequest,
         instance: &Instance,
-        call_deadline: Instant,
+        budget: Budget,
         span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
@@ -169,14 +168,11 @@ impl GrpcTransport {
             req,
             instance,
             &instance.base,
-            call_deadline,
+            budget,
             span,
             "application/grpc",
         )?;
-        let remaining_ms = call_deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1) as u64;
+        let remaining_ms = budget.remaining_ms();
         stream_headers(request.headers_mut());
         request
             .headers_mut()

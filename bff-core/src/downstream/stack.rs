@@ -139,19 +139,21 @@ impl Downstream {
     /// [`CallKind::Once`] call makes exactly one attempt.
     async fn call(&self, req: &CallRequest) -> Result<Answer, DownstreamError> {
         let inner = &*self.inner;
+        // One clock reading for the start of the call, its first deadline check and the retry budget.
         let started = Instant::now();
         let deadline = req.deadline();
         let span = tracing::info_span!("downstream", downstream = %inner.name, method = %req.method, path = %req.path_and_query);
         let result = async {
             let idempotent = req.idempotent();
             if idempotent {
-                inner.budget.record_call();
+                inner.budget.record_call(started);
             }
             let mut retries = 0;
             let mut avoid = None;
             loop {
                 // No attempt starts once the request's budget is spent.
-                if Instant::now() >= deadline {
+                let now = if retries == 0 { started } else { Instant::now() };
+                if now >= deadline {
                     return Err(self.err(DownstreamErrorKind::Deadline));
                 }
                 let number = retries + 1;
@@ -280,7 +282,10 @@ impl Downstream {
             &inner.name,
             req,
             (i, instance),
-            call_deadline,
+            super::transport::Budget {
+                sent,
+                deadline: call_deadline,
+            },
             span.as_ref().map(crate::otel::AttemptGuard::id),
         );
         let result = match tokio::time::timeout_at(call_deadline, send).await {
@@ -288,16 +293,18 @@ impl Downstream {
             Err(_) if call_deadline == deadline => Err(self.err(DownstreamErrorKind::Deadline)),
             Err(_) => Err(self.err(DownstreamErrorKind::Timeout)),
         };
+        // One clock reading for the attempt's duration, the breaker's window and the instance's health.
+        let done = Instant::now();
         inner.metrics.attempt(
             DownstreamOutcome::of(result.as_ref().map(|_| ()).map_err(|e| e.kind)),
-            sent.elapsed(),
+            done.saturating_duration_since(sent),
         );
         // Back in layers 5 and 4: the outcome feeds the instance's health and the breaker.
         let outcome = outcome_of(&result);
         if let Some(permit) = permit {
-            permit.record(outcome);
+            permit.record_at(outcome, done);
         }
-        inner.instances.observe(i, outcome);
+        inner.instances.observe(i, outcome, done);
         finish_span(span, result, Some(i))
     }
 }

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::request::{CallKind, CallRequest};
-use super::transport::{build_request, error_chain};
+use super::transport::{Budget, build_request, error_chain};
 use super::{Downstream, DownstreamError, DownstreamErrorKind};
 use crate::context::RequestContext;
 use crate::resilience::breaker::{Breaker, Outcome};
@@ -143,7 +143,7 @@ impl Downstream {
             req,
             instance,
             &instance.base,
-            open_deadline,
+            Budget::until(open_deadline),
             None,
             accept,
         )?;
@@ -186,7 +186,7 @@ impl Downstream {
         if let Some(permit) = permit {
             permit.record(outcome);
         }
-        inner.instances.observe(i, outcome);
+        inner.instances.observe(i, outcome, Instant::now());
         opened
     }
 }

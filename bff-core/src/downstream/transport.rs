@@ -53,7 +53,7 @@ impl Transport {
     }
 
     /// Sends `req` to `instance` of the downstream `name`: the request is built from scratch (request id,
-    /// `traceparent` naming the attempt `span` when traced, the remaining budget until `call_deadline` in
+    /// `traceparent` naming the attempt `span` when traced, the remaining time of `budget` in
     /// `x-bff-deadline-ms`, the identity headers rendered for the request, the call's extra headers); the
     /// answer is checked (status, media type, size) and read.
     pub(crate) async fn send(
@@ -61,16 +61,41 @@ impl Transport {
         name: &str,
         req: &CallRequest,
         (i, instance): (usize, &Instance),
-        call_deadline: Instant,
+        budget: Budget,
         span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         match self {
-            Self::Http(http) => {
-                http.send(name, req, (i, instance), call_deadline, span)
-                    .await
-            }
-            Self::Grpc(grpc) => grpc.send(name, req, instance, call_deadline, span).await,
+            Self::Http(http) => http.send(name, req, (i, instance), budget, span).await,
+            Self::Grpc(grpc) => grpc.send(name, req, instance, budget, span).await,
         }
+    }
+}
+
+/// The time an attempt has: when it was sent (the clock as its caller read it) and when its answer must have
+/// come. The remaining time a downstream is told is the difference, so building the request reads no clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// When the attempt started.
+    pub(crate) sent: Instant,
+    /// When its answer must have come: min(per-call timeout, the request's deadline).
+    pub(crate) deadline: Instant,
+}
+
+impl Budget {
+    /// A budget until `deadline`, starting now.
+    pub(crate) fn until(deadline: Instant) -> Self {
+        Self {
+            sent: Instant::now(),
+            deadline,
+        }
+    }
+
+    /// The remaining time in whole milliseconds, at least 1.
+    pub(crate) fn remaining_ms(self) -> u64 {
+        let remaining = self.deadline.saturating_duration_since(self.sent);
+        u64::try_from(remaining.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 
@@ -80,22 +105,15 @@ impl HttpTransport {
         name: &str,
         req: &CallRequest,
         (i, instance): (usize, &Instance),
-        call_deadline: Instant,
+        budget: Budget,
         span: Option<u64>,
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
         let json = "application/json";
         let (response, lease) = match self.lean.get(i).and_then(Option::as_ref) {
             Some(pool) => {
-                let request = build_request(
-                    name,
-                    req,
-                    instance,
-                    pool.prefix(),
-                    call_deadline,
-                    span,
-                    json,
-                )?;
+                let request =
+                    build_request(name, req, instance, pool.prefix(), budget, span, json)?;
                 // Boxed (as hyper-util's response future is): inline, the exchange's state would be
                 // copied with every enclosing future of the call stack (measured: +8k instructions).
                 let (response, lease) = Box::pin(pool.send(request))
@@ -104,15 +122,8 @@ impl HttpTransport {
                 (response, Some(lease))
             }
             None => {
-                let request = build_request(
-                    name,
-                    req,
-                    instance,
-                    &instance.base,
-                    call_deadline,
-                    span,
-                    json,
-                )?;
+                let request =
+                    build_request(name, req, instance, &instance.base, budget, span, json)?;
                 let response = self
                     .client
                     .request(request)
@@ -204,7 +215,7 @@ impl HttpTransport {
 
 /// The request of one attempt to `instance`, built from scratch: its target `prefix` + the call's path and
 /// query (the instance's base URL for an absolute target, the base's path for an origin-form one), request
-/// id, `traceparent` naming the attempt `span` when traced, the remaining budget until `call_deadline` in
+/// id, `traceparent` naming the attempt `span` when traced, the remaining time of `budget` in
 /// `x-bff-deadline-ms`, the identity headers rendered for the request, the call's extra headers,
 /// `Accept: accept`.
 pub(crate) fn build_request(
@@ -212,7 +223,7 @@ pub(crate) fn build_request(
     req: &CallRequest,
     instance: &Instance,
     prefix: &str,
-    call_deadline: Instant,
+    budget: Budget,
     span: Option<u64>,
     accept: &'static str,
 ) -> Result<Request<Full<Bytes>>, DownstreamError> {
@@ -220,10 +231,7 @@ pub(crate) fn build_request(
     let mut url = String::with_capacity(prefix.len() + path_and_query.len());
     url.push_str(prefix);
     url.push_str(path_and_query);
-    let remaining_ms = call_deadline
-        .saturating_duration_since(Instant::now())
-        .as_millis()
-        .max(1) as u64;
+    let remaining_ms = budget.remaining_ms();
     let ctx = req.ctx();
     // Only a malformed base URL from config (validated) or header value could fail here.
     let malformed = |what: &str| {
@@ -234,14 +242,14 @@ pub(crate) fn build_request(
     // One map sized for every header, filled with prebuilt names (no parsing, one allocation).
     let mut headers = HeaderMap::with_capacity(6 + identity.len() + req.extra.len());
     headers.append(ACCEPT, HeaderValue::from_static(accept));
-    let request_id =
-        HeaderValue::from_str(ctx.request_id()).map_err(|_| malformed("x-request-id"))?;
-    headers.append(REQUEST_ID_HEADER, request_id);
+    headers.append(
+        REQUEST_ID_HEADER,
+        ctx.request_id_value().header_value().clone(),
+    );
     let traceparent = match span {
         Some(id) => req.trace().header_value_for(id),
         None => req.trace().header_value(),
     };
-    let traceparent = HeaderValue::try_from(traceparent).map_err(|_| malformed("traceparent"))?;
     headers.append(TRACEPARENT_HEADER, traceparent);
     headers.append(DEADLINE, decimal(remaining_ms));
     if let Some(host) = &instance.host {

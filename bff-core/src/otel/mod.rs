@@ -151,9 +151,8 @@ impl Tracer {
     /// Decides whether the request with context `trace` is recorded, and sets its sampled flag accordingly
     /// when the trace starts here. `started` is the request's arrival (wall clock, ns since the epoch).
     pub(crate) fn sample(self: &Arc<Self>, trace: &mut TraceContext) -> Option<RequestSpans> {
-        let trace_id = u128::from_str_radix(&trace.trace_id, 16).ok()?;
-        let span_id = u64::from_str_radix(&trace.span_id, 16).ok()?;
-        let sampled = match &trace.parent_id {
+        let (trace_id, span_id) = (trace.trace_id.0, trace.span_id);
+        let sampled = match trace.parent_id {
             Some(_) => trace.flags & 1 == 1,
             None => {
                 let sampled = (trace_id as u64 >> 1) < self.threshold;
@@ -165,11 +164,7 @@ impl Tracer {
             tracer: self.clone(),
             trace_id,
             request_span: span_id,
-            parent: trace
-                .parent_id
-                .as_deref()
-                .and_then(|p| u64::from_str_radix(p, 16).ok())
-                .unwrap_or(0),
+            parent: trace.parent_id.unwrap_or(0),
             started: now_ns(),
             attempts_under: None,
         })

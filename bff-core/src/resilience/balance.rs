@@ -142,10 +142,10 @@ impl Instances {
         InFlight(instance)
     }
 
-    /// Reports an attempt's outcome to instance `i`'s passive health.
-    pub fn observe(&self, i: usize, outcome: Outcome) {
+    /// Reports an attempt's outcome, as of `now`, to instance `i`'s passive health.
+    pub fn observe(&self, i: usize, outcome: Outcome, now: tokio::time::Instant) {
         if let Some(health) = &self.list[i].health {
-            health.observe(outcome);
+            health.observe_at(outcome, now);
         }
     }
 }
@@ -277,13 +277,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ejected_instances_are_skipped() {
         let set = instances(2, BalanceMode::RoundRobin);
-        set.observe(0, Outcome::Failure);
-        set.observe(0, Outcome::Failure);
+        set.observe(0, Outcome::Failure, tokio::time::Instant::now());
+        set.observe(0, Outcome::Failure, tokio::time::Instant::now());
         for _ in 0..10 {
             assert_eq!(set.pick(None), 1);
         }
-        set.observe(1, Outcome::Failure);
-        set.observe(1, Outcome::Failure);
+        set.observe(1, Outcome::Failure, tokio::time::Instant::now());
+        set.observe(1, Outcome::Failure, tokio::time::Instant::now());
         let picks: Vec<usize> = (0..4).map(|_| set.pick(None)).collect();
         assert!(picks.contains(&0) && picks.contains(&1), "{picks:?}");
         let set = instances(2, BalanceMode::P2c);

@@ -100,16 +100,22 @@ pub struct Permit<'a> {
 
 impl Permit<'_> {
     /// Reports how the call went.
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(self, outcome: Outcome) {
+        self.record_at(outcome, Instant::now());
+    }
+
+    /// Reports how the call went, as of `now` (a caller that has just read the clock passes its reading).
+    pub fn record_at(mut self, outcome: Outcome, now: Instant) {
         self.recorded = true;
-        self.breaker.finish(self.probe, outcome);
+        self.breaker.finish(self.probe, outcome, now);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.breaker.finish(self.probe, Outcome::Ignore);
+            self.breaker
+                .finish(self.probe, Outcome::Ignore, Instant::now());
         }
     }
 }
@@ -149,11 +155,13 @@ impl Breaker {
 
     /// Admits a call, or says how long until the breaker admits again (it is open or its probes are out).
     pub fn try_acquire(&self) -> Result<Permit<'_>, Duration> {
-        let now = Instant::now();
         let mut state = self.lock();
         let probe = match state.phase {
             Phase::Closed => false,
-            Phase::Open { until } if now < until => return Err(until - now),
+            // The clock is read only here: a closed breaker admits without it.
+            Phase::Open { until } if Instant::now() < until => {
+                return Err(until.saturating_duration_since(Instant::now()));
+            }
             Phase::Open { .. } => {
                 // Transition open → half-open: the cool-down is over; this call is the first probe.
                 state.phase = Phase::HalfOpen {
@@ -189,7 +197,11 @@ impl Breaker {
     /// Reports the outcome of a call that was not gated by [`Breaker::try_acquire`] (instance health): once
     /// the open period is over, the next outcome decides: success closes, failure opens again.
     pub fn observe(&self, outcome: Outcome) {
-        let now = Instant::now();
+        self.observe_at(outcome, Instant::now());
+    }
+
+    /// [`Breaker::observe`] as of `now`.
+    pub fn observe_at(&self, outcome: Outcome, now: Instant) {
         let mut state = self.lock();
         match state.phase {
             Phase::Open { until } if now < until => {}
@@ -223,8 +235,7 @@ impl Breaker {
         }
     }
 
-    fn finish(&self, probe: bool, outcome: Outcome) {
-        let now = Instant::now();
+    fn finish(&self, probe: bool, outcome: Outcome, now: Instant) {
         let mut state = self.lock();
         match (state.phase, probe) {
             (Phase::HalfOpen { probes_in_flight }, true) => match outcome {

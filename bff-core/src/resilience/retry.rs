@@ -103,7 +103,15 @@ impl RetryBudget {
     }
 
     fn with_slot<R>(&self, f: impl FnOnce(&mut [Slot; WINDOW_S], usize, u64) -> R) -> R {
-        let second = Instant::now().duration_since(self.origin).as_secs();
+        self.with_slot_at(Instant::now(), f)
+    }
+
+    fn with_slot_at<R>(
+        &self,
+        now: Instant,
+        f: impl FnOnce(&mut [Slot; WINDOW_S], usize, u64) -> R,
+    ) -> R {
+        let second = now.duration_since(self.origin).as_secs();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let i = (second % WINDOW_S as u64) as usize;
         if slots[i].second != second {
@@ -115,9 +123,9 @@ impl RetryBudget {
         f(&mut slots, i, second)
     }
 
-    /// Counts one original call (deposits `ratio` of a retry).
-    pub fn record_call(&self) {
-        self.with_slot(|slots, i, _| slots[i].calls += 1);
+    /// Counts one original call (deposits `ratio` of a retry), made at `now`.
+    pub fn record_call(&self, now: Instant) {
+        self.with_slot_at(now, |slots, i, _| slots[i].calls += 1);
     }
 
     /// Takes one retry from the budget, or says no.
@@ -197,7 +205,7 @@ mod tests {
         let budget = RetryBudget::new(0.2, 0);
         assert!(!budget.try_withdraw(), "no calls, no floor: no retry");
         for _ in 0..10 {
-            budget.record_call();
+            budget.record_call(Instant::now());
         }
         assert!(budget.try_withdraw());
         assert!(budget.try_withdraw());

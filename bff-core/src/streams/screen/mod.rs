@@ -103,7 +103,7 @@ impl Screen {
         let ctx = self.ctx.in_pass(Pass::new(self.memo.clone(), role));
         parts.extensions.insert(ctx);
         let pass = run(self.next.clone(), Request::from_parts(parts, Body::empty()));
-        let pass = crate::context::with_request_id(self.ctx.request_id().to_owned(), pass);
+        let pass = crate::context::with_request_id(self.ctx.request_id_value().clone(), pass);
         Box::pin(pass.instrument(self.span.clone()))
     }
 
