@@ -1,9 +1,10 @@
 //! Conditional GET for every gateway: a strong `ETag` over the exact bytes of each `200` answer to a GET
 //! (after compression, so each content coding has its own tag, as RFC 9110 wants of strong validators), and
 //! `304 Not Modified` with an empty body when the request's `If-None-Match` already names it. It sits
-//! outside the compression layer and the edge (see [`crate::gateway`]); a handler that sets its own `ETag`
-//! keeps it. Saves the radio and the client's parsing, not the downstream calls (the response cache does
-//! that).
+//! outside the compression layer and the edge (see `gateway.rs`); a handler that sets its own `ETag`
+//! keeps it, and gets the same `304`. A forwarding route whose downstream sent an `ETag` sets one derived from
+//! it ([`tag_of_downstream`]) instead of hashing the body. Saves the radio and the client's parsing, not the
+//! downstream calls (the response cache does that).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -37,10 +38,46 @@ pub fn tag_of(body: &[u8]) -> String {
     tag
 }
 
-/// Whether the `If-None-Match` headers of a request match `tag` (a quoted strong tag): `*`, or any listed tag
-/// equal to it under the weak comparison RFC 9110 prescribes for `If-None-Match` (a `W/` prefix is ignored).
-/// Several header lines and comma-separated lists are accepted; unreadable values match nothing.
+/// Seed of the hash in [`tag_of_downstream`]: its tags never equal a body's tag by construction of the input.
+const DOWNSTREAM_TAG_SEED: u64 = 0x6266_665f_7461_6773;
+
+/// The entity tag of a forwarded answer whose downstream sent `downstream` as its `ETag`: the downstream's tag
+/// hashed (XXH3, [`DOWNSTREAM_TAG_SEED`]) into the same `"` + 16 hex digits + `"` form, weak (`W/`) when the
+/// downstream's is. The body is forwarded unchanged, so the downstream's validator changes exactly when it
+/// does (its contract); hashing ~20 bytes instead of the whole body is what it saves, and the downstream's own
+/// tag (which may encode file metadata such as inode numbers) never reaches the client. `None` for a value
+/// that is not an entity tag: the body is then hashed as any other.
+pub fn tag_of_downstream(downstream: &HeaderValue) -> Option<HeaderValue> {
+    let raw = downstream.as_bytes();
+    let (weak, opaque) = match raw.strip_prefix(b"W/") {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let inner = opaque.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    // RFC 9110 etagc: %x21 / %x23-7E / obs-text, so no quote, space or control inside.
+    if inner.iter().any(|&b| b == b'"' || b <= b' ' || b == 0x7f) {
+        return None;
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(inner, DOWNSTREAM_TAG_SEED);
+    let mut tag = [0u8; 20];
+    let start = if weak {
+        tag[..2].copy_from_slice(b"W/");
+        2
+    } else {
+        0
+    };
+    tag[start] = b'"';
+    tag[start + 1..start + 17].copy_from_slice(&crate::trace::hex16(hash));
+    tag[start + 17] = b'"';
+    HeaderValue::from_bytes(&tag[..start + 18]).ok()
+}
+
+/// Whether the `If-None-Match` headers of a request match `tag` (a quoted tag, strong or `W/`): `*`, or any
+/// listed tag equal to it under the weak comparison RFC 9110 prescribes for `If-None-Match` (a `W/` prefix is
+/// ignored on both sides). Several header lines and comma-separated lists are accepted; unreadable values
+/// match nothing.
 pub fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -60,7 +97,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
-/// The conditional-GET layer (the outermost of every route, see [`crate::gateway`]): [`Conditional`].
+/// The conditional-GET layer (the outermost of every route, see `gateway.rs`): [`Conditional`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ConditionalLayer;
 
@@ -120,12 +157,18 @@ where
 /// The answer to a request (a GET when `is_get`, with the `If-None-Match` values `conditions`): `response`
 /// tagged, or the `304` that replaces it.
 async fn conditional(is_get: bool, conditions: &HeaderMap, response: Response) -> Response {
-    if !is_get
-        || response.status() != StatusCode::OK
-        || response.headers().contains_key(header::ETAG)
-        || is_event_stream(response.headers())
-    {
+    if !is_get || response.status() != StatusCode::OK || is_event_stream(response.headers()) {
         return response;
+    }
+    if let Some(tag) = response.headers().get(header::ETAG) {
+        // Tagged inside (a handler's own tag, a forwarded answer's derived one): kept, and answered by the
+        // same rule.
+        let named = tag.to_str().is_ok_and(|tag| if_none_match(conditions, tag));
+        if !named {
+            return response;
+        }
+        let (parts, _) = response.into_parts();
+        return not_modified(parts);
     }
     let (mut parts, mut body) = response.into_parts();
     // Collect the body up to the bound; beyond it, stream the rest through untagged. The usual answer is one
@@ -152,17 +195,22 @@ async fn conditional(is_get: bool, conditions: &HeaderMap, response: Response) -
         parts.headers.insert(header::ETAG, v);
     }
     if if_none_match(conditions, &tag) {
-        parts.status = StatusCode::NOT_MODIFIED;
-        for name in [
-            header::CONTENT_LENGTH,
-            header::CONTENT_TYPE,
-            header::CONTENT_ENCODING,
-        ] {
-            parts.headers.remove(name);
-        }
-        return Response::from_parts(parts, Body::empty());
+        return not_modified(parts);
     }
     Response::from_parts(parts, Body::from(collected))
+}
+
+/// The `304` that replaces a `200` of these `parts`: its headers without the body's `Content-*`, no body.
+fn not_modified(mut parts: axum::http::response::Parts) -> Response {
+    parts.status = StatusCode::NOT_MODIFIED;
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_TYPE,
+        header::CONTENT_ENCODING,
+    ] {
+        parts.headers.remove(name);
+    }
+    Response::from_parts(parts, Body::empty())
 }
 
 /// A body gathered frame by frame: one frame stays as it came (no copy); more are concatenated.
@@ -224,6 +272,45 @@ mod tests {
                 byte
             })
             .collect()
+    }
+
+    /// A downstream's tag becomes a quoted 16-digit hash of its opaque part (weak stays weak; the same
+    /// downstream tag gives the same tag, another gives another, and neither is the downstream's own nor the
+    /// tag of the same bytes as a body); values that are not entity tags give none.
+    #[test]
+    fn tags_derived_from_a_downstream() {
+        let of = |v: &str| tag_of_downstream(&HeaderValue::from_str(v).unwrap());
+        let strong = of("\"abc-123\"").unwrap();
+        let strong = strong.to_str().unwrap();
+        assert_eq!(strong.len(), 18);
+        assert!(strong.starts_with('"') && strong.ends_with('"'));
+        assert!(
+            strong[1..17]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(of("\"abc-123\"").unwrap(), strong);
+        assert_ne!(of("\"abc-124\"").unwrap(), strong);
+        assert_ne!(strong, tag_of(b"abc-123"));
+        let weak = of("W/\"abc-123\"").unwrap();
+        assert_eq!(weak.to_str().unwrap(), format!("W/{strong}"));
+        assert!(of("\"\"").is_some(), "an empty opaque tag is a tag");
+        for bad in [
+            "abc",
+            "\"abc",
+            "abc\"",
+            "W/abc",
+            "w/\"abc\"",
+            "\"a\"b\"",
+            "\"a b\"",
+            "",
+        ] {
+            assert!(of(bad).is_none(), "{bad:?}");
+        }
+        // Weak comparison on both sides: a weak tag is named by itself and by its strong form.
+        assert!(if_none_match(&with_inm(&["W/\"x\""]), "W/\"x\""));
+        assert!(if_none_match(&with_inm(&["\"x\""]), "W/\"x\""));
+        assert!(!if_none_match(&with_inm(&["\"y\""]), "W/\"x\""));
     }
 
     /// The hash is XXH3-64 with seed 0: xxHash's published vectors, from the empty input through every
@@ -373,9 +460,18 @@ mod tests {
         let post = call(&app, Method::POST, "/v", Some("*")).await;
         assert_eq!(post.status(), StatusCode::OK);
         assert!(post.headers().get(header::ETAG).is_none());
-        let tagged = call(&app, Method::GET, "/tagged", Some("*")).await;
+        // A handler's own tag is kept, and answered by the same rule.
+        let tagged = call(&app, Method::GET, "/tagged", Some("\"other\"")).await;
         assert_eq!(tagged.status(), StatusCode::OK);
         assert_eq!(tagged.headers()[header::ETAG], "\"mine\"");
+        assert_eq!(body_of(tagged).await, b"x");
+        for named in ["\"mine\"", "W/\"mine\"", "*"] {
+            let revalidated = call(&app, Method::GET, "/tagged", Some(named)).await;
+            assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED, "{named}");
+            assert_eq!(revalidated.headers()[header::ETAG], "\"mine\"");
+            assert!(revalidated.headers().get(header::CONTENT_TYPE).is_none());
+            assert!(body_of(revalidated).await.is_empty());
+        }
         assert_eq!(
             call(&app, Method::GET, "/missing", Some("*"))
                 .await

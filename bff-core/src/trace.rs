@@ -169,7 +169,7 @@ fn hex32(v: u128) -> [u8; 32] {
 }
 
 /// The 16 hex digits of `v`: each half's nibbles spread one per byte, then turned into digits together.
-fn hex16(v: u64) -> [u8; 16] {
+pub(crate) fn hex16(v: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&digits_of(nibbles(v >> 32)).to_be_bytes());
     out[8..].copy_from_slice(&digits_of(nibbles(v & 0xFFFF_FFFF)).to_be_bytes());

@@ -732,3 +732,138 @@ async fn web_home_calls_with_and_without_caching() {
     assert!(cache_only < none, "{cache_only} < {none}");
     assert!(all < cache_only, "{all} < {cache_only}");
 }
+
+/// A downstream that tags its answers: `/doc` is `{"v": <version>, "pad": …}` (~2 KB) with `ETag: "v<version>"`,
+/// the version set by the test; `/weak` has a weak tag, `/bad` a value that is not an entity tag.
+async fn tagged_downstream(version: Arc<Mutex<u32>>) -> String {
+    let app = Router::new().route(
+        "/{name}",
+        axum::routing::get(move |Path(name): Path<String>| {
+            let v = *version.lock().unwrap();
+            async move {
+                let tag = match name.as_str() {
+                    "doc" => format!("\"v{v}\""),
+                    "weak" => "W/\"w1\"".to_owned(),
+                    _ => "unquoted".to_owned(),
+                };
+                let body = serde_json::json!({"v": v, "pad": "x".repeat(2000)});
+                ([(header::ETAG, tag)], axum::Json(body)).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A forwarding route whose downstream sends an `ETag` answers with a tag derived from it (not the
+/// downstream's own, not a hash of the body): the same while the downstream's tag is, new when it changes, a
+/// `304` when `If-None-Match` names it, weak when the downstream's is weak or when the answer is compressed
+/// here (and that weak tag still gets its `304`). A value that is not an entity tag, and a shaped route, fall
+/// back to the tag of the body sent.
+#[tokio::test]
+async fn forwarded_answers_take_their_tag_from_the_downstream() {
+    let mocks = mocks().await;
+    let version = Arc::new(Mutex::new(1));
+    let url = tagged_downstream(version.clone()).await;
+    let mut config = config_for(bff_partner::defaults(), &mocks);
+    config.rate_limit.policies.clear();
+    let mut tagged = DownstreamConfig::at(&url);
+    tagged.cache.enabled = false;
+    tagged.cache.coalesce = false;
+    config.downstreams.insert("tagged".into(), tagged);
+    for (public, fields) in [("/t/{p}", vec![]), ("/shaped/{p}", vec!["v".to_owned()])] {
+        config.routes.push(RouteConfig {
+            path: public.into(),
+            downstream: "tagged".into(),
+            downstream_path: "/{p}".into(),
+            grpc_method: None,
+            query_allow: vec![],
+            header_allow: vec![],
+            fields,
+            scopes: vec![],
+        });
+    }
+    let gw = start(bff_partner::app, config).await;
+    let derived = |tag: &str| {
+        let value = header::HeaderValue::from_str(tag).unwrap();
+        let derived = bff_core::etag::tag_of_downstream(&value).unwrap();
+        derived.to_str().unwrap().to_owned()
+    };
+
+    let first = as_partner(&gw, "/t/doc", ACME).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let tag = first.header("etag").unwrap().to_owned();
+    assert_eq!(tag, derived("\"v1\""));
+    assert!(tag.starts_with('"') && tag.len() == 18, "{tag}");
+    assert_ne!(tag, bff_core::etag::tag_of(first.body.as_bytes()));
+    let again = as_partner(&gw, "/t/doc", ACME).await;
+    assert_eq!(again.header("etag"), Some(tag.as_str()));
+    let revalidated = get(
+        &format!("{}/t/doc", gw.url),
+        &[("x-api-key", ACME), ("if-none-match", &tag)],
+    )
+    .await;
+    assert_eq!(revalidated.status, 304);
+    assert!(revalidated.body.is_empty());
+    assert_eq!(revalidated.header("etag"), Some(tag.as_str()));
+    assert!(revalidated.header("content-type").is_none());
+
+    // The downstream's representation changes: so does the tag, and the old one no longer matches.
+    *version.lock().unwrap() = 2;
+    let changed = get(
+        &format!("{}/t/doc", gw.url),
+        &[("x-api-key", ACME), ("if-none-match", &tag)],
+    )
+    .await;
+    assert_eq!(changed.status, 200);
+    assert_eq!(changed.json()["v"], 2);
+    let new_tag = changed.header("etag").unwrap().to_owned();
+    assert_eq!(new_tag, derived("\"v2\""));
+    assert_ne!(new_tag, tag);
+
+    // Compressed here: the derived tag becomes weak, and a revalidation with it gets its 304.
+    let gzip = client()
+        .get(format!("{}/t/doc", gw.url))
+        .header("x-api-key", ACME)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    let weak = gzip.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(weak, format!("W/{new_tag}"));
+    let revalidated = client()
+        .get(format!("{}/t/doc", gw.url))
+        .header("x-api-key", ACME)
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &weak)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+    assert!(revalidated.headers().get("content-encoding").is_none());
+    assert!(revalidated.bytes().await.unwrap().is_empty());
+
+    // A weak downstream tag stays weak; a value that is not a tag falls back to the body's tag.
+    let weak = as_partner(&gw, "/t/weak", ACME).await;
+    assert_eq!(weak.header("etag"), Some(derived("W/\"w1\"").as_str()));
+    assert!(weak.header("etag").unwrap().starts_with("W/\""));
+    let bad = as_partner(&gw, "/t/bad", ACME).await;
+    assert_eq!(bad.status, 200);
+    assert_eq!(
+        bad.header("etag"),
+        Some(bff_core::etag::tag_of(bad.body.as_bytes()).as_str())
+    );
+    // Shaped: the body sent is not the downstream's, so its tag is the tag of that body.
+    let shaped = as_partner(&gw, "/shaped/doc", ACME).await;
+    assert_eq!(shaped.status, 200);
+    assert_eq!(shaped.json(), serde_json::json!({"v": 2}));
+    assert_eq!(
+        shaped.header("etag"),
+        Some(bff_core::etag::tag_of(shaped.body.as_bytes()).as_str())
+    );
+}

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tower_http::compression::predicate::Predicate;
@@ -101,9 +101,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Self::Compressed(future) => Pin::new(future)
-                .poll(cx)
-                .map(|answer| answer.map(|response| response.map(Body::new))),
+            Self::Compressed(future) => Pin::new(future).poll(cx).map(|answer| {
+                answer.map(|response| {
+                    let mut response = response.map(Body::new);
+                    weaken_tag_if_encoded(response.headers_mut());
+                    response
+                })
+            }),
             Self::Plain { answer, when } => {
                 let mut response = match std::task::ready!(Pin::new(answer).poll(cx)) {
                     Ok(response) => response,
@@ -113,6 +117,28 @@ where
                 Poll::Ready(Ok(response))
             }
         }
+    }
+}
+
+/// A strong `ETag` set inside (by a handler, or derived from a downstream's) on an answer compressed here
+/// becomes weak (`W/`), as nginx's gzip does: it names the uncompressed bytes, and a strong tag must differ
+/// between content codings (RFC 9110 §8.8.3). `If-None-Match` compares weakly, so a client's revalidation
+/// still gets its `304`. (Tags the conditional layer computes are taken after compression: one per coding.)
+fn weaken_tag_if_encoded(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CONTENT_ENCODING) {
+        return;
+    }
+    let Some(tag) = headers.get(header::ETAG) else {
+        return;
+    };
+    if tag.as_bytes().starts_with(b"W/") {
+        return;
+    }
+    let mut weak = Vec::with_capacity(tag.len() + 2);
+    weak.extend_from_slice(b"W/");
+    weak.extend_from_slice(tag.as_bytes());
+    if let Ok(weak) = HeaderValue::from_bytes(&weak) {
+        headers.insert(header::ETAG, weak);
     }
 }
 
@@ -203,6 +229,49 @@ mod tests {
         let (parts, body) = response.map(Body::new).into_parts();
         let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
         (parts.headers, bytes.to_vec())
+    }
+
+    /// A strong tag set inside becomes weak when the answer is compressed here, and stays as it was when it
+    /// is not (no coding accepted, or a body too small to compress); a weak one stays weak.
+    #[tokio::test]
+    async fn a_tag_set_inside_is_weakened_by_compression() {
+        let config = CompressionConfig::default();
+        let layer = super::super::client::compression(&config);
+        let tagged: Answer = || {
+            let headers = [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::ETAG, "\"t\""),
+            ];
+            (headers, "x".repeat(4096)).into_response()
+        };
+        let small: Answer = || {
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::ETAG, "\"t\""),
+                ],
+                "{}",
+            )
+                .into_response()
+        };
+        let weak: Answer = || {
+            let headers = [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::ETAG, "W/\"t\""),
+            ];
+            (headers, "x".repeat(4096)).into_response()
+        };
+        let (headers, _) = call(layer.layer(service(tagged)), Some("gzip")).await;
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(headers[header::ETAG], "W/\"t\"");
+        let (headers, _) = call(layer.layer(service(tagged)), None).await;
+        assert!(headers.get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(headers[header::ETAG], "\"t\"");
+        let (headers, _) = call(layer.layer(service(small)), Some("gzip")).await;
+        assert!(headers.get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(headers[header::ETAG], "\"t\"");
+        let (headers, _) = call(layer.layer(service(weak)), Some("gzip")).await;
+        assert_eq!(headers[header::ETAG], "W/\"t\"");
     }
 
     /// Without `Accept-Encoding` the layer answers what tower-http's compression answers (same headers,

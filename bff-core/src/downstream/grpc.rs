@@ -246,6 +246,7 @@ impl GrpcTransport {
             status: StatusCode::OK,
             body,
             cache_control: None,
+            etag: None,
         })
     }
 }

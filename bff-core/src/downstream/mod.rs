@@ -312,10 +312,23 @@ impl Downstream {
         path_and_query: &str,
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
+        Ok(self
+            .get_answer(ctx, path_and_query, extra_headers)
+            .await?
+            .body)
+    }
+
+    /// [`Self::get_bytes`], with the rest of the answer (the downstream's `ETag`, for a forwarding route).
+    pub(crate) async fn get_answer(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: &str,
+        extra_headers: ExtraHeaders<'_>,
+    ) -> Result<Answer, DownstreamError> {
         let req = CallRequest::get(ctx, path_and_query, extra_headers, CallKind::Read);
         // Boxed: the stack's state machines are several KiB; kept inline they would be copied into every
         // composing future (measured: memcpy was 40% of a pass-through's instructions).
-        Ok(Box::pin(self.send(req)).await?.body)
+        Box::pin(self.send(req)).await
     }
 
     /// GETs `path_and_query` and decodes the JSON body, bypassing the response cache and coalescing (for

@@ -148,6 +148,8 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
     /// The `Cache-Control` header value.
     pub(crate) cache_control: Option<String>,
+    /// The downstream's `ETag`, when it sent one (not kept by the response cache: a cached body has none).
+    pub(crate) etag: Option<HeaderValue>,
 }
 
 impl Answer {
@@ -157,6 +159,7 @@ impl Answer {
             status: StatusCode::OK,
             body,
             cache_control: None,
+            etag: None,
         }
     }
 }

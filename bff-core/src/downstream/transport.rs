@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, HeaderValue,
+};
 use axum::http::{HeaderMap, HeaderName, Request, StatusCode, Uri};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -165,6 +167,7 @@ impl HttpTransport {
             .get(CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let etag = response.headers().get(ETAG).cloned();
         // The usual small answer arrives as one frame and is returned without a copy.
         let mut incoming = response.into_body();
         let mut first: Option<Bytes> = None;
@@ -209,6 +212,7 @@ impl HttpTransport {
             status,
             body,
             cache_control,
+            etag,
         })
     }
 }

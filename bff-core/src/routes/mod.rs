@@ -102,23 +102,30 @@ impl Forward {
             .iter()
             .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
             .collect();
-        let body = ctx
-            .required("upstream", self.downstream.get_bytes(&ctx, &path, &extra))
+        let answer = ctx
+            .required("upstream", self.downstream.get_answer(&ctx, &path, &extra))
             .await?;
-        let body = if self.fields.is_empty() {
+        if self.fields.is_empty() {
             // Pass-through: forwarded as received, like a reverse proxy, without being parsed (its media type
-            // was checked and its size capped by the call; docs/configuration.md, `[[routes]]`).
-            body
-        } else {
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                tracing::warn!(downstream = %self.downstream.name(), error = %e, "malformed JSON");
-                BffError::BadGateway { part: "upstream" }
-            })?;
-            serde_json::to_vec(&self.fields.pick(value))
-                .map_err(|_| BffError::Internal)?
-                .into()
-        };
-        Ok(json_response(body))
+            // was checked and its size capped by the call; docs/configuration.md, `[[routes]]`). Its tag is
+            // derived from the downstream's when there is one, instead of hashing the body (etag.rs).
+            let mut response = json_response(answer.body);
+            if let Some(tag) = answer
+                .etag
+                .as_ref()
+                .and_then(crate::etag::tag_of_downstream)
+            {
+                response.headers_mut().insert(header::ETAG, tag);
+            }
+            return Ok(response);
+        }
+        // Shaped: parsed, picked and written again; the conditional layer tags the new body.
+        let value: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
+            tracing::warn!(downstream = %self.downstream.name(), error = %e, "malformed JSON");
+            BffError::BadGateway { part: "upstream" }
+        })?;
+        let body = serde_json::to_vec(&self.fields.pick(value)).map_err(|_| BffError::Internal)?;
+        Ok(json_response(body.into()))
     }
 
     /// Serves the route by a unary call of `target` (an idempotent read, as the route is a `GET`): the
