@@ -22,6 +22,7 @@ mod stack;
 mod stream;
 mod transport;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,16 +320,18 @@ impl Downstream {
     }
 
     /// [`Self::get_bytes`], with the rest of the answer (the downstream's `ETag`, for a forwarding route).
-    pub(crate) async fn get_answer(
+    /// Not an `async fn`: the boxed call is returned as it is, so `get_bytes` awaits it without a second
+    /// state machine around it (measured: the nested one cost ~350 instructions per aggregation).
+    pub(crate) fn get_answer(
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
         extra_headers: ExtraHeaders<'_>,
-    ) -> Result<Answer, DownstreamError> {
+    ) -> Pin<Box<dyn Future<Output = Result<Answer, DownstreamError>> + Send + '_>> {
         let req = CallRequest::get(ctx, path_and_query, extra_headers, CallKind::Read);
         // Boxed: the stack's state machines are several KiB; kept inline they would be copied into every
         // composing future (measured: memcpy was 40% of a pass-through's instructions).
-        Box::pin(self.send(req)).await
+        Box::pin(self.send(req))
     }
 
     /// GETs `path_and_query` and decodes the JSON body, bypassing the response cache and coalescing (for
