@@ -248,12 +248,7 @@ async fn evil_origin() -> String {
         "/",
         axum::routing::get(move || async move { axum::response::Html(page) }),
     );
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    common::serve_router(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

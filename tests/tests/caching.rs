@@ -8,7 +8,6 @@ mod common;
 mod redis_server;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,13 +41,8 @@ impl Echo {
         let app = Router::new()
             .route("/{name}", axum::routing::get(echo))
             .with_state((calls.clone(), failing.clone()));
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
-            url,
+            url: serve_router(app).await,
             calls,
             failing,
         }
@@ -751,12 +745,7 @@ async fn tagged_downstream(version: Arc<Mutex<u32>>) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    common::serve_router(app).await
 }
 
 /// A forwarding route whose downstream sends an `ETag` answers with a tag derived from it (not the

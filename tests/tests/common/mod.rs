@@ -410,3 +410,12 @@ pub async fn advance(mocks: &MockStack, order: &str) -> serde_json::Value {
         .await
         .expect("json")
 }
+
+/// Serves `app` on an ephemeral loopback port in the background (a test's own downstream or page) and
+/// returns its base URL.
+pub async fn serve_router(app: Router) -> String {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
