@@ -38,7 +38,8 @@ pub fn tag_of(body: &[u8]) -> String {
     tag
 }
 
-/// Seed of the hash in [`tag_of_downstream`]: its tags never equal a body's tag by construction of the input.
+/// Seed of the hash in [`tag_of_downstream`]: keeps derived tags apart from body tags (the same bytes hashed
+/// as a body and as a downstream's tag give different tags).
 const DOWNSTREAM_TAG_SEED: u64 = 0x6266_665f_7461_6773;
 
 /// The entity tag of a forwarded answer whose downstream sent `downstream` as its `ETag`: the downstream's tag

@@ -158,11 +158,12 @@ impl Breaker {
         let mut state = self.lock();
         let probe = match state.phase {
             Phase::Closed => false,
-            // The clock is read only here: a closed breaker admits without it.
-            Phase::Open { until } if Instant::now() < until => {
-                return Err(until.saturating_duration_since(Instant::now()));
-            }
-            Phase::Open { .. } => {
+            // The clock is read only here, once: a closed breaker admits without it.
+            Phase::Open { until } => {
+                let now = Instant::now();
+                if now < until {
+                    return Err(until - now);
+                }
                 // Transition open → half-open: the cool-down is over; this call is the first probe.
                 state.phase = Phase::HalfOpen {
                     probes_in_flight: 1,
