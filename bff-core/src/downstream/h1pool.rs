@@ -1,18 +1,24 @@
 //! The lean HTTP/1.1 connection pool of one plain `http://` instance, layer 6's fast path: idle connections on
 //! a stack (the most recently used first, so a burst's spare connections age out at the bottom), no pool key
-//! hashed per call, no connect race, no boxed futures. TLS, HTTP/2 (`http2 = "always"`), gRPC, event streams
-//! and health checks keep hyper-util's pooled client (`client.rs`).
+//! hashed per call, no connect race, no boxed futures, and no task per connection: the call that borrows a
+//! connection drives it (writes the request, reads the answer) inside its own task, so an answer's arrival
+//! wakes that call directly instead of a connection task that then wakes it. TLS, HTTP/2
+//! (`http2 = "always"`), gRPC, event streams and health checks keep hyper-util's pooled client (`client.rs`).
 
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::http::{Request, Response, Uri};
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -41,16 +47,117 @@ pub(crate) struct H1Pool {
 /// An idle connection and when it was released.
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    conn: Box<Conn>,
     since: Instant,
 }
 
-/// A connection lent for one exchange. [`Lease::release`] returns it to the pool once the answer has been
-/// read to its end; dropped otherwise (an error, an unread body, a cancelled call), it closes the connection.
+/// One HTTP/1.1 connection: the handle requests are sent through and the state machine that does the I/O,
+/// which makes progress only while its borrower polls it ([`Conn::drive`]).
+#[derive(Debug)]
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    /// The driver finished (the connection closed or broke): it must not be polled again.
+    ended: bool,
+    /// What the driver is polled with: records that it was woken, then wakes its borrower's task.
+    signal: Arc<DriverSignal>,
+    /// `signal` as a waker.
+    waker: Waker,
+}
+
+/// Whether a connection's driver was woken since it was last polled, and the task to wake. The borrower's
+/// task polls all of a composition's calls whenever one of them is woken; the flag lets the others skip
+/// polling their idle drivers, as a task per connection would not have been polled either.
+#[derive(Debug)]
+struct DriverSignal {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for DriverSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Conn {
+    fn new(
+        sender: SendRequest<Full<Bytes>>,
+        driver: Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    ) -> Self {
+        let signal = Arc::new(DriverSignal {
+            // Never polled yet: the first drive polls.
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Self {
+            sender,
+            driver,
+            ended: false,
+            waker: Waker::from(signal.clone()),
+            signal,
+        }
+    }
+
+    /// Polls the driver once (with its own waker). Whether the connection is still open.
+    fn poll_driver(&mut self) -> bool {
+        if !self.ended
+            && Pin::new(&mut self.driver)
+                .poll(&mut Context::from_waker(&self.waker))
+                .is_ready()
+        {
+            self.ended = true;
+        }
+        !self.ended
+    }
+
+    /// Lets the connection make progress (write a queued request, read an answer into its body channel)
+    /// when it was woken since it was last polled; a wake-up from now on wakes `cx`'s task. Whether it is
+    /// still open.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        self.signal.task.register(cx.waker());
+        if self.signal.woken.swap(false, Ordering::AcqRel) {
+            self.poll_driver()
+        } else {
+            !self.ended
+        }
+    }
+
+    /// Whether the connection is open and can take the next request now. Polls the driver only when it was
+    /// woken since it was last polled (a peer's close, say): otherwise nothing changed since the poll that
+    /// finished the last exchange.
+    fn reusable(&mut self) -> bool {
+        if self.signal.woken.swap(false, Ordering::AcqRel) {
+            self.poll_driver();
+        }
+        !self.ended && !self.sender.is_closed() && self.sender.is_ready()
+    }
+}
+
+/// Polls `progress` after letting `conn` make progress. `progress` can only advance when `conn` does (the
+/// answer's head and body are handed over by the connection's state machine, which nothing else polls), so
+/// it is polled without a waker: the connection's driver wakes the task.
+fn after_driving<T>(
+    conn: &mut Conn,
+    cx: &mut Context<'_>,
+    progress: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    conn.drive(cx);
+    progress(&mut Context::from_waker(Waker::noop()))
+}
+
+/// A connection lent for one exchange. Its answer's body is read with [`Lease::frame`], which drives the
+/// connection; [`Lease::release`] returns the connection to the pool once the answer has been read to its
+/// end; dropped otherwise (an error, an unread body, a cancelled call), it closes the connection.
 #[derive(Debug)]
 pub(crate) struct Lease {
     pool: Arc<H1Pool>,
-    sender: SendRequest<Full<Bytes>>,
+    conn: Box<Conn>,
 }
 
 /// Why an exchange got no answer.
@@ -93,9 +200,10 @@ impl H1Pool {
         self: &Arc<Self>,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
-        if let Some(mut sender) = self.checkout().await {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, self.lease(sender))),
+        if let Some(mut conn) = self.checkout() {
+            let mut answer = pin!(conn.sender.try_send_request(request));
+            match poll_fn(|cx| after_driving(&mut conn, cx, |cx| answer.as_mut().poll(cx))).await {
+                Ok(response) => return Ok((response, self.lease(conn))),
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection closed meanwhile; a new one is safe for any method.
                     Some(unsent) => request = unsent,
@@ -104,17 +212,18 @@ impl H1Pool {
             }
         }
         // Boxed: the cold path's futures (connect, handshake) would otherwise enlarge every call's state.
-        let mut sender = Box::pin(self.connect()).await?;
-        match sender.send_request(request).await {
-            Ok(response) => Ok((response, self.lease(sender))),
+        let mut conn = Box::pin(self.connect()).await?;
+        let mut answer = pin!(conn.sender.send_request(request));
+        match poll_fn(|cx| after_driving(&mut conn, cx, |cx| answer.as_mut().poll(cx))).await {
+            Ok(response) => Ok((response, self.lease(conn))),
             Err(e) => Err(PoolError::Broke(e)),
         }
     }
 
-    fn lease(self: &Arc<Self>, sender: SendRequest<Full<Bytes>>) -> Lease {
+    fn lease(self: &Arc<Self>, conn: Box<Conn>) -> Lease {
         Lease {
             pool: self.clone(),
-            sender,
+            conn,
         }
     }
 
@@ -122,24 +231,20 @@ impl H1Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently released idle connection that is still open and ready; expired and closed ones met
-    /// on the way are dropped (closed).
-    async fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    /// The most recently released idle connection that is still open and ready; expired, closed and busy ones
+    /// met on the way are dropped (closed).
+    fn checkout(&self) -> Option<Box<Conn>> {
         loop {
-            let Idle { mut sender, since } = self.idle().pop_back()?;
-            if since.elapsed() >= IDLE_TIMEOUT || sender.is_closed() {
-                continue;
-            }
-            // Released as soon as its answer was read, a connection may still be finishing that exchange.
-            if sender.is_ready() || sender.ready().await.is_ok() {
-                return Some(sender);
+            let Idle { mut conn, since } = self.idle().pop_back()?;
+            if since.elapsed() < IDLE_TIMEOUT && conn.reusable() {
+                return Some(conn);
             }
         }
     }
 
-    /// Opens a connection (TCP with `TCP_NODELAY`, then the HTTP/1.1 handshake) and spawns its driver task,
-    /// which ends when the connection closes.
-    async fn connect(self: &Arc<Self>) -> Result<SendRequest<Full<Bytes>>, PoolError> {
+    /// Opens a connection (TCP with `TCP_NODELAY`, then the HTTP/1.1 handshake). It has no task of its own:
+    /// whoever borrows it drives it.
+    async fn connect(self: &Arc<Self>) -> Result<Box<Conn>, PoolError> {
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.authority))
                 .await
@@ -150,16 +255,11 @@ impl H1Pool {
             };
         // Small requests and answers go out at once (as hyper-util's connector is configured).
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| PoolError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "downstream connection ended");
-            }
-        });
         self.start_reaper();
-        Ok(sender)
+        Ok(Box::new(Conn::new(sender, driver)))
     }
 
     /// Starts, once, the task that closes idle connections past [`IDLE_TIMEOUT`] while no call comes (calls
@@ -183,10 +283,10 @@ impl H1Pool {
     }
 
     /// Closes the idle connections released before `now - IDLE_TIMEOUT` (the oldest are at the front) and
-    /// those whose peer closed them.
+    /// those whose peer closed them (noticed by polling each once: nothing drives an idle connection).
     fn expire(&self, now: Instant) {
         let mut idle = self.idle();
-        idle.retain(|i| now.duration_since(i.since) < IDLE_TIMEOUT && !i.sender.is_closed());
+        idle.retain_mut(|i| now.duration_since(i.since) < IDLE_TIMEOUT && i.conn.reusable());
     }
 
     /// Idle connections now (tests).
@@ -197,12 +297,24 @@ impl H1Pool {
 }
 
 impl Lease {
-    /// Returns the connection to the pool: the answer has been read to its end. A connection the peer closed,
+    /// The next frame of `body`, the answer this lease's connection carries (`None` at its end), driving the
+    /// connection meanwhile.
+    pub(crate) async fn frame(
+        &mut self,
+        body: &mut Incoming,
+    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        poll_fn(|cx| after_driving(&mut self.conn, cx, |cx| Pin::new(&mut *body).poll_frame(cx)))
+            .await
+    }
+
+    /// Returns the connection to the pool: the answer has been read to its end. A connection that closed,
     /// or one more than [`MAX_IDLE`], is closed instead.
     pub(crate) fn release(self) {
-        if self.sender.is_closed() {
+        if self.conn.ended || self.conn.sender.is_closed() {
             return;
         }
+        // Idle, the connection wakes no task (a wake-up is still recorded, for the next checkout).
+        self.conn.signal.task.register(Waker::noop());
         let now = Instant::now();
         let mut idle = self.pool.idle();
         while idle
@@ -213,7 +325,7 @@ impl Lease {
         }
         if idle.len() < MAX_IDLE {
             idle.push_back(Idle {
-                sender: self.sender,
+                conn: self.conn,
                 since: now,
             });
         }
@@ -225,7 +337,6 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use axum::http::header::HOST;
-    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio::sync::mpsc;
@@ -281,6 +392,49 @@ mod tests {
         (format!("http://{addr}"), accepted, rx)
     }
 
+    /// A real HTTP/1.1 server on loopback whose every answer is `len` bytes sent in two writes, the second
+    /// `pause` after the first (a body that spans many reads and arrives in two bursts); counts connections.
+    async fn slow_server(len: usize, pause: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let n = match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                            let mut answer =
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")
+                                    .into_bytes();
+                            answer.extend_from_slice(&body);
+                            let (first, second) = answer.split_at(answer.len() / 2);
+                            if socket.write_all(first).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(pause).await;
+                            if socket.write_all(second).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}"), accepted)
+    }
+
     fn get(pool: &H1Pool, path: &str) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(Bytes::new()));
         *request.uri_mut() = Uri::try_from(format!("{}{path}", pool.prefix())).unwrap();
@@ -292,11 +446,17 @@ mod tests {
 
     /// One exchange, the answer read to its end and the connection released.
     async fn exchange(pool: &Arc<H1Pool>, path: &str) -> Bytes {
-        let (response, lease) = pool.send(get(pool, path)).await.unwrap();
+        let (response, mut lease) = pool.send(get(pool, path)).await.unwrap();
         assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let mut incoming = response.into_body();
+        let mut body = Vec::new();
+        while let Some(frame) = lease.frame(&mut incoming).await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                body.extend_from_slice(&data);
+            }
+        }
         lease.release();
-        body
+        Bytes::from(body)
     }
 
     #[tokio::test]
@@ -314,6 +474,59 @@ mod tests {
             head.to_ascii_lowercase().contains("host: 127.0.0.1:"),
             "{head}"
         );
+    }
+
+    /// The call drives its connection itself: a large answer arriving in two bursts is read whole, and the
+    /// connection is then idle and reused, on either scheduler.
+    async fn large_answers_in_bursts_are_read_whole_on_one_connection() {
+        let len = 300_000;
+        let (base, accepted) = slow_server(len, Duration::from_millis(30)).await;
+        let pool = H1Pool::new(&base, Duration::from_secs(1)).unwrap();
+        for _ in 0..3 {
+            let body = exchange(&pool, "/big").await;
+            assert_eq!(body.len(), len);
+            assert!(
+                body.iter()
+                    .enumerate()
+                    .all(|(i, b)| *b == b'a' + (i % 26) as u8)
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn large_answers_current_thread() {
+        large_answers_in_bursts_are_read_whole_on_one_connection().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_answers_multi_thread() {
+        large_answers_in_bursts_are_read_whole_on_one_connection().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_on_many_threads_reuse_connections() {
+        let (base, accepted, _heads) = server(0).await;
+        let pool = H1Pool::new(&base, Duration::from_secs(1)).unwrap();
+        let round = || {
+            let pool = pool.clone();
+            async move {
+                let calls = (0..8).map(|_| {
+                    let pool = pool.clone();
+                    tokio::spawn(async move { exchange(&pool, "/a").await })
+                });
+                for body in futures::future::join_all(calls).await {
+                    assert_eq!(body.unwrap(), "{\"ok\":true}");
+                }
+            }
+        };
+        for _ in 0..6 {
+            round().await;
+        }
+        // 48 calls, at most 8 at a time: never more connections than calls in flight.
+        let opened = accepted.load(Ordering::SeqCst);
+        assert!((1..=8).contains(&opened), "{opened}");
     }
 
     #[tokio::test]

@@ -314,21 +314,34 @@ impl Downstream {
         extra_headers: ExtraHeaders<'_>,
     ) -> Result<Bytes, DownstreamError> {
         Ok(self
-            .get_answer(ctx, path_and_query, extra_headers)
+            .read(ctx, path_and_query, extra_headers, false)
             .await?
             .body)
     }
 
-    /// [`Self::get_bytes`], with the rest of the answer (the downstream's `ETag`, for a forwarding route).
-    /// Not an `async fn`: the boxed call is returned as it is, so `get_bytes` awaits it without a second
-    /// state machine around it (measured: the nested one cost ~350 instructions per aggregation).
+    /// [`Self::get_bytes`], with the rest of the answer, the downstream's `ETag` included (for a forwarding
+    /// route).
     pub(crate) fn get_answer(
         &self,
         ctx: &RequestContext,
         path_and_query: &str,
         extra_headers: ExtraHeaders<'_>,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, DownstreamError>> + Send + '_>> {
-        let req = CallRequest::get(ctx, path_and_query, extra_headers, CallKind::Read);
+        self.read(ctx, path_and_query, extra_headers, true)
+    }
+
+    /// A GET through the whole call stack, keeping the downstream's `ETag` when `keep_tag`. Not an
+    /// `async fn`: the boxed call is returned as it is, so callers await it without a second state machine
+    /// around it (measured: the nested one cost ~350 instructions per aggregation).
+    fn read(
+        &self,
+        ctx: &RequestContext,
+        path_and_query: &str,
+        extra_headers: ExtraHeaders<'_>,
+        keep_tag: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Answer, DownstreamError>> + Send + '_>> {
+        let mut req = CallRequest::get(ctx, path_and_query, extra_headers, CallKind::Read);
+        req.keep_tag = keep_tag;
         // Boxed: the stack's state machines are several KiB; kept inline they would be copied into every
         // composing future (measured: memcpy was 40% of a pass-through's instructions).
         Box::pin(self.send(req))

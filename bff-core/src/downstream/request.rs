@@ -43,6 +43,9 @@ pub(crate) struct CallRequest {
     /// A gRPC call (a POST of one framed message, see `grpc.rs`): never cached or coalesced; retried and
     /// hedged when its method is idempotent.
     pub(crate) rpc: bool,
+    /// Whether the answer keeps the downstream's `ETag` ([`Answer::etag`]): only a forwarding route uses it,
+    /// so the other calls skip the header look-up.
+    pub(crate) keep_tag: bool,
 }
 
 impl CallRequest {
@@ -61,6 +64,7 @@ impl CallRequest {
             body: None,
             kind,
             rpc: false,
+            keep_tag: false,
         }
     }
 
@@ -80,6 +84,7 @@ impl CallRequest {
             body,
             kind: CallKind::Once,
             rpc: false,
+            keep_tag: false,
         }
     }
 
@@ -99,6 +104,7 @@ impl CallRequest {
                 CallKind::Once
             },
             rpc: true,
+            keep_tag: false,
         }
     }
 
@@ -148,7 +154,8 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
     /// The `Cache-Control` header value.
     pub(crate) cache_control: Option<String>,
-    /// The downstream's `ETag`, when it sent one (not kept by the response cache: a cached body has none).
+    /// The downstream's `ETag`, when it sent one and the call asked for it ([`CallRequest::keep_tag`]); not kept
+    /// by the response cache (a cached body has none), and a coalesced call gets its leader's answer as it is.
     pub(crate) etag: Option<HeaderValue>,
 }
 

@@ -112,7 +112,7 @@ impl HttpTransport {
     ) -> Result<Answer, DownstreamError> {
         let err = |kind| DownstreamError::new(name, kind);
         let json = "application/json";
-        let (response, lease) = match self.lean.get(i).and_then(Option::as_ref) {
+        let (response, mut lease) = match self.lean.get(i).and_then(Option::as_ref) {
             Some(pool) => {
                 let request =
                     build_request(name, req, instance, pool.prefix(), budget, span, json)?;
@@ -167,13 +167,25 @@ impl HttpTransport {
             .get(CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let etag = response.headers().get(ETAG).cloned();
+        let etag = if req.keep_tag {
+            response.headers().get(ETAG).cloned()
+        } else {
+            None
+        };
         // The usual small answer arrives as one frame and is returned without a copy.
         let mut incoming = response.into_body();
         let mut first: Option<Bytes> = None;
         let mut rest = BytesMut::new();
         let mut total = 0usize;
-        while let Some(frame) = incoming.frame().await {
+        loop {
+            let frame = match &mut lease {
+                // The lean pool's connection is driven by this call while its body is read.
+                Some(lease) => lease.frame(&mut incoming).await,
+                None => incoming.frame().await,
+            };
+            let Some(frame) = frame else {
+                break;
+            };
             let frame = frame.map_err(|e| {
                 tracing::debug!(error = %e, "body read failed");
                 err(DownstreamErrorKind::Body)
