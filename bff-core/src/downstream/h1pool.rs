@@ -547,7 +547,7 @@ mod tests {
         let pool = H1Pool::new(&base, Duration::from_secs(1)).unwrap();
         for _ in 0..3 {
             exchange(&pool, "/a").await;
-            // Let the connection's task see the close before the next call (the race itself is covered by
+            // Let the close reach the connection before the next call (the race itself is covered by
             // the unsent-request retry, which hyper reports only when the request was never written).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
