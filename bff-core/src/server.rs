@@ -190,6 +190,7 @@ impl Conn {
             .map_request(move |request: Request<hyper::body::Incoming>| {
                 let mut request = request.map(|body| on_request.request(body));
                 let extensions = request.extensions_mut();
+                extensions.extend(crate::conn::extensions::with_room());
                 extensions.insert(ConnectInfo::<SocketAddr>(peer));
                 if let Some(cert) = &client_cert {
                     extensions.insert(cert.clone());

@@ -3,11 +3,13 @@
 //! accept backoff, [`budget`]); the first-bytes / protocol-detection timeout ([`detect`]); and paced responses
 //! (bounded send buffers, a memory budget across connections, connections that stop reading closed,
 //! [`pacing`]); idle HTTP/1 keep-alive connections parked outside hyper without buffers ([`park`]); the
-//! connection task's rare-event futures polled only when woken ([`gate`]). [`crate::server`] only wires them
+//! connection task's rare-event futures polled only when woken ([`gate`]); a request's extensions allocated
+//! once with room for what the gateway adds ([`extensions`]). [`crate::server`] only wires them
 //! into its accept loop.
 
 pub mod budget;
 pub mod detect;
+pub(crate) mod extensions;
 pub mod gate;
 pub mod pacing;
 pub mod park;
