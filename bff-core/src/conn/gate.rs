@@ -14,11 +14,20 @@ use futures::task::AtomicWaker;
 /// woken through it as usual.
 pub struct Gated<F> {
     inner: Pin<Box<F>>,
+    flag: WakeFlag,
+}
+
+/// A waker that records that it was woken, then wakes the task registered last: what lets a future (a
+/// [`Gated`] one, a downstream connection driven by its call) be polled only when one of its own wakers
+/// fired, not on every wake-up of the task that holds it. Starts woken (a future is polled once to register).
+#[derive(Debug)]
+pub(crate) struct WakeFlag {
     gate: Arc<Gate>,
     waker: Waker,
 }
 
-/// The waker handed to the gated future: marks it woken, then wakes the task.
+/// What [`WakeFlag`]'s waker points to.
+#[derive(Debug)]
 struct Gate {
     woken: AtomicBool,
     task: AtomicWaker,
@@ -35,17 +44,49 @@ impl Wake for Gate {
     }
 }
 
-impl<F: Future> Gated<F> {
-    /// Gates `inner` (boxed once: it is polled through its own waker).
-    pub fn new(inner: F) -> Self {
+impl WakeFlag {
+    /// A flag that reads woken once.
+    pub(crate) fn new() -> Self {
         let gate = Arc::new(Gate {
             woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
         });
         Self {
-            inner: Box::pin(inner),
             waker: Waker::from(gate.clone()),
             gate,
+        }
+    }
+
+    /// Whether the flag's waker was woken since the last call (clearing it); a wake-up from now on wakes
+    /// `task`.
+    pub(crate) fn take(&self, task: &Waker) -> bool {
+        self.gate.task.register(task);
+        self.take_unregistered()
+    }
+
+    /// Whether the flag's waker was woken since the last call (clearing it), leaving the task to wake as it
+    /// is.
+    pub(crate) fn take_unregistered(&self) -> bool {
+        self.gate.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// From now on a wake-up is only recorded, waking no task (until the next [`Self::take`]).
+    pub(crate) fn wake_no_task(&self) {
+        self.gate.task.register(Waker::noop());
+    }
+
+    /// The waker to poll the gated future with.
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+impl<F: Future> Gated<F> {
+    /// Gates `inner` (boxed once: it is polled through its own waker).
+    pub fn new(inner: F) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            flag: WakeFlag::new(),
         }
     }
 }
@@ -55,13 +96,12 @@ impl<F: Future> Future for Gated<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        this.gate.task.register(cx.waker());
-        if !this.gate.woken.swap(false, Ordering::AcqRel) {
+        if !this.flag.take(cx.waker()) {
             return Poll::Pending;
         }
         this.inner
             .as_mut()
-            .poll(&mut Context::from_waker(&this.waker))
+            .poll(&mut Context::from_waker(this.flag.waker()))
     }
 }
 

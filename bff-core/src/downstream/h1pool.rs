@@ -10,18 +10,19 @@ use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::http::{Request, Response, Uri};
 use bytes::Bytes;
-use futures::task::AtomicWaker;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::conn::gate::WakeFlag;
 
 /// How long an idle connection is kept before it is closed (as hyper-util's pooled client).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,30 +60,10 @@ struct Conn {
     driver: Connection<TokioIo<TcpStream>, Full<Bytes>>,
     /// The driver finished (the connection closed or broke): it must not be polled again.
     ended: bool,
-    /// What the driver is polled with: records that it was woken, then wakes its borrower's task.
-    signal: Arc<DriverSignal>,
-    /// `signal` as a waker.
-    waker: Waker,
-}
-
-/// Whether a connection's driver was woken since it was last polled, and the task to wake. The borrower's
-/// task polls all of a composition's calls whenever one of them is woken; the flag lets the others skip
-/// polling their idle drivers, as a task per connection would not have been polled either.
-#[derive(Debug)]
-struct DriverSignal {
-    woken: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for DriverSignal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
-    }
+    /// What the driver is polled with: records that it was woken, then wakes its borrower's task. The
+    /// borrower's task polls all of a composition's calls whenever one of them is woken; the flag lets the
+    /// others skip polling their idle drivers, as a task per connection would not have been polled either.
+    flag: WakeFlag,
 }
 
 impl Conn {
@@ -90,17 +71,11 @@ impl Conn {
         sender: SendRequest<Full<Bytes>>,
         driver: Connection<TokioIo<TcpStream>, Full<Bytes>>,
     ) -> Self {
-        let signal = Arc::new(DriverSignal {
-            // Never polled yet: the first drive polls.
-            woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
         Self {
             sender,
             driver,
             ended: false,
-            waker: Waker::from(signal.clone()),
-            signal,
+            flag: WakeFlag::new(),
         }
     }
 
@@ -108,7 +83,7 @@ impl Conn {
     fn poll_driver(&mut self) -> bool {
         if !self.ended
             && Pin::new(&mut self.driver)
-                .poll(&mut Context::from_waker(&self.waker))
+                .poll(&mut Context::from_waker(self.flag.waker()))
                 .is_ready()
         {
             self.ended = true;
@@ -120,8 +95,7 @@ impl Conn {
     /// when it was woken since it was last polled; a wake-up from now on wakes `cx`'s task. Whether it is
     /// still open.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        self.signal.task.register(cx.waker());
-        if self.signal.woken.swap(false, Ordering::AcqRel) {
+        if self.flag.take(cx.waker()) {
             self.poll_driver()
         } else {
             !self.ended
@@ -132,7 +106,7 @@ impl Conn {
     /// woken since it was last polled (a peer's close, say): otherwise nothing changed since the poll that
     /// finished the last exchange.
     fn reusable(&mut self) -> bool {
-        if self.signal.woken.swap(false, Ordering::AcqRel) {
+        if self.flag.take_unregistered() {
             self.poll_driver();
         }
         !self.ended && !self.sender.is_closed() && self.sender.is_ready()
@@ -314,7 +288,7 @@ impl Lease {
             return;
         }
         // Idle, the connection wakes no task (a wake-up is still recorded, for the next checkout).
-        self.conn.signal.task.register(Waker::noop());
+        self.conn.flag.wake_no_task();
         let now = Instant::now();
         let mut idle = self.pool.idle();
         while idle
@@ -343,22 +317,23 @@ mod tests {
 
     use super::*;
 
-    /// A real HTTP/1.1 server on loopback: answers every request on a connection with `body`, counts the
-    /// connections it accepted, and reports each request's head. `close_after` answers per connection before
-    /// it closes the connection itself (0 = never).
-    async fn server(
+    /// A real HTTP/1.1 server on loopback: counts the connections it accepted and answers every request head
+    /// with the bytes `answer` makes of it, written in two halves `pause` apart when `pause` is not zero.
+    /// `close_after` answers per connection before it closes the connection itself (0 = never).
+    async fn serve_with(
         close_after: usize,
-    ) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
+        pause: Duration,
+        answer: impl Fn(String) -> Vec<u8> + Clone + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (heads, rx) = mpsc::unbounded_channel();
         let count = accepted.clone();
         tokio::spawn(async move {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
-                let heads = heads.clone();
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut served = 0;
                     let mut buf = Vec::new();
@@ -371,14 +346,20 @@ mod tests {
                         buf.extend_from_slice(&chunk[..n]);
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             let head: Vec<u8> = buf.drain(..end + 4).collect();
-                            let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
-                            let body = "{\"ok\":true}";
-                            let answer = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                                body.len()
-                            );
-                            if socket.write_all(answer.as_bytes()).await.is_err() {
+                            let bytes = answer(String::from_utf8_lossy(&head).into_owned());
+                            let (first, second) = if pause.is_zero() {
+                                (&bytes[..], &[][..])
+                            } else {
+                                bytes.split_at(bytes.len() / 2)
+                            };
+                            if socket.write_all(first).await.is_err() {
                                 return;
+                            }
+                            if !second.is_empty() {
+                                tokio::time::sleep(pause).await;
+                                if socket.write_all(second).await.is_err() {
+                                    return;
+                                }
                             }
                             served += 1;
                             if served == close_after {
@@ -389,50 +370,37 @@ mod tests {
                 });
             }
         });
-        (format!("http://{addr}"), accepted, rx)
+        (format!("http://{addr}"), accepted)
     }
 
-    /// A real HTTP/1.1 server on loopback whose every answer is `len` bytes sent in two writes, the second
-    /// `pause` after the first (a body that spans many reads and arrives in two bursts); counts connections.
+    /// [`serve_with`] answering `{"ok":true}` at once, reporting each request's head.
+    async fn server(
+        close_after: usize,
+    ) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
+        let (heads, rx) = mpsc::unbounded_channel();
+        let (base, accepted) = serve_with(close_after, Duration::ZERO, move |head| {
+            let _ = heads.send(head);
+            let body = "{\"ok\":true}";
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        })
+        .await;
+        (base, accepted, rx)
+    }
+
+    /// [`serve_with`] answering `len` bytes (the alphabet, repeated) in two halves `pause` apart: a body that
+    /// spans many reads and arrives in two bursts.
     async fn slow_server(len: usize, pause: Duration) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        let mut chunk = [0u8; 4096];
-                        let n = match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                            let mut answer =
-                                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")
-                                    .into_bytes();
-                            answer.extend_from_slice(&body);
-                            let (first, second) = answer.split_at(answer.len() / 2);
-                            if socket.write_all(first).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(pause).await;
-                            if socket.write_all(second).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (format!("http://{addr}"), accepted)
+        serve_with(0, pause, move |_| {
+            let mut answer =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").into_bytes();
+            answer.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+            answer
+        })
+        .await
     }
 
     fn get(pool: &H1Pool, path: &str) -> Request<Full<Bytes>> {
