@@ -79,8 +79,8 @@ impl Conn {
         }
     }
 
-    /// Polls the driver once (with its own waker). Whether the connection is still open.
-    fn poll_driver(&mut self) -> bool {
+    /// Polls the driver once (with its own waker), unless it has ended.
+    fn poll_driver(&mut self) {
         if !self.ended
             && Pin::new(&mut self.driver)
                 .poll(&mut Context::from_waker(self.flag.waker()))
@@ -88,17 +88,13 @@ impl Conn {
         {
             self.ended = true;
         }
-        !self.ended
     }
 
     /// Lets the connection make progress (write a queued request, read an answer into its body channel)
-    /// when it was woken since it was last polled; a wake-up from now on wakes `cx`'s task. Whether it is
-    /// still open.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+    /// when it was woken since it was last polled; a wake-up from now on wakes `cx`'s task.
+    fn drive(&mut self, cx: &mut Context<'_>) {
         if self.flag.take(cx.waker()) {
-            self.poll_driver()
-        } else {
-            !self.ended
+            self.poll_driver();
         }
     }
 
@@ -520,6 +516,36 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// An idle connection whose server closed it is noticed (its waker fired) and dropped by the reaper's
+    /// pass, before any call takes it.
+    #[tokio::test]
+    async fn the_reaper_drops_idle_connections_the_server_closed() {
+        // Answers one request, then closes the connection 50 ms later (while it is idle in the pool).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                socket.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        let pool = H1Pool::new(&base, Duration::from_secs(1)).unwrap();
+        assert_eq!(exchange(&pool, "/a").await, "ok");
+        pool.expire(Instant::now());
+        assert_eq!(pool.idle_count(), 1, "open and idle: kept");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        pool.expire(Instant::now());
+        assert_eq!(pool.idle_count(), 0, "closed by the server: dropped");
     }
 
     #[tokio::test]
