@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
@@ -82,6 +83,9 @@ struct Inner {
     request_id: RequestId,
     /// W3C trace context of this hop.
     trace: TraceContext,
+    /// `trace` as the `traceparent` value naming this hop, rendered once: echoed to the client and sent to
+    /// every downstream that is not given an attempt span of its own (a clone shares its bytes).
+    traceparent: HeaderValue,
     /// The verified caller, when the route is authenticated, with its downstream headers rendered once (when
     /// it was verified) and reused by every call of the request.
     caller: Option<Arc<Verified>>,
@@ -140,6 +144,7 @@ impl RequestContext {
         Self {
             inner: Arc::new(Inner {
                 request_id,
+                traceparent: trace.header_value(),
                 trace,
                 caller,
                 deadline,
@@ -251,6 +256,11 @@ impl RequestContext {
     /// The trace context of this hop.
     pub fn trace(&self) -> &TraceContext {
         &self.inner.trace
+    }
+
+    /// The `traceparent` header value naming this hop ([`TraceContext::header_value`], rendered once).
+    pub fn traceparent(&self) -> &HeaderValue {
+        &self.inner.traceparent
     }
 
     /// The verified caller, if the route is authenticated.

@@ -184,7 +184,8 @@ where
         request_id = %request_id,
         trace_id = %trace.trace_id,
     );
-    let traceparent = trace.header_value();
+    // The answer's `traceparent` when no context is made (a request refused before routing).
+    let refused_trace = trace.clone();
     let rid = request_id.clone();
     let trace_id = trace.trace_id;
     let observed = state.clone();
@@ -319,6 +320,10 @@ where
     let headers = response.headers_mut();
     crate::hygiene::add_security_headers(headers, 2);
     headers.insert(REQUEST_ID, rid.header_value().clone());
+    let traceparent = match &ctx {
+        Some(ctx) => ctx.traceparent().clone(),
+        None => refused_trace.header_value(),
+    };
     headers.insert(TRACEPARENT, traceparent);
     response
 }

@@ -264,7 +264,7 @@ pub(crate) fn build_request(
     );
     let traceparent = match span {
         Some(id) => req.trace().header_value_for(id),
-        None => req.trace().header_value(),
+        None => ctx.traceparent().clone(),
     };
     headers.append(TRACEPARENT_HEADER, traceparent);
     headers.append(DEADLINE, decimal(remaining_ms));
