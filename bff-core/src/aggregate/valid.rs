@@ -349,12 +349,11 @@ mod tests {
         serde_json::from_slice::<&RawValue>(json).is_ok()
     }
 
-    /// Documents at the edges of the grammar, each judged as serde_json judges it.
+    /// Strings of 0..=12 bytes, plain and with a special sequence (an escaped quote, an `\n` or `\u` escape, a
+    /// control character, a tab, a non-ASCII character, invalid UTF-8) at each position, as a key, as a value
+    /// and as the whole document: the one-word path of `string_end` and the long path meet at every length.
     #[test]
     fn short_strings_end_where_serde_says_at_every_length_and_stop() {
-        // Strings of 0..=12 bytes, plain and with a special byte (quote escaped, backslash, control, tab,
-        // non-ASCII, invalid UTF-8) at each position, each as a key and as a value and at the document's end,
-        // so the one-word path (a quote within the first eight bytes) and the long path meet at every length.
         let specials: &[&[u8]] = &[
             b"\\\"",
             b"\\n",
@@ -393,6 +392,7 @@ mod tests {
         }
     }
 
+    /// Documents at the edges of the grammar, each judged as serde_json judges it.
     #[test]
     fn agrees_with_serde_on_the_edges() {
         let cases: &[&[u8]] = &[
